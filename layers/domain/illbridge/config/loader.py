@@ -1,0 +1,161 @@
+"""Loading and caching library configurations with Powertools Parameters.
+
+Layout (``prefix`` is the ``CONFIG_PREFIX`` setting, e.g. ``/reshare-wms-bridge``):
+- SSM ``<prefix>/libraries``: JSON list of library ids this deployment serves;
+- SSM ``<prefix>/libraries/<library_id>``: JSON settings (everything of ``LibraryConfig`` but the secrets);
+- Secrets Manager ``<prefix without leading slash>/libraries/<library_id>``: JSON
+  ``{"wskey_secret": ..., "reshare_password": ..., "webhook_secrets": [...]}``.
+Values are cached for ``max_age`` seconds per function instance.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.utilities.parameters import SecretsProvider, SSMProvider
+from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError, TransformParameterError
+from pydantic import ValidationError
+
+from illbridge.config.library import LibraryConfig
+from illbridge.errors import ConfigurationError, UnknownLibrary
+
+SECRET_FIELDS = ("wskey_secret", "reshare_password")
+
+
+def settings_parameter(prefix: str, library_id: str) -> str:
+    return f"{prefix.rstrip('/')}/libraries/{library_id}"
+
+
+def index_parameter(prefix: str) -> str:
+    return f"{prefix.rstrip('/')}/libraries"
+
+
+def secret_name(prefix: str, library_id: str) -> str:
+    return f"{prefix.strip('/')}/libraries/{library_id}"
+
+
+def _not_found(exc: Exception) -> bool:
+    text = str(exc)
+    return "ParameterNotFound" in text or "ResourceNotFoundException" in text
+
+
+class ConfigStore:
+    """Reads library configurations; one instance per function instance (the providers cache)."""
+
+    def __init__(
+        self,
+        prefix: str,
+        *,
+        max_age: int = 300,
+        ssm: SSMProvider | None = None,
+        secrets: SecretsProvider | None = None,
+    ) -> None:
+        self.prefix = prefix
+        self.max_age = max_age
+        self._ssm = ssm
+        self._secrets = secrets
+
+    @property
+    def ssm(self) -> SSMProvider:
+        if self._ssm is None:
+            self._ssm = SSMProvider()
+        return self._ssm
+
+    @property
+    def secrets(self) -> SecretsProvider:
+        if self._secrets is None:
+            self._secrets = SecretsProvider()
+        return self._secrets
+
+    def library_ids(self) -> list[str]:
+        name = index_parameter(self.prefix)
+        try:
+            value = self.ssm.get(name, transform="json", max_age=self.max_age)
+        except (GetParameterError, TransformParameterError) as exc:
+            if _not_found(exc):
+                return []
+            raise ConfigurationError(f"parameter {name} is not a JSON list of library ids: {exc}") from exc
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigurationError(f"parameter {name} must be a JSON list of library ids")
+        return list(value)
+
+    def get(self, library_id: str) -> LibraryConfig:
+        settings = self._settings(library_id)
+        secret = self._secret(library_id)
+        merged = _merge(settings, secret, library_id)
+        try:
+            return LibraryConfig.model_validate(merged)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = ".".join(str(p) for p in err["loc"])
+            more = f" (and {len(exc.errors()) - 1} more problems)" if len(exc.errors()) > 1 else ""
+            raise ConfigurationError(f"{err['msg']}{more}", library_id=library_id, field=field) from exc
+
+    def all(self) -> list[LibraryConfig]:
+        return [self.get(library_id) for library_id in self.library_ids()]
+
+    def for_tenant(self, tenant: str) -> LibraryConfig:
+        for config in self.all():
+            if config.reshare.tenant == tenant:
+                return config
+        raise UnknownLibrary(f"no library is configured for ReShare tenant {tenant!r}")
+
+    def for_registry(self, registry_id: str) -> LibraryConfig:
+        for config in self.all():
+            if config.wms.registry_id == registry_id:
+                return config
+        raise UnknownLibrary(f"no library is configured for WMS registry id {registry_id!r}")
+
+    def _settings(self, library_id: str) -> dict[str, Any]:
+        name = settings_parameter(self.prefix, library_id)
+        try:
+            value = self.ssm.get(name, transform="json", max_age=self.max_age)
+        except TransformParameterError as exc:
+            raise ConfigurationError(
+                f"parameter {name} is not valid JSON", library_id=library_id
+            ) from exc
+        except GetParameterError as exc:
+            if _not_found(exc):
+                raise UnknownLibrary(
+                    f"no configuration (SSM parameter {name} does not exist)", library_id=library_id
+                ) from exc
+            raise
+        if not isinstance(value, dict):
+            raise ConfigurationError(f"parameter {name} must be a JSON object", library_id=library_id)
+        return value
+
+    def _secret(self, library_id: str) -> dict[str, Any]:
+        name = secret_name(self.prefix, library_id)
+        try:
+            value = self.secrets.get(name, transform="json", max_age=self.max_age)
+        except TransformParameterError as exc:
+            raise ConfigurationError(f"secret {name} is not valid JSON", library_id=library_id) from exc
+        except GetParameterError as exc:
+            if _not_found(exc):
+                raise ConfigurationError(
+                    f"secret {name} does not exist (it holds {', '.join(SECRET_FIELDS)})",
+                    library_id=library_id,
+                ) from exc
+            raise
+        if not isinstance(value, dict):
+            raise ConfigurationError(f"secret {name} must be a JSON object", library_id=library_id)
+        for field in SECRET_FIELDS:
+            if not value.get(field):
+                raise ConfigurationError(
+                    f"secret {name} has no {field!r}", library_id=library_id, field=field
+                )
+        return value
+
+
+def _merge(settings: dict[str, Any], secret: dict[str, Any], library_id: str) -> dict[str, Any]:
+    merged = json.loads(json.dumps(settings))  # deep copy
+    merged.setdefault("library_id", library_id)
+    if merged["library_id"] != library_id:
+        raise ConfigurationError(
+            f"settings name library {merged['library_id']!r}", library_id=library_id, field="library_id"
+        )
+    merged.setdefault("wms", {})["wskey_secret"] = secret["wskey_secret"]
+    merged.setdefault("reshare", {})["password"] = secret["reshare_password"]
+    merged["webhook_secrets"] = list(secret.get("webhook_secrets", []))
+    return merged

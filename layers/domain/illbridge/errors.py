@@ -1,0 +1,172 @@
+"""Typed errors of the bridge.
+
+Every error says whether retrying can help (``transient``) so the queue-driven steps know whether to let the
+message come back (backoff through the visibility timeout) or to hand over to staff at once.
+"""
+
+from __future__ import annotations
+
+
+class BridgeError(Exception):
+    """Base of every error the bridge raises on purpose."""
+
+    transient: bool = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+# --- configuration -------------------------------------------------------------------------------------
+
+
+class ConfigurationError(BridgeError):
+    """A library's configuration is missing or invalid: staff must fix it, retrying will not help."""
+
+    def __init__(self, message: str, *, library_id: str | None = None, field: str | None = None) -> None:
+        prefix = f"library {library_id!r}: " if library_id else ""
+        where = f"{field}: " if field else ""
+        super().__init__(f"{prefix}{where}{message}")
+        self.library_id = library_id
+        self.field = field
+
+
+class UnknownLibrary(ConfigurationError):
+    """No configuration exists for this library id."""
+
+
+class InvalidSettings(ConfigurationError):
+    """The function's environment settings are invalid (a deployment error)."""
+
+
+# --- WMS ------------------------------------------------------------------------------------------------
+
+
+class WmsError(BridgeError):
+    """Base of errors talking to WMS."""
+
+
+class WmsProblem(WmsError):
+    """WMS answered, and said no: an NCIP Problem (or a SCIM error) with its type and detail."""
+
+    def __init__(
+        self,
+        problem_type: str,
+        detail: str | None = None,
+        *,
+        element: str | None = None,
+        value: str | None = None,
+        operation: str | None = None,
+    ) -> None:
+        text = problem_type + (f": {detail}" if detail else "")
+        if operation:
+            text = f"{operation}: {text}"
+        super().__init__(text)
+        self.problem_type = problem_type
+        self.detail = detail
+        self.element = element
+        self.value = value
+        self.operation = operation
+
+
+class WmsAuthError(WmsError):
+    """The WSKey was refused (bad key or secret, or missing scope)."""
+
+
+class WmsUnavailable(WmsError):
+    """WMS could not be reached or answered 5xx before acting: safe to retry."""
+
+    transient = True
+
+
+class WmsOutcomeUnknown(WmsError):
+    """The request was sent but no answer came back (timeout, connection lost): verify before re-sending."""
+
+    transient = True
+
+
+class WmsProtocolError(WmsError):
+    """WMS answered something the bridge cannot read (not NCIP, not the expected response)."""
+
+    transient = True
+
+
+class PatronNotFound(WmsError):
+    """WMS does not know this patron barcode."""
+
+
+# --- ReShare --------------------------------------------------------------------------------------------
+
+
+class ReShareError(BridgeError):
+    """Base of errors talking to ReShare."""
+
+
+class ReShareActionRejected(ReShareError):
+    """ReShare refused a performAction (not valid in the request's current state, or bad parameters)."""
+
+    def __init__(self, action: str, message: str, *, status: int = 400) -> None:
+        super().__init__(f"ReShare rejected {action}: {message}")
+        self.action = action
+        self.reason = message
+        self.status = status
+
+
+class ReShareNotFound(ReShareError):
+    """ReShare does not know this request."""
+
+
+class ReShareAuthError(ReShareError):
+    """ReShare refused the service user's credentials."""
+
+
+class ReShareUnavailable(ReShareError):
+    """ReShare could not be reached or answered 5xx: safe to retry."""
+
+    transient = True
+
+
+class ReShareOutcomeUnknown(ReShareError):
+    """An action was sent but no answer came back: re-read the request before sending again."""
+
+    transient = True
+
+
+class ReShareProtocolError(ReShareError):
+    """ReShare answered something the bridge cannot read."""
+
+    transient = True
+
+
+# --- store ----------------------------------------------------------------------------------------------
+
+
+class StoreError(BridgeError):
+    """Base of errors of the bridge's DynamoDB store."""
+
+
+class StepAlreadyClaimed(StoreError):
+    """Another worker holds a live lease on this step."""
+
+    transient = True
+
+
+class StepAlreadyDone(StoreError):
+    """This step already finished (succeeded or was skipped): nothing to do."""
+
+
+class StaleMapping(StoreError):
+    """The mapping changed since it was read: re-read and try again."""
+
+    transient = True
+
+
+# --- input ----------------------------------------------------------------------------------------------
+
+
+class BadInput(BridgeError):
+    """Input from outside (a webhook, an event) is malformed: answer 400 and change nothing."""
+
+
+class UnsafeXml(BadInput):
+    """XML with a DOCTYPE, entities or external references: refused without expansion."""

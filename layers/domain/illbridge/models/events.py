@@ -1,0 +1,41 @@
+"""The events the bridge puts on its EventBridge bus (the ``detail`` of each)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+EVENT_SOURCE = "reshare-wms-bridge"
+
+
+class ReShareRequestChanged(BaseModel):
+    """A ReShare patron request entered a new state (seen by the poller or pushed to the webhook)."""
+
+    DETAIL_TYPE: ClassVar[str] = "ReShareRequestChanged"
+    model_config = ConfigDict(extra="forbid")
+
+    library_id: str
+    tenant: str
+    side: Literal["borrowing", "lending"]
+    request_id: str
+    hrid: str
+    state: str
+    previous_state: str | None = None
+    last_updated: datetime
+    source: Literal["poller", "webhook", "ops"] = "poller"
+
+
+class WmsItemCheckedIn(BaseModel):
+    """WMS checked an item in (seen by reconciliation or pushed to the WMS webhook)."""
+
+    DETAIL_TYPE: ClassVar[str] = "WmsItemCheckedIn"
+    model_config = ConfigDict(extra="forbid")
+
+    library_id: str
+    registry_id: str
+    item_barcode: str
+    checked_in_at: datetime
+    branch: str | None = None
+    source: Literal["reconciler", "webhook", "ops"] = "reconciler"
