@@ -170,3 +170,15 @@ class BadInput(BridgeError):
 
 class UnsafeXml(BadInput):
     """XML with a DOCTYPE, entities or external references: refused without expansion."""
+
+
+# --- workflow -------------------------------------------------------------------------------------------
+
+
+class NeedsStaff(BridgeError):
+    """The step cannot go on without a human: what is wrong and what to fix (it becomes an attention item)."""
+
+    def __init__(self, reason: str, fix: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.fix = fix

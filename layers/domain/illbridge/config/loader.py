@@ -112,9 +112,7 @@ class ConfigStore:
         try:
             value = self.ssm.get(name, transform="json", max_age=self.max_age)
         except TransformParameterError as exc:
-            raise ConfigurationError(
-                f"parameter {name} is not valid JSON", library_id=library_id
-            ) from exc
+            raise ConfigurationError(f"parameter {name} is not valid JSON", library_id=library_id) from exc
         except GetParameterError as exc:
             if _not_found(exc):
                 raise UnknownLibrary(

@@ -4,8 +4,8 @@ from illbridge.models.events import ReShareRequestChanged, WmsItemCheckedIn
 from illbridge.models.mapping import (
     AttentionItem,
     HistoryEntry,
-    Mapping,
     MappedItem,
+    Mapping,
     Outcome,
     Side,
     StepName,

@@ -38,4 +38,23 @@ class WmsItemCheckedIn(BaseModel):
     item_barcode: str
     checked_in_at: datetime
     branch: str | None = None
+    side: Literal["borrowing", "lending"] | None = None  # from the bridge's mapping of the item
+    tenant: str | None = None
+    request_id: str | None = None
     source: Literal["reconciler", "webhook", "ops"] = "reconciler"
+
+
+class AttentionRaised(BaseModel):
+    """Something needs staff (routed by the bus to the attention SNS topic that staff subscribe to)."""
+
+    DETAIL_TYPE: ClassVar[str] = "AttentionRaised"
+    model_config = ConfigDict(extra="forbid")
+
+    library_id: str
+    tenant: str
+    request_id: str
+    hrid: str
+    step: str
+    reason: str
+    fix: str
+    retry: str

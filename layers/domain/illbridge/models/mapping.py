@@ -59,6 +59,8 @@ class MappedItem(BaseModel):
     lender_item_id: str | None = None
     created_in_wms: bool = False  # AcceptItem done (borrowing) or checked out (lending)
     checked_in: bool = False
+    wms_status: str | None = None  # last circulation status reconciliation saw
+    seen_on_loan: bool = False  # reconciliation saw it on loan (borrowing: to the patron)
     wms_due_date: datetime | None = None
 
 

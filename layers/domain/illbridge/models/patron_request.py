@@ -118,5 +118,7 @@ class PatronRequest(BaseModel):
             elif volume.item_id:
                 result.append((volume, f"{self.hrid}-{volume.item_id[-4:]}"))
             else:
-                raise ValueError(f"request {self.hrid}: volume {volume.id} has neither itemId nor temp barcode")
+                raise ValueError(
+                    f"request {self.hrid}: volume {volume.id} has neither itemId nor temp barcode"
+                )
         return result

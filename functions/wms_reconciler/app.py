@@ -1,0 +1,19 @@
+"""Scheduled: ask WMS about open mappings whose next check is due; put WmsItemCheckedIn events."""
+
+from illbridge.observability import logger, metrics, tracer
+from illbridge.workflow.reconcile import reconcile_all
+from illbridge.workflow.services import current_services
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event, context):
+    reports = reconcile_all(current_services())
+    summary = {
+        "checked": sum(r.checked for r in reports),
+        "checked_in": [b for r in reports for b in r.checked_in],
+        "errors": [e for r in reports for e in r.errors],
+    }
+    logger.info("reconciliation done", extra=summary)
+    return summary

@@ -1,0 +1,432 @@
+"""The bridge's WMS client: NCIP (AcceptItem, CheckOutItem, CheckInItem, LookupItem) and the SCIM patron
+search, over one pooled ``requests.Session`` with explicit (connect, read) timeouts and no automatic retries.
+
+Every call returns a typed result or raises a typed error (``illbridge.errors``):
+
+==========================================================  =====================================
+what happened                                               error
+==========================================================  =====================================
+NCIP Problem (in the response or NCIPMessage/Problem)       ``WmsProblem`` (type, detail, element,
+                                                            value, operation)
+SCIM: no such patron                                        ``PatronNotFound``
+connection refused, DNS failure, connect timeout, TLS       ``WmsUnavailable``
+read timeout / connection dropped after sending             ``WmsOutcomeUnknown`` (AcceptItem,
+                                                            CheckOutItem, CheckInItem);
+                                                            ``WmsUnavailable`` (LookupItem, SCIM,
+                                                            token: read-only, nothing to verify)
+HTTP 5xx, 408, 429                                          ``WmsUnavailable`` (504 on a changing
+                                                            call: ``WmsOutcomeUnknown``)
+HTTP 401                                                    token dropped, a new one fetched, the
+                                                            call sent once more; 401 again:
+                                                            ``WmsAuthError``
+HTTP 403; token endpoint refusing the WSKey                 ``WmsAuthError``
+other 4xx, 3xx, unreadable body, wrong response element     ``WmsProtocolError``
+DTD / entity declaration in the answer                      ``UnsafeXml``
+==========================================================  =====================================
+
+Re-sending after a 401 is safe: WMS refused the call before acting on it. A ``WmsProtocolError`` on a
+changing call (a 2xx whose body cannot be read) means WMS probably acted: verify before sending again.
+
+History: after each call (success or failure) ``client.last_exchange`` holds an ``Exchange`` (operation,
+URL, start, duration, HTTP status, outcome, request and response summaries without secrets, patron
+barcodes masked), and ``on_exchange`` (if given) is called with it, so a caller can write its history line.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import date, datetime
+from typing import Literal, TypeVar
+
+import requests
+
+from illbridge.config.library import WmsSettings
+from illbridge.errors import (
+    BridgeError,
+    ConfigurationError,
+    PatronNotFound,
+    UnsafeXml,
+    WmsAuthError,
+    WmsOutcomeUnknown,
+    WmsProblem,
+    WmsProtocolError,
+    WmsUnavailable,
+)
+from illbridge.observability import logger, mask
+from illbridge.timeutil import iso, to_utc, utcnow
+from illbridge.wms import ncip, scim
+from illbridge.wms.auth import DEFAULT_TOKENS, NCIP_SCOPE, SCIM_SCOPE, TokenCache
+from illbridge.wms.ncip import AcceptItemResult, CheckInResult, CheckOutResult, ItemStatus
+from illbridge.wms.scim import Patron
+from illbridge.wms.transport import HttpAnswer, new_session, post
+
+T = TypeVar("T")
+NCIP_CONTENT_TYPE = "application/xml; charset=utf-8"
+MAX_CONNECT_TIMEOUT_SECONDS = 10.0
+
+_OUTCOMES: list[tuple[type[BaseException], str]] = [
+    (WmsProblem, "problem"),
+    (PatronNotFound, "not_found"),
+    (WmsAuthError, "auth_error"),
+    (WmsOutcomeUnknown, "outcome_unknown"),
+    (WmsUnavailable, "unavailable"),
+    (WmsProtocolError, "protocol_error"),
+    (UnsafeXml, "unsafe_xml"),
+    (ConfigurationError, "config_error"),
+]
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One call to WMS as a history line: no secrets, patron barcodes masked."""
+
+    operation: str  # AcceptItem | CheckOutItem | CheckInItem | LookupItem | PatronSearch
+    url: str
+    started_at: datetime
+    duration_ms: int
+    outcome: (
+        str  # ok | problem | not_found | auth_error | outcome_unknown | unavailable | protocol_error | ...
+    )
+    http_status: int | None
+    request_summary: str
+    response_summary: str
+    attempts: int  # 2 when a 401 made the client fetch a new token and send again
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "ok"
+
+    def line(self) -> str:
+        status = f"HTTP {self.http_status}" if self.http_status is not None else "no HTTP answer"
+        return (
+            f"{self.operation} {self.outcome} in {self.duration_ms} ms ({status}): "
+            f"{self.request_summary} -> {self.response_summary}"
+        )
+
+    def as_dict(self) -> dict[str, object]:
+        record = asdict(self)
+        record["started_at"] = iso(self.started_at)
+        return record
+
+
+def _outcome(exc: BaseException) -> str:
+    for kind, name in _OUTCOMES:
+        if isinstance(exc, kind):
+            return name
+    return "error"
+
+
+def _when(value: datetime | date | None) -> str:
+    moment = to_utc(value)
+    return iso(moment) if moment else "-"
+
+
+class WmsClient:
+    """A WMS Circulation client for one library (its ``WmsSettings``).
+
+    ``session``: a ``requests.Session`` to use (default: a new pooled one, no retries, owned and closed by
+    the client). ``tokens``: the token cache (default: the module-level ``DEFAULT_TOKENS``).
+    ``on_exchange``: called with every ``Exchange``. Timeouts: (min(timeout_seconds, 10), timeout_seconds).
+    """
+
+    def __init__(
+        self,
+        settings: WmsSettings,
+        *,
+        session: requests.Session | None = None,
+        tokens: TokenCache | None = None,
+        on_exchange: Callable[[Exchange], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self._owns_session = session is None
+        self._session = session if session is not None else new_session()
+        self._tokens = tokens if tokens is not None else DEFAULT_TOKENS
+        self._on_exchange = on_exchange
+        read = float(settings.timeout_seconds)
+        self.timeout: tuple[float, float] = (min(read, MAX_CONNECT_TIMEOUT_SECONDS), read)
+        self.last_exchange: Exchange | None = None
+
+    # --- lifecycle --------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        if self._owns_session:
+            self._session.close()
+
+    def __enter__(self) -> WmsClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- NCIP -------------------------------------------------------------------------------------------
+
+    def accept_item(
+        self,
+        *,
+        request_id: str,
+        temp_item_barcode: str,
+        lending_agency_id: str,
+        patron_barcode: str,
+        pickup_branch: str,
+        lending_agency_scheme: Literal["symbol", "institution"] | None = None,
+        date_for_return: datetime | date | None = None,
+        title: str | None = None,
+        author: str | None = None,
+        publisher: str | None = None,
+        publication_date: str | None = None,
+        call_number: str | None = None,
+        edition: str | None = None,
+        bibliographic_level: str | None = None,
+        medium_type: str | None = None,
+        pickup_expiry: datetime | date | None = None,
+    ) -> AcceptItemResult:
+        """Create the temp item and the patron's hold (borrowing, on receipt)."""
+        body = ncip.accept_item(
+            self.settings,
+            request_id=request_id,
+            temp_item_barcode=temp_item_barcode,
+            lending_agency_id=lending_agency_id,
+            lending_agency_scheme=lending_agency_scheme,
+            patron_barcode=patron_barcode,
+            pickup_branch=pickup_branch,
+            date_for_return=date_for_return,
+            title=title,
+            author=author,
+            publisher=publisher,
+            publication_date=publication_date,
+            call_number=call_number,
+            edition=edition,
+            bibliographic_level=bibliographic_level,
+            medium_type=medium_type,
+            pickup_expiry=pickup_expiry,
+        )
+        summary = (
+            f"request_id={ncip.ill_request_id(self.settings, request_id)} temp_item={temp_item_barcode} "
+            f"patron={mask(patron_barcode)} lender={lending_agency_id} pickup={pickup_branch} "
+            f"date_for_return={_when(date_for_return)}"
+        )
+        return self._ncip("AcceptItem", body, summary, ncip.parse_accept_item_response, mutating=True)
+
+    def check_out_item(
+        self,
+        *,
+        item_barcode: str,
+        user_barcode: str | None = None,
+        institution_symbol: str | None = None,
+        request_id: str | None = None,
+        desired_date_due: datetime | date | None = None,
+        shipped_at: datetime | date | None = None,
+    ) -> CheckOutResult:
+        """Check the lent item out to the borrowing institution's account (lending, on shipping)."""
+        body = ncip.check_out_item(
+            self.settings,
+            item_barcode=item_barcode,
+            user_barcode=user_barcode,
+            institution_symbol=institution_symbol,
+            request_id=request_id,
+            desired_date_due=desired_date_due,
+            shipped_at=shipped_at,
+        )
+        account = f"account={mask(user_barcode)}" if user_barcode else f"institution={institution_symbol}"
+        rid = ncip.ill_request_id(self.settings, request_id) if request_id else "-"
+        summary = (
+            f"item={item_barcode} {account} request_id={rid} desired_due={_when(desired_date_due)} "
+            f"shipped={_when(shipped_at)}"
+        )
+        return self._ncip("CheckOutItem", body, summary, ncip.parse_check_out_item_response, mutating=True)
+
+    def check_in_item(
+        self,
+        *,
+        item_barcode: str | None = None,
+        request_id: str | None = None,
+        occurred_at: datetime | date | None = None,
+    ) -> CheckInResult:
+        """Check an item in, by barcode or by ILL request id (hrid)."""
+        body = ncip.check_in_item(
+            self.settings, item_barcode=item_barcode, request_id=request_id, occurred_at=occurred_at
+        )
+        if item_barcode is not None:
+            summary = f"item={item_barcode}"
+        else:
+            summary = f"request_id={ncip.ill_request_id(self.settings, request_id or '')}"
+        return self._ncip("CheckInItem", body, summary, ncip.parse_check_in_item_response, mutating=True)
+
+    def lookup_item(self, barcode: str) -> ItemStatus:
+        """An item's circulation status (read-only)."""
+        body = ncip.lookup_item(self.settings, item_barcode=barcode)
+        return self._ncip(
+            "LookupItem", body, f"item={barcode}", ncip.parse_lookup_item_response, mutating=False
+        )
+
+    # --- SCIM -------------------------------------------------------------------------------------------
+
+    def lookup_patron(self, barcode: str) -> Patron:
+        """The patron with this barcode (SCIM search). Raises PatronNotFound."""
+        body = scim.search_body(barcode)
+
+        def read(answer: HttpAnswer) -> Patron:
+            if not 200 <= answer.status < 300:
+                raise scim.error_for(answer.status, answer.body)
+            return scim.parse_search_response(answer.body, barcode)
+
+        return self._call(
+            "PatronSearch",
+            url=str(self.settings.scim_url),
+            body=body,
+            headers={"Content-Type": scim.MEDIA_TYPE, "Accept": scim.MEDIA_TYPE},
+            scope=SCIM_SCOPE,
+            mutating=False,
+            request_summary=f"patron={mask(barcode)}",
+            read=read,
+            summarize=lambda patron: patron.summary(),
+            on_401=lambda answer: scim.error_for(401, answer.body),
+        )
+
+    # --- plumbing ---------------------------------------------------------------------------------------
+
+    def _ncip(
+        self,
+        operation: ncip.Operation,
+        body: bytes,
+        request_summary: str,
+        parse: Callable[[bytes], T],
+        *,
+        mutating: bool,
+    ) -> T:
+        def read(answer: HttpAnswer) -> T:
+            return parse(self._ncip_body(operation, answer, mutating=mutating))
+
+        def summarize(result: T) -> str:
+            summary = getattr(result, "summary", None)
+            return summary() if callable(summary) else str(result)
+
+        return self._call(
+            operation,
+            url=str(self.settings.ncip_url),
+            body=body,
+            headers={"Content-Type": NCIP_CONTENT_TYPE, "Accept": "application/xml, text/xml"},
+            scope=NCIP_SCOPE,
+            mutating=mutating,
+            request_summary=request_summary,
+            read=read,
+            summarize=summarize,
+            on_401=lambda answer: WmsAuthError(
+                f"{operation}: WMS refused a freshly fetched access token (HTTP 401): "
+                f"{answer.text_excerpt(200)}"
+            ),
+        )
+
+    @staticmethod
+    def _ncip_body(operation: ncip.Operation, answer: HttpAnswer, *, mutating: bool) -> bytes:
+        """The body of an NCIP answer, or the error its HTTP status means."""
+        status = answer.status
+        if 200 <= status < 300:
+            return answer.body
+        where = f"{operation}: WMS answered HTTP {status}"
+        excerpt = answer.text_excerpt(200)
+        if excerpt:
+            where += f": {excerpt}"
+        if status == 403:
+            raise WmsAuthError(where)
+        if status == 504 and mutating:
+            raise WmsOutcomeUnknown(f"{where} (a gateway timed out: WMS may have acted)")
+        if status in (408, 429) or status >= 500:
+            raise WmsUnavailable(where)
+        if 400 <= status < 500:
+            problem = ncip.problem_in(answer.body, operation)  # some servers send an NCIP Problem with a 4xx
+            if problem is not None:
+                raise problem
+        raise WmsProtocolError(where)
+
+    def _token(self, scope: str) -> str:
+        return self._tokens.get(
+            self._session,
+            oauth_url=str(self.settings.oauth_url),
+            wskey=self.settings.wskey,
+            secret=self.settings.wskey_secret.get_secret_value(),
+            scope=scope,
+            timeout=self.timeout,
+        )
+
+    def _call(
+        self,
+        operation: str,
+        *,
+        url: str,
+        body: bytes,
+        headers: dict[str, str],
+        scope: str,
+        mutating: bool,
+        request_summary: str,
+        read: Callable[[HttpAnswer], T],
+        summarize: Callable[[T], str],
+        on_401: Callable[[HttpAnswer], BaseException],
+    ) -> T:
+        started_at = utcnow()
+        started = time.perf_counter()
+        attempts = 0
+        status: int | None = None
+        outcome = "error"
+        response_summary = ""
+        try:
+            answer: HttpAnswer | None = None
+            for attempt in (1, 2):
+                token = self._token(scope)
+                attempts = attempt
+                answer = post(
+                    self._session,
+                    url,
+                    operation=operation,
+                    data=body,
+                    headers={**headers, "Authorization": f"Bearer {token}"},
+                    timeout=self.timeout,
+                    mutating=mutating,
+                )
+                status = answer.status
+                if answer.status != 401:
+                    break
+                # Refused before acting: drop the token and send once more with a new one.
+                self._tokens.invalidate(
+                    oauth_url=str(self.settings.oauth_url),
+                    wskey=self.settings.wskey,
+                    scope=scope,
+                    token=token,
+                )
+            assert answer is not None
+            if answer.status == 401:
+                raise on_401(answer)
+            result = read(answer)
+            outcome = "ok"
+            response_summary = summarize(result)
+            return result
+        except BridgeError as exc:
+            outcome = _outcome(exc)
+            response_summary = exc.message
+            raise
+        except Exception as exc:  # a bug or an unexpected library error: still leave a history line
+            response_summary = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            self._record(
+                Exchange(
+                    operation=operation,
+                    url=url,
+                    started_at=started_at,
+                    duration_ms=round((time.perf_counter() - started) * 1000),
+                    outcome=outcome,
+                    http_status=status,
+                    request_summary=request_summary,
+                    response_summary=response_summary,
+                    attempts=attempts,
+                )
+            )
+
+    def _record(self, exchange: Exchange) -> None:
+        self.last_exchange = exchange
+        log = logger.info if exchange.ok else logger.warning
+        log("WMS exchange", extra={"wms_exchange": exchange.as_dict()})
+        if self._on_exchange is not None:
+            self._on_exchange(exchange)

@@ -1,0 +1,86 @@
+"""Pieces every workflow step shares: reading the request, mapping bookkeeping, WMS check-in."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from illbridge.config import LibraryConfig
+from illbridge.errors import StaleMapping, WmsProblem
+from illbridge.models import Mapping, Outcome, PatronRequest, StepName, StepStatus
+from illbridge.observability import mask
+from illbridge.workflow.engine import StepContext
+
+# WMS answers to a check-in of something already checked in; the bridge counts them as success (wms.md §3).
+ALREADY_CHECKED_IN = frozenset({"Item Not Checked Out", "Not On Loan", "Unknown Item", "9022"})
+# Steps that are still going to happen (a later step must wait for them rather than skip their work).
+PENDING = frozenset({StepStatus.IN_PROGRESS, StepStatus.RETRYABLE})
+
+
+class WaitingForEarlierStep(StaleMapping):
+    """An earlier step of this request has not finished: try again later (events arrived out of order)."""
+
+
+def fetch_request(ctx: StepContext) -> PatronRequest:
+    """Re-read the full request from ReShare (never trust an event's payload)."""
+    reshare = ctx.services.reshare(ctx.config)
+    with ctx.call("reshare", "GET patron request", {"id": ctx.request_id}) as answer:
+        request = reshare.get_request(ctx.request_id)
+        answer["summary"] = f"{request.hrid} is {request.state.code}"
+        answer["response"] = {"state": request.state.code, "volumes": len(request.volumes or [])}
+    return request
+
+
+def save(ctx: StepContext, mapping: Mapping) -> Mapping:
+    return ctx.services.store.save_mapping(mapping)
+
+
+def wait_for(ctx: StepContext, step: StepName) -> StepStatus | None:
+    """The status of an earlier step; raise (transient) while it is still going to run."""
+    record = ctx.services.store.get_step(ctx.tenant, ctx.request_id, step)
+    if record is None or record.status in PENDING:
+        raise WaitingForEarlierStep(f"{step.value} has not finished for {ctx.hrid} yet")
+    return record.status
+
+
+def check_in(ctx: StepContext, mapping: Mapping, barcode: str, why: str) -> Mapping:
+    """CheckInItem for one item; an item WMS already has checked in counts as success."""
+    item = mapping.item(barcode)
+    assert item is not None, barcode
+    wms = ctx.services.wms(ctx.config)
+    with ctx.call("wms", "CheckInItem", {"item_barcode": item.barcode, "why": why}) as answer:
+        try:
+            result = wms.check_in_item(item_barcode=item.barcode)
+            answer["summary"] = f"checked in {item.barcode}" + (
+                f", routed to {result.routing_to}" if getattr(result, "routing_to", None) else ""
+            )
+            answer["response"] = {"routing_to": getattr(result, "routing_to", None)}
+        except WmsProblem as problem:
+            if problem.problem_type not in ALREADY_CHECKED_IN:
+                raise
+            answer["summary"] = f"{item.barcode} was already checked in ({problem.problem_type})"
+            answer["response"] = {"problem_type": problem.problem_type}
+    item.checked_in = True
+    return save(ctx, mapping)
+
+
+def next_check_time(config: LibraryConfig, check_count: int, now: datetime) -> datetime:
+    """When reconciliation should look again: the first interval, doubled per check, up to the ceiling."""
+    minutes = min(
+        config.reconcile_first_check_minutes * 2 ** min(check_count, 16),
+        config.reconcile_max_interval_hours * 60,
+    )
+    return now + timedelta(minutes=minutes)
+
+
+def next_check(ctx: StepContext, mapping: Mapping) -> None:
+    """Schedule the next reconciliation check of an open mapping."""
+    mapping.next_check_at = next_check_time(ctx.config, mapping.check_count, ctx.services.clock())
+
+
+def skipped_by_configuration(ctx: StepContext, switch: str) -> StepStatus:
+    ctx.note("skipped by configuration", f"the library's switch {switch} is off", Outcome.SKIPPED)
+    return StepStatus.SKIPPED
+
+
+def masked(barcode: str | None) -> str:
+    return mask(barcode) or "(none)"

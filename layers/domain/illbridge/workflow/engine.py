@@ -1,0 +1,239 @@
+"""How every workflow step runs: claim, act, record, announce (architecture.md, "Exactly once").
+
+- **claim**: a conditional write makes the step ``IN_PROGRESS`` for one worker (a duplicate delivery finds it
+  done or claimed and stops there);
+- **act**: the step's own function calls WMS or ReShare, writing one history line per call;
+- **record**: the step ends ``SUCCEEDED``/``SKIPPED``, or ``RETRYABLE`` after a transient fault (the message
+  comes back through the queue with backoff), or ``FAILED`` with an attention item when a human is needed
+  or the last attempt is spent;
+- **announce**: an ``AttentionRaised`` event goes to the bus (and from there to staff's SNS topic).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from illbridge.config import LibraryConfig
+from illbridge.errors import (
+    BridgeError,
+    ConfigurationError,
+    NeedsStaff,
+    PatronNotFound,
+    ReShareActionRejected,
+    ReShareNotFound,
+    StepAlreadyDone,
+    WmsAuthError,
+    WmsOutcomeUnknown,
+    WmsProblem,
+)
+from illbridge.models import AttentionItem, HistoryEntry, Outcome, StepName, StepRecord, StepStatus
+from illbridge.models.events import AttentionRaised
+from illbridge.observability import logger, metrics
+from illbridge.workflow.services import Services
+
+
+@dataclass
+class StepResult:
+    status: StepStatus
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StepContext:
+    """One run of one step for one request: what it needs to act and to write its history."""
+
+    services: Services
+    config: LibraryConfig
+    tenant: str
+    request_id: str
+    hrid: str
+    step: StepName
+    record: StepRecord | None = None
+
+    @property
+    def attempt(self) -> int:
+        return self.record.attempt if self.record else 0
+
+    @property
+    def reclaimed(self) -> bool:
+        """A previous attempt may have sent something whose outcome is unknown: verify before re-sending."""
+        return bool(self.record and (self.record.attempt > 1))
+
+    def note(self, operation: str, summary: str, outcome: Outcome = Outcome.INFO, **extra: Any) -> None:
+        self.services.store.add_history(
+            self.tenant,
+            self.request_id,
+            HistoryEntry(
+                at=self.services.clock(),
+                step=self.step.value,
+                system="bridge",
+                operation=operation,
+                outcome=outcome,
+                summary=summary,
+                attempt=self.attempt,
+                response=extra,
+            ),
+        )
+
+    @contextmanager
+    def call(self, system: str, operation: str, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Time one external call and write its history line, whatever happens.
+
+        The body fills the yielded dict (``summary``, ``response``; ``outcome`` to override success).
+        """
+        answer: dict[str, Any] = {}
+        started = time.perf_counter()
+        outcome = Outcome.SUCCESS
+        try:
+            yield answer
+            outcome = answer.get("outcome", Outcome.SUCCESS)
+        except BaseException as exc:
+            outcome = outcome_of(exc)
+            answer.setdefault("summary", str(exc))
+            answer.setdefault("response", describe_error(exc))
+            raise
+        finally:
+            self.services.store.add_history(
+                self.tenant,
+                self.request_id,
+                HistoryEntry(
+                    at=self.services.clock(),
+                    step=self.step.value,
+                    system=system,
+                    operation=operation,
+                    outcome=outcome,
+                    summary=answer.get("summary", ""),
+                    request=request,
+                    response=answer.get("response", {}),
+                    duration_ms=int((time.perf_counter() - started) * 1000),
+                    attempt=self.attempt,
+                ),
+            )
+
+
+def outcome_of(exc: BaseException) -> Outcome:
+    if isinstance(exc, WmsProblem | ReShareActionRejected | PatronNotFound | ReShareNotFound):
+        return Outcome.PROBLEM
+    if isinstance(exc, WmsOutcomeUnknown) or type(exc).__name__ == "ReShareOutcomeUnknown":
+        return Outcome.UNKNOWN
+    return Outcome.ERROR
+
+
+def describe_error(exc: BaseException) -> dict[str, Any]:
+    described: dict[str, Any] = {"error": type(exc).__name__, "message": str(exc)}
+    if isinstance(exc, WmsProblem):
+        described.update(problem_type=exc.problem_type, problem_detail=exc.detail, problem_value=exc.value)
+    return described
+
+
+def retry_command(tenant: str, request_id: str, step: StepName) -> str:
+    return f"python -m illbridge.ops retry --tenant {tenant} --request {request_id} --step {step.value}"
+
+
+def staff_guidance(exc: BaseException, ctx: StepContext) -> tuple[str, str]:
+    """What went wrong and what staff should do about it, for errors that retrying will not fix."""
+    if isinstance(exc, NeedsStaff):
+        return exc.reason, exc.fix
+    if isinstance(exc, ConfigurationError):
+        return str(exc), "Correct the library's configuration (see docs/configuration.md), then retry."
+    if isinstance(exc, WmsAuthError):
+        return f"WMS refused the WSKey: {exc}", "Check the library's WSKey and secret and its scopes."
+    if isinstance(exc, WmsProblem):
+        return (
+            f"WMS said no to {exc.operation or 'the request'}: {exc.problem_type}"
+            + (f" ({exc.detail})" if exc.detail else ""),
+            "Fix the item, patron or branch in WMS (or do this step by hand in WMS), then retry.",
+        )
+    if isinstance(exc, ReShareActionRejected):
+        return str(exc), f"Check request {ctx.hrid} in ReShare and do the step by hand if needed."
+    return f"{type(exc).__name__}: {exc}", "See the request's history; fix the cause, then retry."
+
+
+def run_step(
+    services: Services,
+    config: LibraryConfig,
+    *,
+    tenant: str,
+    request_id: str,
+    hrid: str,
+    step: StepName,
+    trigger: str,
+    act: Callable[[StepContext], StepResult],
+    force: bool = False,
+) -> StepResult:
+    """Run ``act`` exactly once for (request, step); see the module docstring."""
+    store = services.store
+    ctx = StepContext(services, config, tenant, request_id, hrid, step)
+    try:
+        ctx.record = store.claim_step(
+            tenant,
+            request_id,
+            step,
+            trigger=trigger,
+            lease_seconds=services.settings.step_lease_seconds,
+            force=force,
+        )
+    except StepAlreadyDone:
+        logger.info("step already done: duplicate delivery", extra={"step": step.value, "hrid": hrid})
+        metrics.add_metric(name="DuplicateDeliveries", unit="Count", value=1)
+        return StepResult(StepStatus.SUCCEEDED, {"duplicate": True})
+    # StepAlreadyClaimed propagates: transient, the message comes back after the visibility timeout.
+
+    attempt = ctx.attempt
+    try:
+        result = act(ctx)
+    except BridgeError as exc:
+        last_try = attempt >= services.settings.max_step_attempts
+        if exc.transient and not last_try:
+            store.complete_step(
+                tenant, request_id, step, attempt=attempt, status=StepStatus.RETRYABLE, error=str(exc)
+            )
+            logger.warning(
+                "step will be retried", extra={"step": step.value, "hrid": hrid, "error": str(exc)}
+            )
+            metrics.add_metric(name="StepRetries", unit="Count", value=1)
+            raise
+        reason, fix = staff_guidance(exc, ctx)
+        if exc.transient:
+            reason = f"gave up after {attempt} attempts: {reason}"
+            fix = "Make sure the system is reachable again, then retry."
+        _fail(ctx, reason, fix, error=str(exc))
+        return StepResult(StepStatus.FAILED, {"reason": reason})
+    store.complete_step(tenant, request_id, step, attempt=attempt, status=result.status, result=result.detail)
+    store.resolve_attention(tenant, request_id, step.value)
+    metrics.add_metric(name=f"Step{result.status.value.title()}", unit="Count", value=1)
+    return result
+
+
+def _fail(ctx: StepContext, reason: str, fix: str, *, error: str) -> None:
+    services = ctx.services
+    services.store.complete_step(
+        ctx.tenant, ctx.request_id, ctx.step, attempt=ctx.attempt, status=StepStatus.FAILED, error=error
+    )
+    raise_attention(ctx, reason, fix)
+
+
+def raise_attention(ctx: StepContext, reason: str, fix: str) -> AttentionItem:
+    """Put the request on the staff attention list and announce it."""
+    services = ctx.services
+    item = AttentionItem(
+        library_id=ctx.config.library_id,
+        tenant=ctx.tenant,
+        request_id=ctx.request_id,
+        hrid=ctx.hrid,
+        step=ctx.step.value,
+        reason=reason,
+        fix=fix,
+        retry=retry_command(ctx.tenant, ctx.request_id, ctx.step),
+        raised_at=services.clock(),
+    )
+    services.store.raise_attention(item)
+    ctx.note("attention raised", reason, Outcome.PROBLEM, fix=fix)
+    services.bus.put([AttentionRaised(**item.model_dump(include=set(AttentionRaised.model_fields)))])
+    logger.warning("attention raised", extra={"hrid": ctx.hrid, "step": ctx.step.value, "reason": reason})
+    metrics.add_metric(name="AttentionRaised", unit="Count", value=1)
+    return item

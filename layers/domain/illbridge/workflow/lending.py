@@ -1,0 +1,248 @@
+"""Lending (product.md steps 4-6): check-out to the borrowing institution on shipment, check-in on return."""
+
+from __future__ import annotations
+
+from illbridge.errors import NeedsStaff, PatronNotFound, WmsProblem
+from illbridge.models import (
+    MappedItem,
+    Mapping,
+    PatronRequest,
+    ReShareRequestChanged,
+    Side,
+    StepName,
+    StepStatus,
+    WmsItemCheckedIn,
+)
+from illbridge.workflow.common import (
+    check_in,
+    fetch_request,
+    masked,
+    next_check,
+    save,
+    skipped_by_configuration,
+)
+from illbridge.workflow.engine import StepContext, StepResult, raise_attention, retry_command, run_step
+from illbridge.workflow.services import Services
+
+RETURNED_STATES = frozenset({"RES_ITEM_RETURNED", "RES_OVERDUE"})
+
+
+# --- 4. shipped: check the item out to the borrowing institution's account ------------------------------
+
+
+def on_item_shipped(services: Services, change: ReShareRequestChanged) -> StepResult:
+    config = services.configs.get(change.library_id)
+    return run_step(
+        services,
+        config,
+        tenant=change.tenant,
+        request_id=change.request_id,
+        hrid=change.hrid,
+        step=StepName.LEND_SHIPPED,
+        trigger=change.state,
+        act=check_out_to_borrower,
+    )
+
+
+def check_out_to_borrower(ctx: StepContext) -> StepResult:
+    if not ctx.config.steps.check_out_on_shipped:
+        return StepResult(skipped_by_configuration(ctx, "check_out_on_shipped"))
+    request = fetch_request(ctx)
+    mapping = lending_mapping(ctx, request)
+    check_account(ctx, mapping)
+    differences = []
+    for barcode in [i.barcode for i in mapping.items if not i.created_in_wms]:
+        item = mapping.item(barcode)
+        assert item is not None
+        check_out(ctx, mapping, item)
+        if (
+            mapping.lender_due_date
+            and item.wms_due_date
+            and item.wms_due_date.date() != mapping.lender_due_date.date()
+        ):
+            differences.append(f"{barcode}: WMS due {item.wms_due_date.date()}")
+        mapping = save(ctx, mapping)
+    next_check(ctx, mapping)
+    mapping = save(ctx, mapping)
+    if differences:
+        raise_attention(
+            ctx,
+            f"WMS set a different due date than ReShare ({mapping.lender_due_date.date() if mapping.lender_due_date else '-'}) "
+            f"for request {ctx.hrid}: {'; '.join(differences)}",
+            "Check the borrowing institution account's expiry and loan policy in WMS, or the due date in ReShare.",
+        )
+    return StepResult(
+        StepStatus.SUCCEEDED,
+        {"checked_out": [i.barcode for i in mapping.items], "account": mapping.borrowing_institution_account},
+    )
+
+
+def lending_mapping(ctx: StepContext, request: PatronRequest) -> Mapping:
+    store = ctx.services.store
+    existing = store.get_mapping(ctx.tenant, ctx.request_id)
+    if existing is not None:
+        return existing
+    barcodes = [v for v in (request.volumes or []) if v.item_id]
+    if not barcodes:
+        raise NeedsStaff(
+            f"Request {ctx.hrid} has no item barcodes (volumes' itemId) to check out",
+            "Fill the request with the item's barcode in ReShare, then retry.",
+        )
+    account = ctx.config.account_for_partner(request.requesting_institution_symbol)
+    if not account:
+        raise NeedsStaff(
+            f"No WMS account for borrowing institution {request.requesting_institution_symbol!r}",
+            "Add the partner to partner_accounts (or set default_partner_account), then retry with: "
+            + retry_command(ctx.tenant, ctx.request_id, ctx.step),
+        )
+    mapping = Mapping(
+        library_id=ctx.config.library_id,
+        tenant=ctx.tenant,
+        request_id=ctx.request_id,
+        hrid=request.hrid or ctx.hrid,
+        side=Side.LENDING,
+        registry_id=ctx.config.wms.registry_id,
+        reshare_state=request.state.code,
+        items=[
+            MappedItem(barcode=v.item_id or "", volume_id=v.id, call_number=v.call_number) for v in barcodes
+        ],
+        borrowing_institution_account=account,
+        partner_symbol=request.requesting_institution_symbol,
+        lender_due_date=request.lender_due_date,
+        created_at=ctx.services.clock(),
+    )
+    return store.create_mapping(mapping)
+
+
+def check_account(ctx: StepContext, mapping: Mapping) -> None:
+    """The borrowing institution's account must exist, be unblocked and unexpired (product.md step 4)."""
+    wms = ctx.services.wms(ctx.config)
+    account = mapping.borrowing_institution_account or ""
+    fix = (
+        "Renew or unblock the account in WMS (or map the partner to another account), then retry with: "
+        + retry_command(ctx.tenant, ctx.request_id, ctx.step)
+    )
+    with ctx.call("wms", "SCIM account look-up", {"account": account}) as answer:
+        try:
+            patron = wms.lookup_patron(account)
+        except PatronNotFound as exc:
+            raise NeedsStaff(f"WMS has no borrowing-institution account {account!r}", fix) from exc
+        expires = getattr(patron, "expires", None)
+        answer["summary"] = f"account {account} found, expires {expires or 'never'}"
+        answer["response"] = {"blocked": patron.blocked, "expires": str(expires) if expires else None}
+    if patron.blocked:
+        raise NeedsStaff(f"Borrowing-institution account {account!r} is blocked in WMS", fix)
+    if expires and expires < ctx.services.clock().date():
+        raise NeedsStaff(f"Borrowing-institution account {account!r} expired on {expires}", fix)
+
+
+def check_out(ctx: StepContext, mapping: Mapping, item: MappedItem) -> None:
+    wms = ctx.services.wms(ctx.config)
+    fields = {
+        "item_barcode": item.barcode,
+        "user_barcode": mapping.borrowing_institution_account,
+        "request_id": mapping.hrid,
+        "desired_date_due": mapping.lender_due_date,
+        "shipped_at": ctx.services.clock(),
+    }
+    with ctx.call("wms", "CheckOutItem", {k: _plain(v) for k, v in fields.items()}) as answer:
+        result = wms.check_out_item(**fields)
+        item.wms_due_date = result.due_date
+        answer["summary"] = (
+            f"{item.barcode} checked out to {masked(mapping.borrowing_institution_account)}, "
+            f"due {result.due_date.date() if result.due_date else 'per WMS policy'}"
+        )
+        answer["response"] = {"due_date": _plain(result.due_date)}
+    item.created_in_wms = True
+
+
+def _plain(value: object) -> object:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+# --- 5. complete: check the item in ---------------------------------------------------------------------
+
+
+def on_request_complete(services: Services, change: ReShareRequestChanged) -> StepResult:
+    config = services.configs.get(change.library_id)
+    return run_step(
+        services,
+        config,
+        tenant=change.tenant,
+        request_id=change.request_id,
+        hrid=change.hrid,
+        step=StepName.LEND_RETURNED,
+        trigger=change.state,
+        act=check_in_lent_items,
+    )
+
+
+def check_in_lent_items(ctx: StepContext) -> StepResult:
+    if not ctx.config.steps.check_in_on_complete:
+        return StepResult(skipped_by_configuration(ctx, "check_in_on_complete"))
+    store = ctx.services.store
+    mapping = store.get_mapping(ctx.tenant, ctx.request_id)
+    if mapping is None:
+        ctx.note("nothing to check in", "the bridge never checked this request's item out")
+        return StepResult(StepStatus.SUCCEEDED, {"checked_in": []})
+    done = []
+    for barcode in [i.barcode for i in mapping.items if not i.checked_in]:
+        mapping = check_in(ctx, mapping, barcode, why="request complete in ReShare")
+        done.append(barcode)
+    mapping.open = False
+    mapping.next_check_at = None
+    save(ctx, mapping)
+    store.resolve_attention(ctx.tenant, ctx.request_id, StepName.LEND_WMS_RETURNED.value)
+    return StepResult(StepStatus.SUCCEEDED, {"checked_in": done})
+
+
+# --- 6. checked in at WMS first: complete the ReShare request --------------------------------------------
+
+
+def on_wms_check_in(services: Services, event: WmsItemCheckedIn) -> StepResult:
+    store = services.store
+    mapping = store.find_by_item(event.registry_id, event.item_barcode)
+    if mapping is None or mapping.side != Side.LENDING:
+        return StepResult(StepStatus.SKIPPED, {"reason": "no open lending mapping for this item"})
+    item = mapping.item(event.item_barcode)
+    if item is not None and not item.checked_in:
+        item.checked_in = True
+        mapping = store.save_mapping(mapping)
+    if not all(i.checked_in for i in mapping.items):
+        return StepResult(StepStatus.SKIPPED, {"reason": "waiting for other volumes"})
+    return run_step(
+        services,
+        services.configs.get(mapping.library_id),
+        tenant=mapping.tenant,
+        request_id=mapping.request_id,
+        hrid=mapping.hrid,
+        step=StepName.LEND_WMS_RETURNED,
+        trigger=f"WmsItemCheckedIn {event.item_barcode}",
+        act=complete_after_wms_check_in,
+    )
+
+
+def complete_after_wms_check_in(ctx: StepContext) -> StepResult:
+    mapping = ctx.services.store.get_mapping(ctx.tenant, ctx.request_id)
+    if mapping is not None and mapping.next_check_at is not None:
+        mapping.next_check_at = None
+        save(ctx, mapping)
+    request = fetch_request(ctx)
+    state = request.state.code
+    if state == "RES_COMPLETE":
+        ctx.note("ReShare already up to date", "ReShare shows RES_COMPLETE")
+        return StepResult(StepStatus.SUCCEEDED, {"reshare_state": state})
+    if state not in RETURNED_STATES or not ctx.config.steps.update_reshare_when_wms_checks_in_first:
+        raise NeedsStaff(
+            f"Update ReShare request {ctx.hrid}",
+            f"The lent item was checked in at WMS while ReShare shows {state}; complete the request in ReShare "
+            "once the item is really back.",
+        )
+    reshare = ctx.services.reshare(ctx.config)
+    with ctx.call("reshare", "performAction supplierCheckOutOfReshare", {"from_state": state}) as answer:
+        reshare.perform_action(ctx.request_id, "supplierCheckOutOfReshare", {})
+        answer["summary"] = f"{ctx.hrid} completed in ReShare"
+    return StepResult(StepStatus.SUCCEEDED, {"action": "supplierCheckOutOfReshare"})
+
+
+__all__ = ["WmsProblem", "on_item_shipped", "on_request_complete", "on_wms_check_in"]

@@ -1,0 +1,127 @@
+"""The ReShare poller: ReShare has no webhooks (reshare.md §6), so the bridge asks for changes.
+
+Per library and side: list requests with ``lastUpdated >= cursor - overlap`` in ``lastUpdated`` order, keep only
+real transitions (a conditional "did the state change" write on the stored last-seen state: exactly one of two
+overlapping pollers wins, and notes or messages, which move ``lastUpdated`` but not the state, are ignored),
+put one ``ReShareRequestChanged`` per transition on the bus (10 per call), and only then advance the cursor.
+If the bus refuses an event, its last-seen state is put back so the next poll finds the transition again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from illbridge.bus import EventsNotDelivered
+from illbridge.config import LibraryConfig
+from illbridge.errors import BridgeError
+from illbridge.models import PatronRequest, ReShareRequestChanged, Side
+from illbridge.observability import logger, metrics
+from illbridge.workflow.services import Services
+
+OVERLAP = timedelta(minutes=2)  # re-read a little before the cursor: clocks and commits are not instant
+FIRST_LOOKBACK = timedelta(days=1)  # how far back a brand-new deployment looks
+BATCH = 10
+
+
+@dataclass
+class PollReport:
+    library_id: str
+    side: str
+    seen: int = 0
+    transitions: int = 0
+    cursor: datetime | None = None
+    error: str | None = None
+
+
+@dataclass
+class _Pending:
+    events: list[ReShareRequestChanged] = field(default_factory=list)
+    previous: dict[str, tuple[str, datetime] | None] = field(default_factory=dict)
+
+
+def poll_side(services: Services, config: LibraryConfig, side: Side) -> PollReport:
+    store = services.store
+    tenant = config.reshare.tenant
+    report = PollReport(config.library_id, side.value)
+    cursor = store.get_cursor(tenant, side.value)
+    since = cursor - OVERLAP if cursor else services.clock() - FIRST_LOOKBACK
+    highest = cursor
+    pending = _Pending()
+    reshare = services.reshare(config)
+    for request in reshare.changed_since(is_requester=side == Side.BORROWING, since=since):
+        report.seen += 1
+        if request.last_updated is None:
+            continue
+        _observe(services, config, side, request, pending)
+        if len(pending.events) >= BATCH:
+            report.transitions += _flush(services, tenant, pending)
+        if highest is None or request.last_updated > highest:
+            highest = request.last_updated
+    report.transitions += _flush(services, tenant, pending)
+    if highest is not None:
+        store.advance_cursor(tenant, side.value, highest)
+    report.cursor = highest
+    metrics.add_metric(name="TransitionsSeen", unit="Count", value=report.transitions)
+    return report
+
+
+def _observe(
+    services: Services, config: LibraryConfig, side: Side, request: PatronRequest, pending: _Pending
+) -> None:
+    assert request.last_updated is not None
+    store = services.store
+    tenant = config.reshare.tenant
+    before = store.last_seen(tenant, request.id)
+    change = store.record_state_change(tenant, request.id, request.state.code, request.last_updated)
+    if not change.changed:
+        return
+    pending.previous[request.id] = before
+    pending.events.append(
+        ReShareRequestChanged(
+            library_id=config.library_id,
+            tenant=tenant,
+            side=side.value,
+            request_id=request.id,
+            hrid=request.hrid or request.id,
+            state=request.state.code,
+            previous_state=change.previous_state,
+            last_updated=request.last_updated,
+            source="poller",
+        )
+    )
+
+
+def _flush(services: Services, tenant: str, pending: _Pending) -> int:
+    if not pending.events:
+        return 0
+    events, pending.events = pending.events, []
+    try:
+        return services.bus.put(events)
+    except EventsNotDelivered as exc:
+        for event in exc.failed:
+            assert isinstance(event, ReShareRequestChanged)
+            services.store.revert_state_change(
+                tenant,
+                event.request_id,
+                event.state,
+                event.last_updated,
+                pending.previous.get(event.request_id),
+            )
+        raise
+
+
+def poll_all(services: Services) -> list[PollReport]:
+    """Every configured library, both sides; one library's failure does not stop the others."""
+    reports = []
+    for library_id in services.configs.library_ids():
+        for side in (Side.BORROWING, Side.LENDING):
+            try:
+                reports.append(poll_side(services, services.configs.get(library_id), side))
+            except BridgeError as exc:
+                logger.error(
+                    "poll failed", extra={"library_id": library_id, "side": side.value, "error": str(exc)}
+                )
+                metrics.add_metric(name="PollFailures", unit="Count", value=1)
+                reports.append(PollReport(library_id, side.value, error=str(exc)))
+    return reports

@@ -1,0 +1,311 @@
+"""List queries as mod-rs (grails web toolkit) understands them: `filters`, `sort`, `perPage`, `offset`/`page`,
+`stats`, `term`/`match`.
+
+- `filters` (repeatable, ANDed). One filter is `<path><op><value>` with op one of `==`, `!=`, `>`, `>=`, `<`,
+  `<=`, `=~` (contains, case-insensitive), `!~` (does not contain), `=i=` (equals, case-insensitive), or
+  `<path> isNull` / `<path> isNotNull`. Alternatives inside one filter are ORed with `||`
+  (`state.code==A||state.code==B`). Paths are dotted (`state.code`); a path into a list (`volumes.itemId`)
+  matches when any element matches.
+- Values are typed by the field: booleans take `true`/`false`; date-time fields (`lastUpdated`,
+  `dateCreated`, `parsedDueDateRS`) take epoch milliseconds or an ISO 8601 date-time/date.
+- `sort=<path>[;asc|;desc]` (repeatable or comma separated); ties are always broken by `id`.
+- `perPage` 1..100 (default 10). **More than 100 is refused with 400** (not clamped), so a client that asks
+  for more learns it at once rather than silently missing records. `offset` >= 0 wins over `page` (1-based).
+
+Every mistake raises `QueryError` (the server answers 400 with its message).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .timefmt import ms_from_text
+
+MAX_PER_PAGE = 100
+DEFAULT_PER_PAGE = 10
+
+STR, BOOL, INT, DATETIME = "str", "bool", "int", "datetime"
+
+_CONDITION = re.compile(r"^\s*(?P<path>[A-Za-z_][A-Za-z0-9_.]*)\s*(?P<op>==|!=|>=|<=|=~|!~|=i=|>|<)(?P<value>.*)$", re.S)
+_NULL_CHECK = re.compile(r"^\s*(?P<path>[A-Za-z_][A-Za-z0-9_.]*)\s+(?P<op>isNull|isNotNull)\s*$", re.S | re.I)
+_SORT = re.compile(r"^(?P<path>[A-Za-z_][A-Za-z0-9_.]*)(?:;(?P<dir>[A-Za-z]+))?$")
+
+
+class QueryError(ValueError):
+    """A list parameter the simulator cannot understand (answered with 400)."""
+
+
+@dataclass(frozen=True)
+class Field:
+    """A filterable/sortable field: its dotted path in the JSON record and its value type."""
+
+    path: str
+    kind: str = STR
+    sortable: bool = True
+
+    def values(self, record: Mapping[str, Any]) -> list[Any]:
+        """The value(s) at the path; a list on the way fans out (any element may match)."""
+        current: list[Any] = [record]
+        for part in self.path.split("."):
+            following: list[Any] = []
+            for item in current:
+                value = item.get(part) if isinstance(item, Mapping) else None
+                if isinstance(value, list):
+                    following.extend(value)
+                else:
+                    following.append(value)
+            current = following
+        if self.kind == DATETIME:
+            return [_datetime_ms(value) for value in current]
+        return current
+
+
+def _datetime_ms(value: Any) -> int | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    try:
+        return ms_from_text(str(value))
+    except ValueError:
+        return None
+
+
+# ---------------------------------------------------------------- filters
+
+
+Predicate = Callable[[Mapping[str, Any]], bool]
+
+
+def compile_filters(filters: Iterable[str], fields: Mapping[str, Field]) -> Predicate:
+    """All filters ANDed; each may hold alternatives separated by `||`."""
+    clauses: list[list[Predicate]] = []
+    for text in filters:
+        if not text.strip():
+            raise QueryError("empty filter")
+        clauses.append([_compile_condition(part, fields) for part in text.split("||")])
+
+    def matches(record: Mapping[str, Any]) -> bool:
+        return all(any(alternative(record) for alternative in clause) for clause in clauses)
+
+    return matches
+
+
+def _field(path: str, fields: Mapping[str, Field]) -> Field:
+    field = fields.get(path)
+    if field is None:
+        raise QueryError(f"unknown field '{path}' (known: {', '.join(sorted(fields))})")
+    return field
+
+
+def _compile_condition(text: str, fields: Mapping[str, Field]) -> Predicate:
+    null_check = _NULL_CHECK.match(text)
+    if null_check:
+        field = _field(null_check["path"], fields)
+        want_null = null_check["op"].lower() == "isnull"
+        return lambda record: any((value is None) == want_null for value in field.values(record))
+    match = _CONDITION.match(text)
+    if not match:
+        raise QueryError(
+            f"bad filter '{text}': expected <field><op><value> with op one of "
+            "==, !=, >, >=, <, <=, =~, !~, =i=, or '<field> isNull' / '<field> isNotNull'"
+        )
+    field = _field(match["path"], fields)
+    op = match["op"]
+    wanted = _typed_value(field, op, match["value"])
+
+    def test(value: Any) -> bool:
+        return _compare(value, op, wanted)
+
+    return lambda record: any(test(value) for value in field.values(record))
+
+
+def _typed_value(field: Field, op: str, raw: str) -> Any:
+    if field.kind == STR:
+        return raw
+    if op in ("=~", "!~", "=i="):
+        raise QueryError(f"operator {op} applies to text fields only, not to '{field.path}'")
+    if field.kind == BOOL:
+        if op not in ("==", "!="):
+            raise QueryError(f"'{field.path}' is a boolean: use == or !=")
+        if raw.strip().lower() not in ("true", "false"):
+            raise QueryError(f"'{field.path}' is a boolean: value must be true or false, not '{raw}'")
+        return raw.strip().lower() == "true"
+    if field.kind == INT:
+        try:
+            return int(raw.strip())
+        except ValueError:
+            raise QueryError(f"'{field.path}' needs an integer, not '{raw}'") from None
+    try:
+        return ms_from_text(raw)
+    except ValueError:
+        raise QueryError(
+            f"'{field.path}' needs epoch milliseconds or an ISO 8601 date-time, not '{raw}'"
+        ) from None
+
+
+def _compare(value: Any, op: str, wanted: Any) -> bool:
+    if op == "!=":
+        return value != wanted
+    if value is None:
+        return op == "!~"
+    if op == "==":
+        return value == wanted
+    if op == "=i=":
+        return str(value).lower() == str(wanted).lower()
+    if op == "=~":
+        return str(wanted).lower() in str(value).lower()
+    if op == "!~":
+        return str(wanted).lower() not in str(value).lower()
+    if isinstance(wanted, str):
+        value = str(value)
+    try:
+        if op == ">":
+            return value > wanted
+        if op == ">=":
+            return value >= wanted
+        if op == "<":
+            return value < wanted
+        return value <= wanted
+    except TypeError:
+        return False
+
+
+# ---------------------------------------------------------------- sort and paging
+
+
+def sort_records(
+    records: list[dict[str, Any]], sorts: Sequence[str], fields: Mapping[str, Field]
+) -> list[dict[str, Any]]:
+    """Stable multi-key sort; the record id is the final tie-breaker. Missing values sort first."""
+    keys: list[tuple[Field, bool]] = []
+    for chunk in sorts:
+        for text in chunk.split(","):
+            text = text.strip()
+            if not text:
+                raise QueryError("empty sort")
+            match = _SORT.match(text)
+            if not match:
+                raise QueryError(f"bad sort '{text}': expected <field>;asc or <field>;desc")
+            field = _field(match["path"], fields)
+            if not field.sortable:
+                raise QueryError(f"cannot sort on '{field.path}'")
+            direction = (match["dir"] or "asc").lower()
+            if direction not in ("asc", "desc"):
+                raise QueryError(f"bad sort direction '{match['dir']}': use asc or desc")
+            keys.append((field, direction == "desc"))
+    ordered = sorted(records, key=lambda record: str(record.get("id")))
+    for field, descending in reversed(keys):
+        ordered.sort(key=lambda record, f=field: _sort_key(f, record), reverse=descending)
+    return ordered
+
+
+def _sort_key(field: Field, record: Mapping[str, Any]) -> tuple[int, Any]:
+    values = field.values(record)
+    value = values[0] if values else None
+    if value is None:
+        return (0, 0)
+    if field.kind == STR:
+        return (1, str(value))
+    return (1, value)
+
+
+@dataclass(frozen=True)
+class Page:
+    offset: int
+    per_page: int
+
+
+def parse_int(params: Mapping[str, list[str]], name: str) -> int | None:
+    raw = single(params, name)
+    if raw is None:
+        return None
+    try:
+        return int(raw.strip())
+    except ValueError:
+        raise QueryError(f"{name} must be an integer, not '{raw}'") from None
+
+
+def parse_page(params: Mapping[str, list[str]], default_per_page: int = DEFAULT_PER_PAGE) -> Page:
+    per_page = parse_int(params, "perPage")
+    if per_page is None:
+        per_page = default_per_page
+    if not 1 <= per_page <= MAX_PER_PAGE:
+        raise QueryError(f"perPage must be between 1 and {MAX_PER_PAGE}, not {per_page}")
+    offset = parse_int(params, "offset")
+    page = parse_int(params, "page")
+    if offset is not None:
+        if offset < 0:
+            raise QueryError(f"offset must be 0 or more, not {offset}")
+    elif page is not None:
+        if page < 1:
+            raise QueryError(f"page counts from 1, not {page}")
+        offset = (page - 1) * per_page
+    else:
+        offset = 0
+    return Page(offset=offset, per_page=per_page)
+
+
+def parse_flag(params: Mapping[str, list[str]], name: str) -> bool:
+    raw = single(params, name)
+    if raw is None or raw == "":
+        return False
+    if raw.lower() not in ("true", "false"):
+        raise QueryError(f"{name} must be true or false, not '{raw}'")
+    return raw.lower() == "true"
+
+
+def single(params: Mapping[str, list[str]], name: str) -> str | None:
+    values = params.get(name)
+    if not values:
+        return None
+    if len(values) > 1:
+        raise QueryError(f"{name} given more than once")
+    return values[0]
+
+
+def run_list_query(
+    records: list[dict[str, Any]],
+    params: Mapping[str, list[str]],
+    fields: Mapping[str, Field],
+    *,
+    default_per_page: int = DEFAULT_PER_PAGE,
+    term_fields: Sequence[str] = (),
+) -> tuple[list[dict[str, Any]], int, Page]:
+    """Filter, sort and page records. Returns (page of records, total matching, page)."""
+    predicate = compile_filters(params.get("filters", []), fields)
+    term = single(params, "term")
+    page = parse_page(params, default_per_page)
+    matched = [record for record in records if predicate(record)]
+    if term:
+        match_fields = [_field(path, fields) for path in params.get("match", [])] or [
+            fields[path] for path in term_fields
+        ]
+        needle = term.lower()
+        matched = [
+            record
+            for record in matched
+            if any(
+                value is not None and needle in str(value).lower()
+                for field in match_fields
+                for value in field.values(record)
+            )
+        ]
+    ordered = sort_records(matched, params.get("sort", []), fields)
+    return ordered[page.offset : page.offset + page.per_page], len(ordered), page
+
+
+def stats_wrapper(results: list[dict[str, Any]], total: int, page: Page) -> dict[str, Any]:
+    return {
+        "results": results,
+        "totalRecords": total,
+        "total": total,
+        "totalPages": math.ceil(total / page.per_page) if total else 0,
+        "page": page.offset // page.per_page + 1,
+        "pageSize": page.per_page,
+        "meta": {},
+    }

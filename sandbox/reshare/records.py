@@ -1,0 +1,356 @@
+"""The simulator's data: tenants, pickup locations, patron requests and volumes, and how they render as JSON.
+
+Record shapes (what `GET /rs/patronrequests` answers):
+
+- **brief** (list results without `fullRecord=true`): `id`, `hrid`, `isRequester`, `state{code,terminal}`,
+  `title`, `author`, `patronIdentifier`, `pickupLocationSlug`, `pickupLocation`, `dueDateRS` (`YYYY-MM-DD`),
+  `parsedDueDateRS` (ISO UTC date-time), `requestingInstitutionSymbol`, `supplyingInstitutionSymbol`,
+  `lastUpdated` (epoch ms, integer), `dateCreated` (ISO UTC date-time with ms), `needsAttention`.
+- **full** (`GET /rs/patronrequests/{id}`, or `fullRecord=true`): the brief fields plus `isbn`, `publisher`,
+  `publicationDate`, `localCallNumber`, `serviceType`, `patronNote`, `localNote`, `pickLocation`,
+  `pickShelvingLocation`, `resolvedPickupLocation{id,name,lmsLocationCode}` (null when the slug is unknown),
+  `volumes[]{id,name,itemId,temporaryItemBarcode,callNumber,status{value}}`,
+  `audit[]{id,dateCreated,fromStatus{code}|null,toStatus{code},action,message}` (one per state change),
+  `notifications[]{id,timestamp,messageContent,isSender,seen}`, `conditions[]`, `precededBy{id}|null`,
+  `succeededBy{id}|null`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from .query import BOOL, DATETIME, Field
+from .timefmt import iso_from_ms, now_ms
+
+# ---------------------------------------------------------------- state codes
+
+REQ_IDLE = "REQ_IDLE"
+REQ_VALIDATED = "REQ_VALIDATED"
+REQ_INVALID_PATRON = "REQ_INVALID_PATRON"
+REQ_DUPLICATE = "REQ_DUPLICATE"
+REQ_SOURCING_ITEM = "REQ_SOURCING_ITEM"
+REQ_SUPPLIER_IDENTIFIED = "REQ_SUPPLIER_IDENTIFIED"
+REQ_LOCAL_REVIEW = "REQ_LOCAL_REVIEW"
+REQ_REQUEST_SENT_TO_SUPPLIER = "REQ_REQUEST_SENT_TO_SUPPLIER"
+REQ_CONDITIONAL_ANSWER_RECEIVED = "REQ_CONDITIONAL_ANSWER_RECEIVED"
+REQ_EXPECTS_TO_SUPPLY = "REQ_EXPECTS_TO_SUPPLY"
+REQ_SHIPPED = "REQ_SHIPPED"
+REQ_CHECKED_IN = "REQ_CHECKED_IN"
+REQ_AWAITING_RETURN_SHIPPING = "REQ_AWAITING_RETURN_SHIPPING"
+REQ_SHIPPED_TO_SUPPLIER = "REQ_SHIPPED_TO_SUPPLIER"
+REQ_REQUEST_COMPLETE = "REQ_REQUEST_COMPLETE"
+REQ_OVERDUE = "REQ_OVERDUE"
+REQ_RECALLED = "REQ_RECALLED"
+REQ_CANCEL_PENDING = "REQ_CANCEL_PENDING"
+REQ_CANCELLED = "REQ_CANCELLED"
+REQ_UNFILLED = "REQ_UNFILLED"
+REQ_END_OF_ROTA = "REQ_END_OF_ROTA"
+REQ_FILLED_LOCALLY = "REQ_FILLED_LOCALLY"
+REQ_DOCUMENT_AVAILABLE = "REQ_DOCUMENT_AVAILABLE"
+REQ_DOCUMENT_SUPPLIED = "REQ_DOCUMENT_SUPPLIED"
+
+RES_IDLE = "RES_IDLE"
+RES_NEW_AWAIT_PULL_SLIP = "RES_NEW_AWAIT_PULL_SLIP"
+RES_AWAIT_PICKING = "RES_AWAIT_PICKING"
+RES_AWAIT_SHIP = "RES_AWAIT_SHIP"
+RES_PENDING_CONDITIONAL_ANSWER = "RES_PENDING_CONDITIONAL_ANSWER"
+RES_ITEM_SHIPPED = "RES_ITEM_SHIPPED"
+RES_AWAITING_RETURN_SHIPPING = "RES_AWAITING_RETURN_SHIPPING"
+RES_OVERDUE = "RES_OVERDUE"
+RES_ITEM_RETURNED = "RES_ITEM_RETURNED"
+RES_COMPLETE = "RES_COMPLETE"
+RES_CANCEL_REQUEST_RECEIVED = "RES_CANCEL_REQUEST_RECEIVED"
+RES_CANCELLED = "RES_CANCELLED"
+RES_UNFILLED = "RES_UNFILLED"
+RES_NOT_SUPPLIED = "RES_NOT_SUPPLIED"
+
+#: Terminal states per side (mod-rs StateModelData; REQ_DOCUMENT_SUPPLIED is the simulator's stand-in for
+#: the SLNP non-returnable "document supplied" end state).
+REQUESTER_TERMINAL = frozenset(
+    {REQ_REQUEST_COMPLETE, REQ_CANCELLED, REQ_END_OF_ROTA, REQ_FILLED_LOCALLY, REQ_DOCUMENT_SUPPLIED}
+)
+RESPONDER_TERMINAL = frozenset({RES_COMPLETE, RES_CANCELLED, RES_UNFILLED, RES_NOT_SUPPLIED})
+
+# Volume status values (mod-rs refdata `VolumeStatus`, manual / no-integration variants).
+VOL_AWAITING_LMS_CHECK_OUT = "awaiting_lms_check_out"
+VOL_LMS_CHECK_OUT_NO_INTEGRATION = "lms_check_out_(no_integration)"
+VOL_AWAITING_TEMP_ITEM = "awaiting_temporary_item_creation"
+VOL_TEMP_ITEM_NO_INTEGRATION = "temporary_item_creation_(no_integration)"
+VOL_LMS_CHECK_IN_NO_INTEGRATION = "lms_check_in_(no_integration)"
+VOL_COMPLETED = "completed"
+
+# ---------------------------------------------------------------- settings
+
+#: Known settings: key -> (section, settingType, vocab).
+KNOWN_SETTINGS: dict[str, tuple[str, str, str | None]] = {
+    "host_lms_integration": ("hostLMSIntegration", "Refdata", "HostLMSIntegrationAdapter"),
+    "check_in_on_return": ("hostLMSIntegration", "Refdata", "CheckInOnReturn"),
+    "borrower_check": ("hostLMSIntegration", "Refdata", "BorrowerCheckMethod"),
+    "auto_responder_status": ("autoResponder", "Refdata", "AutoResponder"),
+    "request_id_prefix": ("requests", "String", None),
+}
+DEFAULT_SETTINGS = {"host_lms_integration": "manual"}
+
+
+def make_setting(key: str, value: Any) -> dict[str, Any]:
+    """A mod-rs AppSetting record. `value` is the value string, or a dict overriding record fields."""
+    section, setting_type, vocab = KNOWN_SETTINGS.get(key, ("other", "String", None))
+    record: dict[str, Any] = {
+        "id": str(uuid.uuid4()),
+        "section": section,
+        "key": key,
+        "settingType": setting_type,
+        "value": value,
+    }
+    if vocab:
+        record["vocab"] = vocab
+    if isinstance(value, dict):
+        record.update({k: v for k, v in value.items() if k in ("section", "settingType", "value", "vocab")})
+    return record
+
+
+# ---------------------------------------------------------------- tenants
+
+
+@dataclass
+class PickupLocation:
+    slug: str
+    name: str
+    lms_location_code: str | None
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "slug": self.slug, "name": self.name, "lmsLocationCode": self.lms_location_code}
+
+
+@dataclass
+class Tenant:
+    name: str
+    symbol: str
+    users: dict[str, str]
+    settings: dict[str, dict[str, Any]]
+    pickup_locations: dict[str, PickupLocation]
+    requests: dict[str, PatronRequest] = field(default_factory=dict)
+    hrid_counter: int = 0
+    last_tick: int = 0
+
+    def tick(self) -> int:
+        """A fresh `lastUpdated` for this tenant: wall-clock ms, strictly increasing (bumped by 1 ms on ties)."""
+        self.last_tick = max(now_ms(), self.last_tick + 1)
+        return self.last_tick
+
+    def next_hrid(self) -> str:
+        self.hrid_counter += 1
+        return f"{self.name.upper()}-{self.hrid_counter}"
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "tenant": self.name,
+            "symbol": self.symbol,
+            "users": sorted(self.users),
+            "settings": {key: record["value"] for key, record in self.settings.items()},
+            "pickup_locations": [location.to_json() for location in self.pickup_locations.values()],
+            "requests": len(self.requests),
+        }
+
+
+# ---------------------------------------------------------------- requests
+
+
+@dataclass
+class Volume:
+    name: str | None
+    item_id: str | None
+    call_number: str | None
+    status: str
+    temporary_item_barcode: str | None = None
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "itemId": self.item_id,
+            "temporaryItemBarcode": self.temporary_item_barcode,
+            "callNumber": self.call_number,
+            "status": {"value": self.status},
+        }
+
+
+@dataclass
+class ItemSpec:
+    """A physical piece the lender will send: what `/_sim/requests` `volumes[]` describes."""
+
+    item_barcode: str
+    call_number: str | None = None
+    name: str | None = None
+
+
+@dataclass
+class PatronRequest:
+    id: str
+    tenant: str
+    hrid: str
+    is_requester: bool
+    title: str
+    author: str | None = None
+    isbn: str | None = None
+    publisher: str | None = None
+    publication_date: str | None = None
+    patron_identifier: str | None = None
+    patron_note: str | None = None
+    pickup_location_slug: str | None = None
+    pickup: PickupLocation | None = None
+    requesting_symbol: str | None = None
+    supplying_symbol: str | None = None
+    local_call_number: str | None = None
+    pick_location: str | None = None
+    pick_shelving_location: str | None = None
+    service_type: str = "Loan"
+    state: str | None = None
+    due_date_rs: str | None = None
+    parsed_due_date_ms: int | None = None
+    date_created_ms: int = 0
+    last_updated_ms: int = 0
+    needs_attention: bool = False
+    local_note: str | None = None
+    volumes: list[Volume] = field(default_factory=list)
+    audit: list[dict[str, Any]] = field(default_factory=list)
+    notifications: list[dict[str, Any]] = field(default_factory=list)
+    conditions: list[dict[str, Any]] = field(default_factory=list)
+    # simulator bookkeeping (not rendered)
+    partner: tuple[str, str] | None = None  # (tenant, id) of the other side's copy
+    lender_tenant: str | None = None  # borrower: the tenant its rota points at
+    item_specs: list[ItemSpec] = field(default_factory=list)  # borrower: what the lender will send
+    wanted_due_date: str | None = None  # YYYY-MM-DD the lender will lend until
+    saved_states: list[str] = field(default_factory=list)  # mod-rs "save/restore state" stack
+    undo: dict[str, Any] | None = None  # {"action", "from", "to"} of the last undoable step
+    answered: bool = False  # lender: the will-supply answer was sent
+    preceded_by: str | None = None
+    succeeded_by: str | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in (REQUESTER_TERMINAL if self.is_requester else RESPONDER_TERMINAL)
+
+    def brief(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "hrid": self.hrid,
+            "isRequester": self.is_requester,
+            "state": {"code": self.state, "terminal": self.terminal},
+            "title": self.title,
+            "author": self.author,
+            "patronIdentifier": self.patron_identifier,
+            "pickupLocationSlug": self.pickup_location_slug,
+            "pickupLocation": self.pickup.name if self.pickup else None,
+            "dueDateRS": self.due_date_rs,
+            "parsedDueDateRS": (
+                iso_from_ms(self.parsed_due_date_ms, millis=False) if self.parsed_due_date_ms is not None else None
+            ),
+            "requestingInstitutionSymbol": self.requesting_symbol,
+            "supplyingInstitutionSymbol": self.supplying_symbol,
+            "lastUpdated": self.last_updated_ms,
+            "dateCreated": iso_from_ms(self.date_created_ms),
+            "needsAttention": self.needs_attention,
+        }
+
+    def full(self) -> dict[str, Any]:
+        record = self.brief()
+        record.update(
+            {
+                "isbn": self.isbn,
+                "publisher": self.publisher,
+                "publicationDate": self.publication_date,
+                "localCallNumber": self.local_call_number,
+                "serviceType": self.service_type,
+                "patronNote": self.patron_note,
+                "localNote": self.local_note,
+                "pickLocation": self.pick_location,
+                "pickShelvingLocation": self.pick_shelving_location,
+                "resolvedPickupLocation": (
+                    {
+                        "id": self.pickup.id,
+                        "name": self.pickup.name,
+                        "lmsLocationCode": self.pickup.lms_location_code,
+                    }
+                    if self.pickup
+                    else None
+                ),
+                "volumes": [volume.to_json() for volume in self.volumes],
+                "audit": [dict(entry) for entry in self.audit],
+                "notifications": [dict(entry) for entry in self.notifications],
+                "conditions": [dict(entry) for entry in self.conditions],
+                "precededBy": {"id": self.preceded_by} if self.preceded_by else None,
+                "succeededBy": {"id": self.succeeded_by} if self.succeeded_by else None,
+            }
+        )
+        return record
+
+
+#: Keys of a brief record, in order.
+BRIEF_KEYS = (
+    "id",
+    "hrid",
+    "isRequester",
+    "state",
+    "title",
+    "author",
+    "patronIdentifier",
+    "pickupLocationSlug",
+    "pickupLocation",
+    "dueDateRS",
+    "parsedDueDateRS",
+    "requestingInstitutionSymbol",
+    "supplyingInstitutionSymbol",
+    "lastUpdated",
+    "dateCreated",
+    "needsAttention",
+)
+
+
+def brief_of(full_record: dict[str, Any]) -> dict[str, Any]:
+    return {key: full_record[key] for key in BRIEF_KEYS}
+
+
+#: Fields usable in `filters` and `sort` on /rs/patronrequests (paths into the full record).
+REQUEST_FIELDS: dict[str, Field] = {
+    f.path: f
+    for f in [
+        Field("id"),
+        Field("hrid"),
+        Field("isRequester", BOOL),
+        Field("state.code"),
+        Field("state.terminal", BOOL),
+        Field("title"),
+        Field("author"),
+        Field("isbn"),
+        Field("publisher"),
+        Field("publicationDate"),
+        Field("patronIdentifier"),
+        Field("pickupLocationSlug"),
+        Field("pickupLocation"),
+        Field("resolvedPickupLocation.lmsLocationCode"),
+        Field("resolvedPickupLocation.name"),
+        Field("dueDateRS"),
+        Field("parsedDueDateRS", DATETIME),
+        Field("requestingInstitutionSymbol"),
+        Field("supplyingInstitutionSymbol"),
+        Field("localCallNumber"),
+        Field("serviceType"),
+        Field("localNote"),
+        Field("lastUpdated", DATETIME),
+        Field("dateCreated", DATETIME),
+        Field("needsAttention", BOOL),
+        Field("volumes.itemId", sortable=False),
+        Field("volumes.temporaryItemBarcode", sortable=False),
+        Field("volumes.status.value", sortable=False),
+    ]
+}
+REQUEST_TERM_FIELDS = ("hrid", "title", "patronIdentifier")
+
+SETTING_FIELDS: dict[str, Field] = {
+    f.path: f for f in [Field("id"), Field("section"), Field("key"), Field("settingType"), Field("value")]
+}

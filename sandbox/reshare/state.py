@@ -1,0 +1,1058 @@
+"""The simulated mod-rs: tenants, logins, patron requests, the state machine and the partner messages.
+
+A *pair* is a borrower request (`isRequester: true`) in the borrowing tenant and a lender request
+(`isRequester: false`) in the supplying tenant with the same `hrid` (`<BORROWER TENANT>-<n>`). Staff actions
+(`performAction`) move one side; the ISO 18626 message the real system would send is then played to the
+other side at once (synchronously), moving it as the table below says. Every change to a request ticks its
+tenant's clock (`lastUpdated`, epoch ms, strictly increasing per tenant); a message that does not change the
+partner's state still ticks it (mod-rs records a notification), so a poller sees `lastUpdated` move
+without a state change - as it must also handle for `localNote` and `message`.
+
+Creating a pair (`/_sim/requests`, or `POST /rs/patronrequests`): the borrower walks `REQ_IDLE ->
+REQ_VALIDATED -> REQ_SOURCING_ITEM -> REQ_SUPPLIER_IDENTIFIED -> REQ_REQUEST_SENT_TO_SUPPLIER`; the lender
+copy is created `RES_IDLE -> RES_NEW_AWAIT_PULL_SLIP` (the item was located), or stays at `RES_IDLE` when
+asked. Both audits list every state passed through. A `lender_state` further along is reached by replaying
+the lender's own actions (print pull slip, fill, ship), so audits stay truthful.
+
+Actions (valid-from -> target; "->>" is what the partner message does to the other side; a partner in any
+other state only gets a notification and a `lastUpdated` tick):
+
+| action (sample file) | side | valid from | target | partner |
+|---|---|---|---|---|
+| requesterReceived | B | REQ_SHIPPED, REQ_OVERDUE | REQ_CHECKED_IN | "Received": lender RES_ITEM_SHIPPED stays (see note 1) |
+| patronReturnedItem | B | REQ_CHECKED_IN, REQ_OVERDUE | REQ_AWAITING_RETURN_SHIPPING (undoable) | - |
+| shippedReturn | B | REQ_AWAITING_RETURN_SHIPPING, REQ_OVERDUE | REQ_SHIPPED_TO_SUPPLIER | ->> lender RES_ITEM_RETURNED (from RES_ITEM_SHIPPED, RES_AWAITING_RETURN_SHIPPING, RES_OVERDUE) |
+| patronReturnedItemAndShippedReturn | B | REQ_CHECKED_IN, REQ_OVERDUE | REQ_SHIPPED_TO_SUPPLIER | as shippedReturn |
+| requesterCancel (requesterCancel, requesterCancelDuplicate) | B | REQ_IDLE, REQ_VALIDATED, REQ_INVALID_PATRON, REQ_DUPLICATE, REQ_SOURCING_ITEM, REQ_SUPPLIER_IDENTIFIED, REQ_LOCAL_REVIEW, REQ_REQUEST_SENT_TO_SUPPLIER, REQ_EXPECTS_TO_SUPPLY, REQ_CONDITIONAL_ANSWER_RECEIVED | REQ_CANCEL_PENDING (saves state) when a lender copy exists, else REQ_CANCELLED | ->> lender RES_CANCEL_REQUEST_RECEIVED (saves state) |
+| requesterAgreeConditions | B | REQ_CONDITIONAL_ANSWER_RECEIVED | REQ_EXPECTS_TO_SUPPLY | ->> lender RES_PENDING_CONDITIONAL_ANSWER restores its saved state |
+| requesterRejectConditions | B | REQ_CONDITIONAL_ANSWER_RECEIVED | REQ_CANCEL_PENDING | ->> lender RES_CANCEL_REQUEST_RECEIVED |
+| requesterBypassValidation (requesterApproveDuplicate, requesterForceValidate) | B | REQ_INVALID_PATRON, REQ_DUPLICATE | REQ_VALIDATED -> ... -> REQ_REQUEST_SENT_TO_SUPPLIER | lender copy created |
+| requesterRetryValidation (requesterRetryRequest) | B | REQ_INVALID_PATRON | as requesterBypassValidation (the retry always succeeds) | lender copy created |
+| localSupplierCannotSupply (requesterLoSupCannotSupply) | B | REQ_LOCAL_REVIEW | REQ_UNFILLED -> REQ_REQUEST_SENT_TO_SUPPLIER | lender copy created |
+| manuallyMarkAvailable | B | REQ_REQUEST_SENT_TO_SUPPLIER, REQ_EXPECTS_TO_SUPPLY | REQ_DOCUMENT_AVAILABLE (note 2) | - |
+| manuallyMarkSupplied | B | REQ_REQUEST_SENT_TO_SUPPLIER, REQ_EXPECTS_TO_SUPPLY, REQ_DOCUMENT_AVAILABLE | REQ_DOCUMENT_SUPPLIED, terminal (note 2) | - |
+| rerequest | B | REQ_CANCELLED, REQ_END_OF_ROTA (once) | no state change; a new pair is created from this request's fields overlaid with actionParams' bibliographic fields; `succeededBy`/`precededBy` link them | new lender copy |
+| respondYes (supplierAnswerYes, supplierAnswerYesNoPick) | L | RES_IDLE; RES_NEW_AWAIT_PULL_SLIP | RES_NEW_AWAIT_PULL_SLIP; RES_AWAIT_PICKING (simulator shortcut) | ->> borrower REQ_EXPECTS_TO_SUPPLY (note 3) |
+| supplierPrintPullSlip | L | RES_NEW_AWAIT_PULL_SLIP | RES_AWAIT_PICKING | ->> borrower REQ_EXPECTS_TO_SUPPLY (note 3) |
+| supplierConditionalSupply (+WithCost) | L | RES_IDLE, RES_NEW_AWAIT_PULL_SLIP | RES_PENDING_CONDITIONAL_ANSWER (saves RES_NEW_AWAIT_PULL_SLIP) | ->> borrower REQ_CONDITIONAL_ANSWER_RECEIVED |
+| supplierAddCondition | L | RES_NEW_AWAIT_PULL_SLIP, RES_AWAIT_PICKING, RES_AWAIT_SHIP | holdingState "yes": RES_PENDING_CONDITIONAL_ANSWER (saves state); else no change | "yes": ->> borrower REQ_CONDITIONAL_ANSWER_RECEIVED; else notification |
+| supplierMarkConditionsAgreed | L | RES_PENDING_CONDITIONAL_ANSWER | the saved state | ->> borrower REQ_EXPECTS_TO_SUPPLY |
+| supplierCannotSupply (+Transfer) | L | RES_IDLE, RES_NEW_AWAIT_PULL_SLIP, RES_AWAIT_PICKING, RES_PENDING_CONDITIONAL_ANSWER | RES_UNFILLED (terminal) | ->> borrower REQ_UNFILLED -> REQ_END_OF_ROTA (the simulated rota has one lender) |
+| supplierCheckInToReshare | L | RES_AWAIT_PICKING | RES_AWAIT_SHIP (undoable); `itemBarcodes[{itemId,name?}]` replaces the volumes' itemIds (default: the barcodes given at creation); `loanDateOverride` sets the due date | - |
+| supplierMarkShipped | L | RES_AWAIT_SHIP | RES_ITEM_SHIPPED with due date | ->> borrower REQ_SHIPPED with dueDateRS and volumes |
+| supplierCheckInToReshareAndSupplierMarkShipped | L | RES_AWAIT_PICKING | RES_ITEM_SHIPPED (fill + ship) | as supplierMarkShipped |
+| supplierFillDigitalLoan | L | RES_AWAIT_PICKING | RES_ITEM_SHIPPED (digital: no volumes) | ->> borrower REQ_SHIPPED with dueDateRS, no volumes |
+| itemReturned (supplierItemReturned) | L | RES_ITEM_SHIPPED, RES_AWAITING_RETURN_SHIPPING, RES_OVERDUE, RES_ITEM_RETURNED | RES_COMPLETE (as mod-rs's responderItemReturnedOK) | ->> borrower REQ_REQUEST_COMPLETE (note 4) |
+| supplierCheckOutOfReshare | L | RES_ITEM_RETURNED, RES_OVERDUE | RES_COMPLETE | ->> borrower REQ_REQUEST_COMPLETE (note 4) |
+| supplierRespondToCancel (...Yes / ...No) | L | RES_CANCEL_REQUEST_RECEIVED | cancelResponse "yes": RES_CANCELLED; "no": the saved state | yes ->> borrower REQ_CANCELLED; no ->> borrower back to its saved state |
+| manualClose | B/L | any non-terminal state | actionParams.terminalState (a terminal state of that side) | - |
+| message | B/L | any state once a lender copy exists | no change (note) | notification |
+| localNote | B/L | any state | no change (`localNote` set) | - |
+| undo | B/L | right after an undoable action (patronReturnedItem, supplierCheckInToReshare) | the state before it | - |
+
+Timer (`run_overdue`): lender RES_ITEM_SHIPPED / RES_AWAITING_RETURN_SHIPPING past `parsedDueDateRS` ->
+RES_OVERDUE, ->> borrower in REQ_SHIPPED / REQ_CHECKED_IN -> REQ_OVERDUE; then any borrower still in
+REQ_CHECKED_IN past its due date -> REQ_OVERDUE. The due date is midnight UTC of `dueDateRS`.
+
+Notes.
+1. reshare.md §2: reference data and tests disagree on whether the lender enters RES_AWAITING_RETURN_SHIPPING
+   when the borrower marks received. The simulator leaves it in RES_ITEM_SHIPPED by default (the bridge must
+   treat RES_ITEM_SHIPPED, RES_AWAITING_RETURN_SHIPPING and RES_OVERDUE alike as "on loan");
+   `POST /_sim/options {"lender_on_received": "RES_AWAITING_RETURN_SHIPPING"}` switches to the other reading.
+2. manuallyMarkAvailable/Supplied belong to mod-rs's SLNP non-returnable requester model; the simulator
+   maps them onto its single requester model with the two REQ_DOCUMENT_* states.
+3. The will-supply answer (ISO "ExpectToSupply") reaches the borrower once: with the first of respondYes /
+   supplierPrintPullSlip. Pairs created at RES_NEW_AWAIT_PULL_SLIP have not answered yet.
+4. As in mod-rs, "LoanCompleted" moves the borrower only from REQ_AWAITING_RETURN_SHIPPING,
+   REQ_SHIPPED_TO_SUPPLIER, REQ_OVERDUE or REQ_RECALLED; elsewhere it is a notification.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from . import records as r
+from .records import ItemSpec, PatronRequest, PickupLocation, Tenant, Volume
+from .timefmt import default_due_date, iso_from_ms, ms_from_date, ms_from_text, now_ms, parse_due_date
+
+log = logging.getLogger(__name__)
+
+B, L, EITHER = "requester", "responder", "either"
+
+
+class SimError(Exception):
+    """A refusal the HTTP layer answers as `{"status": false, "message": ...}` with this status."""
+
+    def __init__(self, status: int, message: str, body: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.body = body
+
+
+def bad(message: str) -> SimError:
+    return SimError(400, message)
+
+
+# ---------------------------------------------------------------- the action table
+
+
+@dataclass(frozen=True)
+class Rule:
+    side: str
+    valid_from: frozenset[str] | None  # None: decided by a special check (see Store.is_available)
+
+
+def _rule(side: str, *states: str) -> Rule:
+    return Rule(side, frozenset(states))
+
+
+_REQUESTER_CANCELLABLE = (
+    r.REQ_IDLE,
+    r.REQ_VALIDATED,
+    r.REQ_INVALID_PATRON,
+    r.REQ_DUPLICATE,
+    r.REQ_SOURCING_ITEM,
+    r.REQ_SUPPLIER_IDENTIFIED,
+    r.REQ_LOCAL_REVIEW,
+    r.REQ_REQUEST_SENT_TO_SUPPLIER,
+    r.REQ_EXPECTS_TO_SUPPLY,
+    r.REQ_CONDITIONAL_ANSWER_RECEIVED,
+)
+
+RULES: dict[str, Rule] = {
+    # borrower (requester) side
+    "requesterReceived": _rule(B, r.REQ_SHIPPED, r.REQ_OVERDUE),
+    "patronReturnedItem": _rule(B, r.REQ_CHECKED_IN, r.REQ_OVERDUE),
+    "shippedReturn": _rule(B, r.REQ_AWAITING_RETURN_SHIPPING, r.REQ_OVERDUE),
+    "patronReturnedItemAndShippedReturn": _rule(B, r.REQ_CHECKED_IN, r.REQ_OVERDUE),
+    "requesterCancel": _rule(B, *_REQUESTER_CANCELLABLE),
+    "requesterAgreeConditions": _rule(B, r.REQ_CONDITIONAL_ANSWER_RECEIVED),
+    "requesterRejectConditions": _rule(B, r.REQ_CONDITIONAL_ANSWER_RECEIVED),
+    "requesterBypassValidation": _rule(B, r.REQ_INVALID_PATRON, r.REQ_DUPLICATE),
+    "requesterRetryValidation": _rule(B, r.REQ_INVALID_PATRON),
+    "localSupplierCannotSupply": _rule(B, r.REQ_LOCAL_REVIEW),
+    "manuallyMarkAvailable": _rule(B, r.REQ_REQUEST_SENT_TO_SUPPLIER, r.REQ_EXPECTS_TO_SUPPLY),
+    "manuallyMarkSupplied": _rule(
+        B, r.REQ_REQUEST_SENT_TO_SUPPLIER, r.REQ_EXPECTS_TO_SUPPLY, r.REQ_DOCUMENT_AVAILABLE
+    ),
+    "rerequest": _rule(B, r.REQ_CANCELLED, r.REQ_END_OF_ROTA),
+    # lender (responder) side
+    "respondYes": _rule(L, r.RES_IDLE, r.RES_NEW_AWAIT_PULL_SLIP),
+    "supplierPrintPullSlip": _rule(L, r.RES_NEW_AWAIT_PULL_SLIP),
+    "supplierConditionalSupply": _rule(L, r.RES_IDLE, r.RES_NEW_AWAIT_PULL_SLIP),
+    "supplierAddCondition": _rule(L, r.RES_NEW_AWAIT_PULL_SLIP, r.RES_AWAIT_PICKING, r.RES_AWAIT_SHIP),
+    "supplierMarkConditionsAgreed": _rule(L, r.RES_PENDING_CONDITIONAL_ANSWER),
+    "supplierCannotSupply": _rule(
+        L, r.RES_IDLE, r.RES_NEW_AWAIT_PULL_SLIP, r.RES_AWAIT_PICKING, r.RES_PENDING_CONDITIONAL_ANSWER
+    ),
+    "supplierCheckInToReshare": _rule(L, r.RES_AWAIT_PICKING),
+    "supplierMarkShipped": _rule(L, r.RES_AWAIT_SHIP),
+    "supplierCheckInToReshareAndSupplierMarkShipped": _rule(L, r.RES_AWAIT_PICKING),
+    "supplierFillDigitalLoan": _rule(L, r.RES_AWAIT_PICKING),
+    "itemReturned": _rule(
+        L, r.RES_ITEM_SHIPPED, r.RES_AWAITING_RETURN_SHIPPING, r.RES_OVERDUE, r.RES_ITEM_RETURNED
+    ),
+    "supplierCheckOutOfReshare": _rule(L, r.RES_ITEM_RETURNED, r.RES_OVERDUE),
+    "supplierRespondToCancel": _rule(L, r.RES_CANCEL_REQUEST_RECEIVED),
+    # both sides
+    "manualClose": Rule(EITHER, None),
+    "message": Rule(EITHER, None),
+    "localNote": Rule(EITHER, None),
+    "undo": Rule(EITHER, None),
+}
+
+UNDOABLE = frozenset({"patronReturnedItem", "supplierCheckInToReshare"})
+
+# ---------------------------------------------------------------- partner messages
+
+_RESTORE = "<restore saved state>"
+_STAY = "<no state change>"
+
+#: ISO 18626 message a lender sends -> {borrower state it applies in: borrower's new state}.
+TO_BORROWER: dict[str, dict[str, str]] = {
+    "ExpectToSupply": {
+        r.REQ_REQUEST_SENT_TO_SUPPLIER: r.REQ_EXPECTS_TO_SUPPLY,
+        r.REQ_CONDITIONAL_ANSWER_RECEIVED: r.REQ_EXPECTS_TO_SUPPLY,
+    },
+    "Conditional": {
+        r.REQ_REQUEST_SENT_TO_SUPPLIER: r.REQ_CONDITIONAL_ANSWER_RECEIVED,
+        r.REQ_EXPECTS_TO_SUPPLY: r.REQ_CONDITIONAL_ANSWER_RECEIVED,
+    },
+    "Loaned": {
+        r.REQ_REQUEST_SENT_TO_SUPPLIER: r.REQ_SHIPPED,
+        r.REQ_EXPECTS_TO_SUPPLY: r.REQ_SHIPPED,
+        r.REQ_CONDITIONAL_ANSWER_RECEIVED: r.REQ_SHIPPED,
+        r.REQ_CANCEL_PENDING: r.REQ_SHIPPED,
+    },
+    "Unfilled": {
+        r.REQ_REQUEST_SENT_TO_SUPPLIER: r.REQ_UNFILLED,
+        r.REQ_EXPECTS_TO_SUPPLY: r.REQ_UNFILLED,
+        r.REQ_CONDITIONAL_ANSWER_RECEIVED: r.REQ_UNFILLED,
+    },
+    "Cancelled": {r.REQ_CANCEL_PENDING: r.REQ_CANCELLED},
+    "CancelNo": {r.REQ_CANCEL_PENDING: _RESTORE},
+    "LoanCompleted": {
+        r.REQ_AWAITING_RETURN_SHIPPING: r.REQ_REQUEST_COMPLETE,
+        r.REQ_SHIPPED_TO_SUPPLIER: r.REQ_REQUEST_COMPLETE,
+        r.REQ_OVERDUE: r.REQ_REQUEST_COMPLETE,
+        r.REQ_RECALLED: r.REQ_REQUEST_COMPLETE,
+    },
+    "Overdue": {r.REQ_SHIPPED: r.REQ_OVERDUE, r.REQ_CHECKED_IN: r.REQ_OVERDUE},
+    "Notification": {},
+}
+
+_LENDER_CANCELLABLE = (
+    r.RES_IDLE,
+    r.RES_NEW_AWAIT_PULL_SLIP,
+    r.RES_AWAIT_PICKING,
+    r.RES_AWAIT_SHIP,
+    r.RES_PENDING_CONDITIONAL_ANSWER,
+)
+
+#: ISO 18626 message a borrower sends -> {lender state it applies in: lender's new state}.
+TO_LENDER: dict[str, dict[str, str]] = {
+    "Received": {r.RES_ITEM_SHIPPED: "<option lender_on_received>"},
+    "ShippedReturn": {
+        r.RES_ITEM_SHIPPED: r.RES_ITEM_RETURNED,
+        r.RES_AWAITING_RETURN_SHIPPING: r.RES_ITEM_RETURNED,
+        r.RES_OVERDUE: r.RES_ITEM_RETURNED,
+    },
+    "Cancel": dict.fromkeys(_LENDER_CANCELLABLE, r.RES_CANCEL_REQUEST_RECEIVED),
+    "ConditionsAgreed": {r.RES_PENDING_CONDITIONAL_ANSWER: _RESTORE},
+    "Notification": {},
+}
+
+LENDER_START_STATES = (
+    r.RES_IDLE,
+    r.RES_NEW_AWAIT_PULL_SLIP,
+    r.RES_AWAIT_PICKING,
+    r.RES_AWAIT_SHIP,
+    r.RES_ITEM_SHIPPED,
+)
+BORROWER_START_STATES = (r.REQ_INVALID_PATRON, r.REQ_DUPLICATE, r.REQ_LOCAL_REVIEW)
+
+# ---------------------------------------------------------------- logins
+
+
+@dataclass
+class Token:
+    value: str
+    tenant: str
+    username: str
+    expires_ms: int
+
+
+LOGIN_MODES = ("both", "legacy-only", "expiry-only")
+
+
+# ---------------------------------------------------------------- the store
+
+
+class Store:
+    """All simulator state behind one re-entrant lock. Public methods take the lock; `_` helpers assume it."""
+
+    def __init__(self, token_ttl: float = 600) -> None:
+        self.lock = threading.RLock()
+        self.token_ttl = token_ttl
+        self.reset()
+
+    # -- housekeeping -------------------------------------------------
+
+    def reset(self) -> None:
+        with self.lock:
+            self.tenants: dict[str, Tenant] = {}
+            self.tokens: dict[str, Token] = {}
+            self.login_mode = "both"
+            self.options: dict[str, Any] = {"lender_on_received": r.RES_ITEM_SHIPPED}
+
+    def set_options(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            for key, value in body.items():
+                if key != "lender_on_received":
+                    raise bad(f"unknown option '{key}' (known: lender_on_received)")
+                if value not in (r.RES_ITEM_SHIPPED, r.RES_AWAITING_RETURN_SHIPPING):
+                    raise bad("lender_on_received must be RES_ITEM_SHIPPED or RES_AWAITING_RETURN_SHIPPING")
+                self.options[key] = value
+            return dict(self.options)
+
+    def upsert_tenant(
+        self,
+        name: str,
+        symbol: str,
+        users: Mapping[str, str],
+        settings: Mapping[str, Any] | None = None,
+        pickup_locations: list[PickupLocation] | None = None,
+    ) -> Tenant:
+        with self.lock:
+            for other in self.tenants.values():
+                if other.name != name and other.symbol == symbol:
+                    raise bad(f"symbol {symbol} already belongs to tenant {other.name}")
+            wanted_settings = dict(r.DEFAULT_SETTINGS if settings is None else settings)
+            setting_records = {key: r.make_setting(key, value) for key, value in wanted_settings.items()}
+            locations = {location.slug: location for location in pickup_locations or []}
+            tenant = self.tenants.get(name)
+            if tenant is None:
+                tenant = Tenant(name, symbol, dict(users), setting_records, locations)
+                self.tenants[name] = tenant
+            else:
+                tenant.symbol = symbol
+                tenant.users = dict(users)
+                tenant.settings = setting_records
+                tenant.pickup_locations = locations
+            return tenant
+
+    def seed_demo(self) -> None:
+        with self.lock:
+            self.upsert_tenant(
+                "east",
+                "RESHARE:EAST",
+                {"bridge": "east-password"},
+                {"host_lms_integration": "manual"},
+                [
+                    PickupLocation("east-main", "East Main Library", "128807"),
+                    PickupLocation("east-science", "Science Library", "262630"),
+                    PickupLocation("east-annex", "Annex", None),
+                ],
+            )
+            self.upsert_tenant(
+                "west",
+                "RESHARE:WEST",
+                {"bridge": "west-password"},
+                {"host_lms_integration": "manual"},
+                [PickupLocation("west-main", "West Library", "262626")],
+            )
+
+    def tenant(self, name: str | None) -> Tenant:
+        with self.lock:
+            if not name:
+                raise bad("missing X-Okapi-Tenant header")
+            tenant = self.tenants.get(name)
+            if tenant is None:
+                raise bad(f"no such tenant: {name}")
+            return tenant
+
+    # -- logins (Okapi / mod-login) ------------------------------------
+
+    def login(self, tenant_name: str | None, username: Any, password: Any) -> Token:
+        with self.lock:
+            tenant = self.tenant(tenant_name)
+            if not isinstance(username, str) or not isinstance(password, str) or not username:
+                raise SimError(
+                    422,
+                    "username and password are required strings",
+                    {"errors": [{"message": "username and password are required", "type": "error",
+                                 "code": "credentials.missing"}]},
+                )
+            known = tenant.users.get(username)
+            if known is None or not secrets.compare_digest(known.encode(), password.encode()):
+                raise SimError(
+                    422,
+                    "Password does not match",
+                    {"errors": [{"message": "Password does not match", "type": "error",
+                                 "code": "password.incorrect", "parameters": [{"key": "username",
+                                                                              "value": username}]}]},
+                )
+            token = Token(
+                value=secrets.token_urlsafe(24),
+                tenant=tenant.name,
+                username=username,
+                expires_ms=now_ms() + int(self.token_ttl * 1000),
+            )
+            self.tokens[token.value] = token
+            return token
+
+    def authenticate(self, tenant_name: str, token_value: str | None) -> Token:
+        with self.lock:
+            if not token_value:
+                raise SimError(401, "missing X-Okapi-Token")
+            token = self.tokens.get(token_value)
+            if token is None:
+                raise SimError(401, "invalid token")
+            if token.tenant != tenant_name:
+                raise SimError(401, f"token is for tenant {token.tenant}, not {tenant_name}")
+            if token.expires_ms <= now_ms():
+                raise SimError(401, "token expired")
+            return token
+
+    def expire_tokens(self, token_value: str | None = None) -> int:
+        with self.lock:
+            targets = [self.tokens[token_value]] if token_value in self.tokens else []
+            if token_value is None:
+                targets = list(self.tokens.values())
+            for token in targets:
+                token.expires_ms = 0
+            return len(targets)
+
+    def set_login_mode(self, mode: Any) -> str:
+        with self.lock:
+            if mode not in LOGIN_MODES:
+                raise bad(f"mode must be one of {', '.join(LOGIN_MODES)}")
+            self.login_mode = mode
+            return mode
+
+    # -- reading --------------------------------------------------------
+
+    def request(self, tenant_name: str, request_id: str) -> PatronRequest:
+        with self.lock:
+            req = self.tenant(tenant_name).requests.get(request_id)
+            if req is None:
+                raise SimError(404, f"no patron request {request_id} in tenant {tenant_name}")
+            return req
+
+    def full_records(self, tenant_name: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [req.full() for req in self.tenant(tenant_name).requests.values()]
+
+    def all_full_records(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [
+                {"tenant": tenant.name, **req.full()}
+                for tenant in self.tenants.values()
+                for req in sorted(tenant.requests.values(), key=lambda q: (q.date_created_ms, q.id))
+            ]
+
+    def settings(self, tenant_name: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [dict(record) for record in self.tenant(tenant_name).settings.values()]
+
+    # -- creating pairs -----------------------------------------------
+
+    def create_pair(
+        self,
+        borrower_tenant: str,
+        lender_tenant: str | None,
+        fields: Mapping[str, Any],
+        item_specs: list[ItemSpec],
+        due_date: str | None = None,
+        lender_state: str = r.RES_NEW_AWAIT_PULL_SLIP,
+        borrower_state: str | None = None,
+        request_id: str | None = None,
+    ) -> PatronRequest:
+        """Create a borrower request and (unless stopped at an earlier borrower state) its lender copy."""
+        with self.lock:
+            tenant = self.tenant(borrower_tenant)
+            if lender_tenant is not None:
+                self.tenant(lender_tenant)
+            if lender_state not in LENDER_START_STATES:
+                raise bad(f"lender_state must be one of {', '.join(LENDER_START_STATES)}")
+            if borrower_state is not None and borrower_state not in BORROWER_START_STATES:
+                raise bad(f"borrower_state must be one of {', '.join(BORROWER_START_STATES)}")
+            if due_date is not None:
+                try:
+                    due_date = parse_due_date(due_date).isoformat()
+                except (ValueError, TypeError):
+                    raise bad(f"due_date must be YYYY-MM-DD, not {due_date!r}") from None
+            if request_id is not None and request_id in tenant.requests:
+                raise SimError(422, f"a patron request with id {request_id} already exists")
+            slug = fields.get("pickup_location_slug")
+            borrower = PatronRequest(
+                id=request_id or str(uuid.uuid4()),
+                tenant=tenant.name,
+                hrid=tenant.next_hrid(),
+                is_requester=True,
+                title=fields["title"],
+                author=fields.get("author"),
+                isbn=fields.get("isbn"),
+                publisher=fields.get("publisher"),
+                publication_date=fields.get("publication_date"),
+                patron_identifier=fields.get("patron_identifier"),
+                patron_note=fields.get("patron_note"),
+                pickup_location_slug=slug,
+                pickup=tenant.pickup_locations.get(slug) if slug else None,
+                requesting_symbol=tenant.symbol,
+                lender_tenant=lender_tenant,
+                item_specs=list(item_specs),
+                wanted_due_date=due_date,
+            )
+            borrower.date_created_ms = tenant.tick()
+            tenant.requests[borrower.id] = borrower
+            self._move(borrower, r.REQ_IDLE, "newRequest", "new patron request")
+            if borrower_state in (r.REQ_INVALID_PATRON, r.REQ_DUPLICATE):
+                self._move(borrower, borrower_state, "validate", "patron validation stopped the request")
+                return borrower
+            self._move(borrower, r.REQ_VALIDATED, "validate", "patron validated")
+            self._source_and_send(borrower, lender_state, local_review=borrower_state == r.REQ_LOCAL_REVIEW)
+            return borrower
+
+    def _source_and_send(
+        self, borrower: PatronRequest, lender_state: str = r.RES_NEW_AWAIT_PULL_SLIP, local_review: bool = False
+    ) -> None:
+        self._move(borrower, r.REQ_SOURCING_ITEM, "sourceItem", "looking for a supplier")
+        lender_tenant = self.tenants.get(borrower.lender_tenant or "")
+        if lender_tenant is None:
+            self._move(borrower, r.REQ_END_OF_ROTA, "sourceItem", "no supplier found")
+            return
+        borrower.supplying_symbol = lender_tenant.symbol
+        self._move(borrower, r.REQ_SUPPLIER_IDENTIFIED, "sourceItem", f"supplier {lender_tenant.symbol}")
+        if local_review:
+            self._move(borrower, r.REQ_LOCAL_REVIEW, "sourceItem", "a local copy may be available")
+            return
+        self._send_to_supplier(borrower, lender_state)
+
+    def _send_to_supplier(self, borrower: PatronRequest, lender_state: str = r.RES_NEW_AWAIT_PULL_SLIP) -> None:
+        """Play the ISO 18626 Request to the lender tenant: the lender copy appears there."""
+        lender_tenant = self.tenants.get(borrower.lender_tenant or "")
+        if lender_tenant is None or borrower.partner is not None:
+            self._move(borrower, r.REQ_END_OF_ROTA, "sendToNextLocation", "no further supplier in the rota")
+            return
+        borrower.supplying_symbol = lender_tenant.symbol
+        self._move(borrower, r.REQ_REQUEST_SENT_TO_SUPPLIER, "sendToNextLocation", "request sent")
+        specs = borrower.item_specs or [ItemSpec(f"{lender_tenant.name.upper()}-ITEM-0001")]
+        lender = PatronRequest(
+            id=str(uuid.uuid4()),
+            tenant=lender_tenant.name,
+            hrid=borrower.hrid,
+            is_requester=False,
+            title=borrower.title,
+            author=borrower.author,
+            isbn=borrower.isbn,
+            publisher=borrower.publisher,
+            publication_date=borrower.publication_date,
+            patron_identifier=borrower.patron_identifier,
+            patron_note=borrower.patron_note,
+            requesting_symbol=borrower.requesting_symbol,
+            supplying_symbol=lender_tenant.symbol,
+            local_call_number=specs[0].call_number,
+            wanted_due_date=borrower.wanted_due_date,
+            volumes=[
+                Volume(name=spec.name, item_id=spec.item_barcode, call_number=spec.call_number,
+                       status=r.VOL_AWAITING_LMS_CHECK_OUT)
+                for spec in specs
+            ],
+        )
+        lender.date_created_ms = lender_tenant.tick()
+        lender_tenant.requests[lender.id] = lender
+        lender.partner = (borrower.tenant, borrower.id)
+        borrower.partner = (lender.tenant, lender.id)
+        self._move(lender, r.RES_IDLE, "incomingRequest", f"request from {borrower.requesting_symbol}")
+        if lender_state == r.RES_IDLE:
+            return
+        self._move(lender, r.RES_NEW_AWAIT_PULL_SLIP, "incomingRequest", "item located")
+        replay = [
+            (r.RES_AWAIT_PICKING, "supplierPrintPullSlip"),
+            (r.RES_AWAIT_SHIP, "supplierCheckInToReshare"),
+            (r.RES_ITEM_SHIPPED, "supplierMarkShipped"),
+        ]
+        for reached, action in replay:
+            if LENDER_START_STATES.index(lender_state) < LENDER_START_STATES.index(reached):
+                break
+            self._dispatch(lender, action, {})
+
+    # -- actions ----------------------------------------------------------
+
+    def valid_actions(self, tenant_name: str, request_id: str) -> list[str]:
+        with self.lock:
+            req = self.request(tenant_name, request_id)
+            return [action for action in RULES if self.is_available(req, action)]
+
+    def is_available(self, req: PatronRequest, action: str) -> bool:
+        rule = RULES[action]
+        if (rule.side == B and not req.is_requester) or (rule.side == L and req.is_requester):
+            return False
+        if action == "localNote":
+            return True
+        if action == "message":
+            return req.partner is not None
+        if action == "manualClose":
+            return not req.terminal
+        if action == "undo":
+            return req.undo is not None and req.undo["to"] == req.state
+        if action == "rerequest" and req.succeeded_by:
+            return False
+        return rule.valid_from is not None and req.state in rule.valid_from
+
+    def perform_action(self, tenant_name: str, request_id: str, body: Any) -> dict[str, Any]:
+        with self.lock:
+            req = self.request(tenant_name, request_id)
+            if not isinstance(body, dict):
+                raise bad("the body must be a JSON object {\"action\": ..., \"actionParams\": {...}}")
+            action = body.get("action")
+            if action is None or action == "":
+                raise bad("missing action")
+            if not isinstance(action, str):
+                raise bad("action must be a string")
+            params = body.get("actionParams")
+            if params is None:
+                params = {}
+            if not isinstance(params, dict):
+                raise bad("actionParams must be a JSON object")
+            if action not in RULES:
+                raise bad(f"{action} is not a known action")
+            if not self.is_available(req, action):
+                raise bad(f"{action} is not valid for a request in state {req.state}")
+            self._dispatch(req, action, params)
+            return req.brief()
+
+    def _dispatch(self, req: PatronRequest, action: str, params: dict[str, Any]) -> None:
+        handler: Callable[[PatronRequest, dict[str, Any]], None] = getattr(self, f"_do_{action}")
+        handler(req, params)
+
+    # borrower actions
+
+    def _do_requesterReceived(self, req: PatronRequest, params: dict[str, Any]) -> None:
+        note = _opt_str(params, "note")
+        self._move(req, r.REQ_CHECKED_IN, "requesterReceived", note)
+        for volume in req.volumes:
+            volume.status = r.VOL_TEMP_ITEM_NO_INTEGRATION
+        self._send(req, "Received", note)
+
+    def _do_patronReturnedItem(self, req: PatronRequest, params: dict[str, Any]) -> None:
+        before = req.state
+        self._move(req, r.REQ_AWAITING_RETURN_SHIPPING, "patronReturnedItem", _opt_str(params, "note"))
+        for volume in req.volumes:
+            volume.status = r.VOL_LMS_CHECK_IN_NO_INTEGRATION
+        req.undo = {"action": "patronReturnedItem", "from": before, "to": req.state}
+
+    def _do_shippedReturn(self, req: PatronRequest, params: dict[str, Any]) -> None:
+        note = _opt_str(params, "note")
+        self._move(req, r.REQ_SHIPPED_TO_SUPPLIER, "shippedReturn", note)
+        self._send(req, "ShippedReturn", note)
+
+    def _do_patronReturnedItemAndShippedReturn(self, req: PatronRequest, params: dict[str, Any]) -> None:
+        _item_barcodes(params)  # validated; the borrower's volumes are already known
+        note = _opt_str(params, "note")
+        self._move(req, r.REQ_SHIPPED_TO_SUPPLIER, "patronReturnedItemAndShippedReturn", note)
+        for volume in req.volumes:
+            volume.status = r.VOL_LMS_CHECK_IN_NO_INTEGRATION
+        self._send(req, "ShippedReturn", note)
+
+    def _do_requesterCancel(self, req: PatronRequest, params: dict[str, Any]) -> None:
+        reason, note = _opt_str(params, "reason"), _opt_str(params, "note")
+        message = ": ".join(part for part in (reason, note) if part) or None
+        if req.partner is None or self._partner(req) is None:
+            self._move(req, r.REQ_CANCELLED, "requesterCancel", message)
+            return
+        req.saved_states.append(req.state or r.REQ_IDLE)
+        self._move(req, r.REQ_CANCEL_PENDING, "requesterCancel", message)
+        self._send(req, "Cancel", message)
+
+    def _do_requesterAgreeConditions(self, req: PatronRequest, params: dict[str, Any]) -> None:
+        note = _opt_str(params, "note")
+        self._move(req, r.REQ_EXPECTS_TO_SUPPLY, "requesterAgreeConditions", note)
+        for condition in req.conditions:
+            condition["accepted"] = True
+        self._send(req, "ConditionsAgreed", note)
+
+    def _do_requesterRejectConditions(self, req: PatronRequest, params: dict[str, Any]) -> None:
+        note = _opt_str(params, "note")
+        req.saved_states.append(req.state or r.REQ_IDLE)
+        self._move(req, r.REQ_CANCEL_PENDING, "requesterRejectConditions", note)
+        self._send(req, "Cancel", note or "conditions rejected")
+
+    def _do_requesterBypassValidation(self, req: PatronRequest, params: dict[str, Any]) -> None:
+        self._move(req, r.REQ_VALIDATED, "requesterBypassValidation", _opt_str(params, "reason"))
+        self._source_and_send(req)
+
+    def _do_requesterRetryValidation(self, req: PatronRequest, params: dict[str, Any]) -> None:
+        self._move(req, r.REQ_VALIDATED, "requesterRetryValidation", "patron validated on retry")
+        self._source_and_send(req)
+
+    def _do_localSupplierCannotSupply(self, req: PatronRequest, params: dict[str, Any]) -> None:
+        self._move(req, r.REQ_UNFILLED, "localSupplierCannotSupply", _opt_str(params, "note"))
+        self._send_to_supplier(req)
+
+    def _do_manuallyMarkAvailable(self, req: PatronRequest, params: dict[str, Any]) -> None:
+        self._move(req, r.REQ_DOCUMENT_AVAILABLE, "manuallyMarkAvailable", _opt_str(params, "note"))
+
+    def _do_manuallyMarkSupplied(self, req: PatronRequest, params: dict[str, Any]) -> None:
+        self._move(req, r.REQ_DOCUMENT_SUPPLIED, "manuallyMarkSupplied", _opt_str(params, "note"))
+
+    def _do_rerequest(self, req: PatronRequest, params: dict[str, Any]) -> None:
+        overlay = {}
+        for param, field_name in (
+            ("title", "title"),
+            ("author", "author"),
+            ("isbn", "isbn"),
+            ("publisher", "publisher"),
+            ("publicationDate", "publication_date"),
+            ("patronIdentifier", "patron_identifier"),
+            ("patronNote", "patron_note"),
+            ("pickupLocationSlug", "pickup_location_slug"),
+        ):
+            value = _opt_str(params, param)
+            if value:
+                overlay[field_name] = value
+        if "isRequester" in params and str(params["isRequester"]).lower() != "true":
+            raise bad("rerequest creates a borrower request: isRequester must be true")
+        fields = {
+            "title": req.title,
+            "author": req.author,
+            "isbn": req.isbn,
+            "publisher": req.publisher,
+            "publication_date": req.publication_date,
+            "patron_identifier": req.patron_identifier,
+            "patron_note": req.patron_note,
+            "pickup_location_slug": req.pickup_location_slug,
+            **overlay,
+        }
+        successor = self.create_pair(
+            req.tenant, req.lender_tenant, fields, req.item_specs, due_date=req.wanted_due_date
+        )
+        successor.preceded_by = req.id
+        req.succeeded_by = successor.id
+        self._touch(req)
+
+    # lender actions
+
+    def _do_respondYes(self, req: PatronRequest, params: dict[str, Any]) -> None:
+        note = _opt_str(params, "note")
+        self._apply_pick_params(req, params)
+        target = r.RES_NEW_AWAIT_PULL_SLIP if req.state == r.RES_IDLE else r.RES_AWAIT_PICKING
+        self._move(req, target, "respondYes", note)
+        self._answer_will_supply(req, note)
+
+    def _do_supplierPrintPullSlip(self, req: PatronRequest, params: dict[str, Any]) -> None:
+        self._move(req, r.RES_AWAIT_PICKING, "supplierPrintPullSlip", _opt_str(params, "note"))
+        self._answer_will_supply(req, None)
+
+    def _do_supplierConditionalSupply(self, req: PatronRequest, params: dict[str, Any]) -> None:
+        condition = self._condition(params)
+        self._apply_pick_params(req, params)
+        req.saved_states.append(r.RES_NEW_AWAIT_PULL_SLIP)
+        self._move(req, r.RES_PENDING_CONDITIONAL_ANSWER, "supplierConditionalSupply", condition["note"])
+        req.answered = True
+        self._send(req, "Conditional", condition["note"], condition=condition)
+
+    def _do_supplierAddCondition(self, req: PatronRequest, params: dict[str, Any]) -> None:
+        condition = self._condition(params)
+        holding = _opt_str(params, "holdingState") or "no"
+        if holding not in ("yes", "no"):
+            raise bad("holdingState must be yes or no")
+        if holding == "no":
+            req.conditions.append(condition)
+            self._touch(req)
+            self._send(req, "Notification", condition["note"], condition=condition)
+            return
+        req.saved_states.append(req.state or r.RES_NEW_AWAIT_PULL_SLIP)
+        self._move(req, r.RES_PENDING_CONDITIONAL_ANSWER, "supplierAddCondition", condition["note"])
+        self._send(req, "Conditional", condition["note"], condition=condition)
+
+    def _do_supplierMarkConditionsAgreed(self, req: PatronRequest, params: dict[str, Any]) -> None:
+        self._move(req, self._pop_saved(req, r.RES_NEW_AWAIT_PULL_SLIP), "supplierMarkConditionsAgreed", None)
+        for condition in req.conditions:
+            condition["accepted"] = True
+        self._send(req, "ExpectToSupply", "conditions agreed")
+
+    def _do_supplierCannotSupply(self, req: PatronRequest, params: dict[str, Any]) -> None:
+        reason, note = _opt_str(params, "reason"), _opt_str(params, "note")
+        message = ": ".join(part for part in (reason, note) if part) or None
+        self._move(req, r.RES_UNFILLED, "supplierCannotSupply", message)
+        req.answered = True
+        self._send(req, "Unfilled", message)
+
+    def _do_supplierCheckInToReshare(self, req: PatronRequest, params: dict[str, Any]) -> None:
+        before = req.state
+        self._fill(req, params)
+        self._move(req, r.RES_AWAIT_SHIP, "supplierCheckInToReshare", _opt_str(params, "note"))
+        req.undo = {"action": "supplierCheckInToReshare", "from": before, "to": req.state}
+
+    def _do_supplierMarkShipped(self, req: PatronRequest, params: dict[str, Any]) -> None:
+        self._ship(req, "supplierMarkShipped", _opt_str(params, "note"))
+
+    def _do_supplierCheckInToReshareAndSupplierMarkShipped(self, req: PatronRequest, params: dict[str, Any]) -> None:
+        self._fill(req, params)
+        self._ship(req, "supplierCheckInToReshareAndSupplierMarkShipped", _opt_str(params, "note"))
+
+    def _do_supplierFillDigitalLoan(self, req: PatronRequest, params: dict[str, Any]) -> None:
+        url = _opt_str(params, "url")
+        req.service_type = "Loan (digital)"
+        self._ship(req, "supplierFillDigitalLoan", f"digital loan at {url}" if url else None, digital=True)
+
+    def _do_itemReturned(self, req: PatronRequest, params: dict[str, Any]) -> None:
+        self._complete(req, "itemReturned", _opt_str(params, "note"))
+
+    def _do_supplierCheckOutOfReshare(self, req: PatronRequest, params: dict[str, Any]) -> None:
+        self._complete(req, "supplierCheckOutOfReshare", _opt_str(params, "note"))
+
+    def _do_supplierRespondToCancel(self, req: PatronRequest, params: dict[str, Any]) -> None:
+        answer = params.get("cancelResponse")
+        if not isinstance(answer, str) or answer.lower() not in ("yes", "no"):
+            raise bad("supplierRespondToCancel needs actionParams.cancelResponse yes or no")
+        note = _opt_str(params, "note")
+        if answer.lower() == "yes":
+            req.saved_states.clear()
+            self._move(req, r.RES_CANCELLED, "supplierRespondToCancel", note)
+            self._send(req, "Cancelled", note)
+        else:
+            self._move(req, self._pop_saved(req, r.RES_NEW_AWAIT_PULL_SLIP), "supplierRespondToCancel", note)
+            self._send(req, "CancelNo", note)
+
+    # either side
+
+    def _do_manualClose(self, req: PatronRequest, params: dict[str, Any]) -> None:
+        allowed = r.REQUESTER_TERMINAL if req.is_requester else r.RESPONDER_TERMINAL
+        target = params.get("terminalState")
+        if target not in allowed:
+            raise bad(f"manualClose needs actionParams.terminalState, one of {', '.join(sorted(allowed))}")
+        req.saved_states.clear()
+        self._move(req, target, "manualClose", _opt_str(params, "note"))
+
+    def _do_message(self, req: PatronRequest, params: dict[str, Any]) -> None:
+        note = _opt_str(params, "note") or ""
+        self._touch(req)
+        self._send(req, "Notification", note, record_sender=True)
+
+    def _do_localNote(self, req: PatronRequest, params: dict[str, Any]) -> None:
+        if "localNote" in params and params["localNote"] is not None and not isinstance(params["localNote"], str):
+            raise bad("localNote must be a string")
+        req.local_note = params.get("localNote")
+        self._touch(req)
+
+    def _do_undo(self, req: PatronRequest, params: dict[str, Any]) -> None:
+        assert req.undo is not None
+        undone = req.undo
+        self._move(req, undone["from"], "undo", f"undo {undone['action']}")
+        if undone["action"] == "supplierCheckInToReshare":
+            for volume in req.volumes:
+                volume.status = r.VOL_AWAITING_LMS_CHECK_OUT
+        elif undone["action"] == "patronReturnedItem":
+            for volume in req.volumes:
+                volume.status = r.VOL_TEMP_ITEM_NO_INTEGRATION
+
+    # -- lender helpers ------------------------------------------------
+
+    def _apply_pick_params(self, req: PatronRequest, params: dict[str, Any]) -> None:
+        call_number = _opt_str(params, "callnumber")
+        if call_number:
+            req.local_call_number = call_number
+        req.pick_location = _opt_str(params, "pickLocation") or req.pick_location
+        req.pick_shelving_location = _opt_str(params, "pickShelvingLocation") or req.pick_shelving_location
+
+    def _condition(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "code": _opt_str(params, "loanCondition"),
+            "note": _opt_str(params, "note"),
+            "cost": _opt_str(params, "cost"),
+            "costCurrency": _opt_str(params, "costCurrency"),
+            "accepted": False,
+        }
+
+    def _answer_will_supply(self, req: PatronRequest, note: str | None) -> None:
+        if not req.answered:
+            req.answered = True
+            self._send(req, "ExpectToSupply", note)
+
+    def _fill(self, req: PatronRequest, params: dict[str, Any]) -> None:
+        """supplierCheckInToReshare: record the item barcodes (and an optional due-date override)."""
+        barcodes = _item_barcodes(params)
+        override = params.get("loanDateOverride")
+        if override not in (None, ""):
+            try:
+                req.wanted_due_date = parse_due_date(override).isoformat()
+            except (ValueError, TypeError):
+                raise bad(f"loanDateOverride must be a date YYYY-MM-DD, not {override!r}") from None
+        if barcodes:
+            fallback_call_number = req.volumes[0].call_number if req.volumes else req.local_call_number
+            volumes = []
+            for index, entry in enumerate(barcodes):
+                volume = req.volumes[index] if index < len(req.volumes) else Volume(
+                    name=None, item_id=None, call_number=fallback_call_number, status=r.VOL_AWAITING_LMS_CHECK_OUT
+                )
+                volume.item_id = entry["itemId"]
+                if entry.get("name"):
+                    volume.name = entry["name"]
+                volumes.append(volume)
+            req.volumes = volumes
+        for volume in req.volumes:
+            volume.status = r.VOL_LMS_CHECK_OUT_NO_INTEGRATION
+
+    def _ship(self, req: PatronRequest, action: str, note: str | None, digital: bool = False) -> None:
+        if not req.volumes or not all(volume.item_id for volume in req.volumes):
+            if not digital:
+                raise bad("cannot ship: the request has no item barcode (fill it with itemBarcodes first)")
+        due = parse_due_date(req.wanted_due_date) if req.wanted_due_date else default_due_date()
+        req.due_date_rs = due.isoformat()
+        req.parsed_due_date_ms = ms_from_date(due)
+        self._move(req, r.RES_ITEM_SHIPPED, action, note)
+        req.answered = True
+        self._send(req, "Loaned", note, digital=digital)
+
+    def _complete(self, req: PatronRequest, action: str, note: str | None) -> None:
+        for volume in req.volumes:
+            volume.status = r.VOL_COMPLETED
+        self._move(req, r.RES_COMPLETE, action, note)
+        self._send(req, "LoanCompleted", note)
+
+    # -- partner messages ------------------------------------------------
+
+    def _partner(self, req: PatronRequest) -> PatronRequest | None:
+        if req.partner is None:
+            return None
+        tenant = self.tenants.get(req.partner[0])
+        return tenant.requests.get(req.partner[1]) if tenant else None
+
+    def _send(
+        self,
+        sender: PatronRequest,
+        message: str,
+        note: str | None,
+        *,
+        record_sender: bool = False,
+        digital: bool = False,
+        condition: dict[str, Any] | None = None,
+    ) -> None:
+        """Deliver an ISO 18626 message to the sender's partner and let it react."""
+        receiver = self._partner(sender)
+        if receiver is None:
+            return
+        content = f"{message}: {note}" if note else message
+        if record_sender:
+            sender.notifications.append(_notification(content, True, sender.last_updated_ms))
+        table = TO_BORROWER if receiver.is_requester else TO_LENDER
+        target = table[message].get(receiver.state or "")
+        if target == "<option lender_on_received>":
+            target = self.options["lender_on_received"]
+            if target == receiver.state:
+                target = None
+        if condition is not None and receiver.is_requester:
+            receiver.conditions.append(dict(condition))
+        via = f"ISO18626 {message}"
+        if target is None:
+            self._touch(receiver)
+        else:
+            if target == _RESTORE:
+                target = self._pop_saved(receiver, receiver.state or "")
+            elif message == "Cancel":
+                receiver.saved_states.append(receiver.state or r.RES_IDLE)
+            elif message in ("Cancelled",):
+                receiver.saved_states.clear()
+            if message == "Loaned":
+                self._receive_loaned(receiver, sender, digital)
+            if message == "LoanCompleted":
+                for volume in receiver.volumes:
+                    volume.status = r.VOL_COMPLETED
+            self._move(receiver, target, via, note)
+            if message == "Unfilled":
+                self._send_to_supplier(receiver)  # the rota has no further lender: end of rota
+        receiver.notifications.append(_notification(content, False, receiver.last_updated_ms))
+
+    def _receive_loaned(self, borrower: PatronRequest, lender: PatronRequest, digital: bool) -> None:
+        borrower.due_date_rs = lender.due_date_rs
+        borrower.parsed_due_date_ms = lender.parsed_due_date_ms
+        if digital:
+            borrower.service_type = lender.service_type
+            borrower.volumes = []
+            return
+        single = len(lender.volumes) == 1
+        borrower.volumes = [
+            Volume(
+                name=volume.name,
+                item_id=volume.item_id,
+                call_number=volume.call_number,
+                status=r.VOL_AWAITING_TEMP_ITEM,
+                temporary_item_barcode=(
+                    borrower.hrid if single else f"{borrower.hrid}-{(volume.item_id or '')[-4:]}"
+                ),
+            )
+            for volume in lender.volumes
+        ]
+
+    # -- the overdue timer -------------------------------------------------
+
+    def run_overdue(self, now: str | None = None) -> dict[str, Any]:
+        with self.lock:
+            if now is None:
+                at = now_ms()
+            else:
+                try:
+                    at = ms_from_text(str(now))
+                except ValueError:
+                    raise bad(f"now must be an ISO 8601 date-time, not {now!r}") from None
+            moved: dict[str, list[dict[str, str]]] = {"lender": [], "borrower": []}
+            everything = [req for tenant in self.tenants.values() for req in tenant.requests.values()]
+            for req in everything:
+                if (
+                    not req.is_requester
+                    and req.state in (r.RES_ITEM_SHIPPED, r.RES_AWAITING_RETURN_SHIPPING)
+                    and _past_due(req, at)
+                ):
+                    self._move(req, r.RES_OVERDUE, "overdueTimer", f"due {req.due_date_rs}")
+                    moved["lender"].append(_ref(req))
+                    borrower = self._partner(req)
+                    before = borrower.state if borrower else None
+                    self._send(req, "Overdue", f"due {req.due_date_rs}")
+                    if borrower is not None and borrower.state != before:
+                        moved["borrower"].append(_ref(borrower))
+            for req in everything:
+                if req.is_requester and req.state == r.REQ_CHECKED_IN and _past_due(req, at):
+                    self._move(req, r.REQ_OVERDUE, "overdueTimer", f"due {req.due_date_rs}")
+                    moved["borrower"].append(_ref(req))
+            return {"now": iso_from_ms(at), **moved}
+
+    # -- bookkeeping -------------------------------------------------------
+
+    def _move(self, req: PatronRequest, to_state: str, action: str, message: str | None) -> None:
+        stamp = self.tenants[req.tenant].tick()
+        req.audit.append(
+            {
+                "id": str(uuid.uuid4()),
+                "dateCreated": iso_from_ms(stamp),
+                "fromStatus": {"code": req.state} if req.state else None,
+                "toStatus": {"code": to_state},
+                "action": action,
+                "message": message,
+            }
+        )
+        req.state = to_state
+        req.last_updated_ms = stamp
+        req.undo = None
+
+    def _touch(self, req: PatronRequest) -> None:
+        req.last_updated_ms = self.tenants[req.tenant].tick()
+
+    @staticmethod
+    def _pop_saved(req: PatronRequest, fallback: str) -> str:
+        return req.saved_states.pop() if req.saved_states else fallback
+
+
+
+def _notification(content: str, is_sender: bool, stamp: int) -> dict[str, Any]:
+    return {
+        "id": str(uuid.uuid4()),
+        "timestamp": iso_from_ms(stamp),
+        "messageContent": content,
+        "isSender": is_sender,
+        "seen": False,
+    }
+
+
+def _ref(req: PatronRequest) -> dict[str, str]:
+    return {"tenant": req.tenant, "id": req.id, "hrid": req.hrid, "state": req.state or ""}
+
+
+def _past_due(req: PatronRequest, at_ms: int) -> bool:
+    return req.parsed_due_date_ms is not None and req.parsed_due_date_ms < at_ms
+
+
+def _opt_str(params: Mapping[str, Any], key: str) -> str | None:
+    value = params.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise bad(f"actionParams.{key} must be a string")
+    return str(value)
+
+
+def _item_barcodes(params: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Validate `itemBarcodes: [{itemId, name?}]` (absent or empty: none given)."""
+    value = params.get("itemBarcodes")
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise bad("actionParams.itemBarcodes must be a list of {itemId}")
+    entries = []
+    for entry in value:
+        if not isinstance(entry, dict) or not isinstance(entry.get("itemId"), str) or not entry["itemId"].strip():
+            raise bad("each actionParams.itemBarcodes entry needs a non-empty string itemId")
+        if entry.get("name") is not None and not isinstance(entry.get("name"), str):
+            raise bad("actionParams.itemBarcodes[].name must be a string")
+        entries.append(entry)
+    return entries
+

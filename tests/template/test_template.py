@@ -1,0 +1,125 @@
+"""What `sam validate --lint` cannot see: code paths, handlers, environments, TTLs, retries and DLQs."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from illbridge.settings import BridgeSettings
+from sandbox.template import load_template
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = load_template(ROOT / "template.yaml")
+RESOURCES: dict[str, dict[str, Any]] = TEMPLATE["Resources"]
+FUNCTIONS = {k: v for k, v in RESOURCES.items() if v["Type"] == "AWS::Serverless::Function"}
+GLOBAL_ENV = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
+REQUIRED_ENV = [f.alias for f in BridgeSettings.model_fields.values() if f.is_required() and f.alias]
+
+
+def of_type(kind: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in RESOURCES.items() if v["Type"] == kind}
+
+
+def test_the_runtime_is_python312_on_arm64() -> None:
+    function = TEMPLATE["Globals"]["Function"]
+    assert function["Runtime"] == "python3.12"
+    assert function["Architectures"] == ["arm64"]
+    layer = RESOURCES["DomainLayer"]
+    assert layer["Metadata"]["BuildMethod"] == "python3.12"
+    assert (ROOT / layer["Properties"]["ContentUri"] / "requirements.txt").is_file()
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_every_code_uri_exists_and_every_handler_imports(name: str) -> None:
+    props = FUNCTIONS[name]["Properties"]
+    code = ROOT / props["CodeUri"]
+    module_name, _, attribute = props["Handler"].rpartition(".")
+    source = code / f"{module_name}.py"
+    assert source.is_file(), f"{name}: {source} is missing"
+    spec = importlib.util.spec_from_file_location(f"template_check_{name}", source)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert callable(getattr(module, attribute)), f"{name}: {props['Handler']} is not callable"
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_every_function_has_the_environment_it_validates(name: str) -> None:
+    env = {**GLOBAL_ENV, **FUNCTIONS[name]["Properties"].get("Environment", {}).get("Variables", {})}
+    missing = [var for var in REQUIRED_ENV if var not in env]
+    assert not missing, f"{name} lacks {missing}"
+    assert "POWERTOOLS_SERVICE_NAME" in env
+
+
+def test_tables_have_their_ttl_and_the_idempotency_table_its_key() -> None:
+    bridge = RESOURCES["BridgeTable"]["Properties"]
+    assert bridge["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert bridge["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    idempotency = RESOURCES["IdempotencyTable"]["Properties"]
+    assert idempotency["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    assert idempotency["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
+
+
+def test_every_queue_is_a_dlq_or_has_one() -> None:
+    queues = of_type("AWS::SQS::Queue")
+    dead_letter = {name for name in queues if name.endswith("DeadLetterQueue")}
+    assert dead_letter
+    for name, queue in queues.items():
+        if name in dead_letter:
+            continue
+        redrive = queue["Properties"]["RedrivePolicy"]
+        assert redrive["deadLetterTargetArn"]["Fn::GetAtt"][0] in dead_letter, name
+        assert redrive["maxReceiveCount"]
+
+
+def test_every_dead_letter_queue_has_an_alarm_to_staff() -> None:
+    alarmed = {
+        dim["Value"]["Fn::GetAtt"][0]
+        for alarm in of_type("AWS::CloudWatch::Alarm").values()
+        for dim in alarm["Properties"]["Dimensions"]
+    }
+    dead_letter = {name for name in of_type("AWS::SQS::Queue") if name.endswith("DeadLetterQueue")}
+    assert dead_letter <= alarmed
+
+
+def test_every_rule_target_and_schedule_has_an_explicit_retry_policy_and_dlq() -> None:
+    for name, rule in of_type("AWS::Events::Rule").items():
+        for target in rule["Properties"]["Targets"]:
+            assert target["RetryPolicy"]["MaximumRetryAttempts"] > 0, name
+            assert "Arn" in target["DeadLetterConfig"], name
+    schedules = [
+        (name, event)
+        for name, fn in FUNCTIONS.items()
+        for event in fn["Properties"].get("Events", {}).values()
+        if event["Type"] in ("Schedule", "ScheduleV2")
+    ]
+    assert schedules
+    for name, event in schedules:
+        assert event["Properties"]["RetryPolicy"]["MaximumRetryAttempts"] >= 1, name
+        assert "Arn" in event["Properties"]["DeadLetterConfig"], name
+
+
+def test_queue_sources_report_partial_failures_and_cap_concurrency() -> None:
+    sources = [
+        (name, event["Properties"])
+        for name, fn in FUNCTIONS.items()
+        for event in fn["Properties"].get("Events", {}).values()
+        if event["Type"] == "SQS"
+    ]
+    assert len(sources) == 5
+    for name, props in sources:
+        assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"], name
+        assert "MaximumConcurrency" in props["ScalingConfig"], name
+
+
+def test_the_api_has_both_webhooks() -> None:
+    routes = {
+        (event["Properties"]["Method"].upper(), event["Properties"]["Path"])
+        for fn in FUNCTIONS.values()
+        for event in fn["Properties"].get("Events", {}).values()
+        if event["Type"] == "Api"
+    }
+    assert {("POST", "/webhooks/reshare"), ("POST", "/webhooks/wms")} <= routes

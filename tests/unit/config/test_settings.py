@@ -1,0 +1,25 @@
+"""The function environment is validated when a handler starts."""
+
+import pytest
+
+from illbridge.errors import InvalidSettings
+from illbridge.settings import BridgeSettings
+
+GOOD = {"TABLE_NAME": "bridge", "IDEMPOTENCY_TABLE_NAME": "idem", "EVENT_BUS_NAME": "bus"}
+
+
+def test_a_complete_environment_is_read_with_defaults() -> None:
+    settings = BridgeSettings.from_environ(GOOD)
+    assert settings.table_name == "bridge"
+    assert settings.config_prefix == "/reshare-wms-bridge"
+    assert settings.max_step_attempts == 5
+
+
+def test_a_missing_variable_is_named() -> None:
+    with pytest.raises(InvalidSettings, match="EVENT_BUS_NAME"):
+        BridgeSettings.from_environ({"TABLE_NAME": "bridge", "IDEMPOTENCY_TABLE_NAME": "idem"})
+
+
+def test_a_bad_value_is_named() -> None:
+    with pytest.raises(InvalidSettings, match="MAX_STEP_ATTEMPTS"):
+        BridgeSettings.from_environ({**GOOD, "MAX_STEP_ATTEMPTS": "zero"})
