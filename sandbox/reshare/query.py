@@ -30,7 +30,9 @@ DEFAULT_PER_PAGE = 10
 
 STR, BOOL, INT, DATETIME = "str", "bool", "int", "datetime"
 
-_CONDITION = re.compile(r"^\s*(?P<path>[A-Za-z_][A-Za-z0-9_.]*)\s*(?P<op>==|!=|>=|<=|=~|!~|=i=|>|<)(?P<value>.*)$", re.S)
+_CONDITION = re.compile(
+    r"^\s*(?P<path>[A-Za-z_][A-Za-z0-9_.]*)\s*(?P<op>==|!=|>=|<=|=~|!~|=i=|>|<)(?P<value>.*)$", re.S
+)
 _NULL_CHECK = re.compile(r"^\s*(?P<path>[A-Za-z_][A-Za-z0-9_.]*)\s+(?P<op>isNull|isNotNull)\s*$", re.S | re.I)
 _SORT = re.compile(r"^(?P<path>[A-Za-z_][A-Za-z0-9_.]*)(?:;(?P<dir>[A-Za-z]+))?$")
 

@@ -122,7 +122,12 @@ class PickupLocation:
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "slug": self.slug, "name": self.name, "lmsLocationCode": self.lms_location_code}
+        return {
+            "id": self.id,
+            "slug": self.slug,
+            "name": self.name,
+            "lmsLocationCode": self.lms_location_code,
+        }
 
 
 @dataclass
@@ -248,7 +253,9 @@ class PatronRequest:
             "pickupLocation": self.pickup.name if self.pickup else None,
             "dueDateRS": self.due_date_rs,
             "parsedDueDateRS": (
-                iso_from_ms(self.parsed_due_date_ms, millis=False) if self.parsed_due_date_ms is not None else None
+                iso_from_ms(self.parsed_due_date_ms, millis=False)
+                if self.parsed_due_date_ms is not None
+                else None
             ),
             "requestingInstitutionSymbol": self.requesting_symbol,
             "supplyingInstitutionSymbol": self.supplying_symbol,

@@ -33,8 +33,10 @@ so. An unexpected exception is logged with its traceback and answered 400.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import math
 import re
 import socket
 import threading
@@ -48,7 +50,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from . import records as r
 from .faults import CallLog, Fault, FaultBook
-from .query import QueryError, run_list_query, parse_flag, stats_wrapper
+from .query import QueryError, parse_flag, run_list_query, stats_wrapper
 from .records import ItemSpec, PickupLocation
 from .state import SimError, Store, bad
 from .timefmt import iso_from_ms
@@ -56,6 +58,7 @@ from .timefmt import iso_from_ms
 log = logging.getLogger(__name__)
 
 MAX_BODY = 1024 * 1024
+MAX_DRAINED = 16 * MAX_BODY
 _TENANT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,48}$")
 
 
@@ -136,7 +139,7 @@ def login_with_expiry(sim: ReShareSimulator, call: Call) -> Response:
     sim.store.tenant(call.tenant)
     token = sim.store.login(call.tenant, *_credentials(call))
     refresh_expires = datetime.now(UTC) + timedelta(days=7)
-    max_age = max(int(sim.store.token_ttl), 0)
+    max_age = max(math.ceil(sim.store.token_ttl), 1)  # 0 would tell clients to drop the cookie
     return Response(
         201,
         {
@@ -144,8 +147,14 @@ def login_with_expiry(sim: ReShareSimulator, call: Call) -> Response:
             "refreshTokenExpiration": refresh_expires.isoformat(timespec="seconds").replace("+00:00", "Z"),
         },
         [
-            ("Set-Cookie", f"folioAccessToken={token.value}; Max-Age={max_age}; Path=/; HttpOnly; SameSite=Lax"),
-            ("Set-Cookie", f"folioRefreshToken=r-{token.value}; Max-Age=604800; Path=/authn; HttpOnly; SameSite=Lax"),
+            (
+                "Set-Cookie",
+                f"folioAccessToken={token.value}; Max-Age={max_age}; Path=/; HttpOnly; SameSite=Lax",
+            ),
+            (
+                "Set-Cookie",
+                f"folioRefreshToken=r-{token.value}; Max-Age=604800; Path=/authn; HttpOnly; SameSite=Lax",
+            ),
         ],
     )
 
@@ -180,7 +189,9 @@ def list_requests(sim: ReShareSimulator, call: Call) -> Response:
 def create_request(sim: ReShareSimulator, call: Call) -> Response:
     body = call.json_object()
     if "isRequester" in body and str(body["isRequester"]).lower() != "true":
-        raise SimError(422, "only borrower requests (isRequester true) can be created; lender copies arrive by ISO 18626")
+        raise SimError(
+            422, "only borrower requests (isRequester true) can be created; lender copies arrive by ISO 18626"
+        )
     fields = {
         "title": _required_str(body, "title"),
         "author": _optional_str(body, "author"),
@@ -300,7 +311,12 @@ def sim_create_request(sim: ReShareSimulator, call: Call) -> Response:
         )
         lender = {"tenant": borrower.partner[0], "id": borrower.partner[1]} if borrower.partner else None
         return Response(
-            201, {"hrid": borrower.hrid, "borrower": {"tenant": borrower.tenant, "id": borrower.id}, "lender": lender}
+            201,
+            {
+                "hrid": borrower.hrid,
+                "borrower": {"tenant": borrower.tenant, "id": borrower.id},
+                "lender": lender,
+            },
         )
 
 
@@ -376,7 +392,9 @@ def sim_upsert_tenant(sim: ReShareSimulator, call: Call) -> Response:
         _no_unknown_keys(entry, {"slug", "name", "lmsLocationCode"}, "pickup location")
         locations.append(
             PickupLocation(
-                _required_str(entry, "slug"), _required_str(entry, "name"), _optional_str(entry, "lmsLocationCode")
+                _required_str(entry, "slug"),
+                _required_str(entry, "name"),
+                _optional_str(entry, "lmsLocationCode"),
             )
         )
     tenant = sim.store.upsert_tenant(name, symbol, users, settings, locations)
@@ -484,7 +502,9 @@ def _optional_str(body: dict[str, Any], key: str) -> str | None:
 def _no_unknown_keys(body: dict[str, Any], allowed: set[str], what: str) -> None:
     unknown = set(body) - allowed
     if unknown:
-        raise bad(f"unknown {what} field(s): {', '.join(sorted(unknown))} (allowed: {', '.join(sorted(allowed))})")
+        raise bad(
+            f"unknown {what} field(s): {', '.join(sorted(unknown))} (allowed: {', '.join(sorted(allowed))})"
+        )
 
 
 # ================================================================ HTTP plumbing
@@ -521,16 +541,16 @@ class _Server(ThreadingHTTPServer):
         with self.sockets_lock:
             sockets = list(self.open_sockets)
         for sock in sockets:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "ReShareSimulator/1.0"
     timeout = 60  # seconds a client may idle on a kept-alive connection
+    disable_nagle_algorithm = True  # headers and body leave at once: no 40 ms delayed-ACK stalls
+    wbufsize = 64 * 1024  # buffered: one write per answer (flushed after each call)
     server: _Server
 
     def do_GET(self) -> None:
@@ -558,7 +578,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self, method: str) -> None:
         sim = self.server.sim
-        record: dict[str, Any] = {"method": method, "path": self.path, "tenant": self.headers.get("X-Okapi-Tenant")}
+        record: dict[str, Any] = {
+            "method": method,
+            "path": self.path,
+            "tenant": self.headers.get("X-Okapi-Tenant"),
+        }
         try:
             response = self._respond(sim, method, record)
         except SimError as error:
@@ -657,6 +681,13 @@ class _Handler(BaseHTTPRequestHandler):
             raise bad("bad Content-Length: negative")
         if length > MAX_BODY:
             self.close_connection = True
+            if length <= MAX_DRAINED:  # read it away so the client gets the answer rather than a reset
+                remaining = length
+                while remaining > 0:
+                    chunk = self.rfile.read(min(remaining, 65536))
+                    if not chunk:
+                        break
+                    remaining -= len(chunk)
             raise SimError(413, f"body too large: {length} bytes (limit {MAX_BODY})")
         return self.rfile.read(length) if length else b""
 

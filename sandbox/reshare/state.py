@@ -14,41 +14,73 @@ copy is created `RES_IDLE -> RES_NEW_AWAIT_PULL_SLIP` (the item was located), or
 asked. Both audits list every state passed through. A `lender_state` further along is reached by replaying
 the lender's own actions (print pull slip, fill, ship), so audits stay truthful.
 
-Actions (valid-from -> target; "->>" is what the partner message does to the other side; a partner in any
-other state only gets a notification and a `lastUpdated` tick):
+Actions. Each entry: name (sample files naming it), side (B borrower / L lender), valid-from states -> target;
+"partner:" is what the message played to the other side does (a partner in any other state only gets a
+notification and a `lastUpdated` tick).
 
-| action (sample file) | side | valid from | target | partner |
-|---|---|---|---|---|
-| requesterReceived | B | REQ_SHIPPED, REQ_OVERDUE | REQ_CHECKED_IN | "Received": lender RES_ITEM_SHIPPED stays (see note 1) |
-| patronReturnedItem | B | REQ_CHECKED_IN, REQ_OVERDUE | REQ_AWAITING_RETURN_SHIPPING (undoable) | - |
-| shippedReturn | B | REQ_AWAITING_RETURN_SHIPPING, REQ_OVERDUE | REQ_SHIPPED_TO_SUPPLIER | ->> lender RES_ITEM_RETURNED (from RES_ITEM_SHIPPED, RES_AWAITING_RETURN_SHIPPING, RES_OVERDUE) |
-| patronReturnedItemAndShippedReturn | B | REQ_CHECKED_IN, REQ_OVERDUE | REQ_SHIPPED_TO_SUPPLIER | as shippedReturn |
-| requesterCancel (requesterCancel, requesterCancelDuplicate) | B | REQ_IDLE, REQ_VALIDATED, REQ_INVALID_PATRON, REQ_DUPLICATE, REQ_SOURCING_ITEM, REQ_SUPPLIER_IDENTIFIED, REQ_LOCAL_REVIEW, REQ_REQUEST_SENT_TO_SUPPLIER, REQ_EXPECTS_TO_SUPPLY, REQ_CONDITIONAL_ANSWER_RECEIVED | REQ_CANCEL_PENDING (saves state) when a lender copy exists, else REQ_CANCELLED | ->> lender RES_CANCEL_REQUEST_RECEIVED (saves state) |
-| requesterAgreeConditions | B | REQ_CONDITIONAL_ANSWER_RECEIVED | REQ_EXPECTS_TO_SUPPLY | ->> lender RES_PENDING_CONDITIONAL_ANSWER restores its saved state |
-| requesterRejectConditions | B | REQ_CONDITIONAL_ANSWER_RECEIVED | REQ_CANCEL_PENDING | ->> lender RES_CANCEL_REQUEST_RECEIVED |
-| requesterBypassValidation (requesterApproveDuplicate, requesterForceValidate) | B | REQ_INVALID_PATRON, REQ_DUPLICATE | REQ_VALIDATED -> ... -> REQ_REQUEST_SENT_TO_SUPPLIER | lender copy created |
-| requesterRetryValidation (requesterRetryRequest) | B | REQ_INVALID_PATRON | as requesterBypassValidation (the retry always succeeds) | lender copy created |
-| localSupplierCannotSupply (requesterLoSupCannotSupply) | B | REQ_LOCAL_REVIEW | REQ_UNFILLED -> REQ_REQUEST_SENT_TO_SUPPLIER | lender copy created |
-| manuallyMarkAvailable | B | REQ_REQUEST_SENT_TO_SUPPLIER, REQ_EXPECTS_TO_SUPPLY | REQ_DOCUMENT_AVAILABLE (note 2) | - |
-| manuallyMarkSupplied | B | REQ_REQUEST_SENT_TO_SUPPLIER, REQ_EXPECTS_TO_SUPPLY, REQ_DOCUMENT_AVAILABLE | REQ_DOCUMENT_SUPPLIED, terminal (note 2) | - |
-| rerequest | B | REQ_CANCELLED, REQ_END_OF_ROTA (once) | no state change; a new pair is created from this request's fields overlaid with actionParams' bibliographic fields; `succeededBy`/`precededBy` link them | new lender copy |
-| respondYes (supplierAnswerYes, supplierAnswerYesNoPick) | L | RES_IDLE; RES_NEW_AWAIT_PULL_SLIP | RES_NEW_AWAIT_PULL_SLIP; RES_AWAIT_PICKING (simulator shortcut) | ->> borrower REQ_EXPECTS_TO_SUPPLY (note 3) |
-| supplierPrintPullSlip | L | RES_NEW_AWAIT_PULL_SLIP | RES_AWAIT_PICKING | ->> borrower REQ_EXPECTS_TO_SUPPLY (note 3) |
-| supplierConditionalSupply (+WithCost) | L | RES_IDLE, RES_NEW_AWAIT_PULL_SLIP | RES_PENDING_CONDITIONAL_ANSWER (saves RES_NEW_AWAIT_PULL_SLIP) | ->> borrower REQ_CONDITIONAL_ANSWER_RECEIVED |
-| supplierAddCondition | L | RES_NEW_AWAIT_PULL_SLIP, RES_AWAIT_PICKING, RES_AWAIT_SHIP | holdingState "yes": RES_PENDING_CONDITIONAL_ANSWER (saves state); else no change | "yes": ->> borrower REQ_CONDITIONAL_ANSWER_RECEIVED; else notification |
-| supplierMarkConditionsAgreed | L | RES_PENDING_CONDITIONAL_ANSWER | the saved state | ->> borrower REQ_EXPECTS_TO_SUPPLY |
-| supplierCannotSupply (+Transfer) | L | RES_IDLE, RES_NEW_AWAIT_PULL_SLIP, RES_AWAIT_PICKING, RES_PENDING_CONDITIONAL_ANSWER | RES_UNFILLED (terminal) | ->> borrower REQ_UNFILLED -> REQ_END_OF_ROTA (the simulated rota has one lender) |
-| supplierCheckInToReshare | L | RES_AWAIT_PICKING | RES_AWAIT_SHIP (undoable); `itemBarcodes[{itemId,name?}]` replaces the volumes' itemIds (default: the barcodes given at creation); `loanDateOverride` sets the due date | - |
-| supplierMarkShipped | L | RES_AWAIT_SHIP | RES_ITEM_SHIPPED with due date | ->> borrower REQ_SHIPPED with dueDateRS and volumes |
-| supplierCheckInToReshareAndSupplierMarkShipped | L | RES_AWAIT_PICKING | RES_ITEM_SHIPPED (fill + ship) | as supplierMarkShipped |
-| supplierFillDigitalLoan | L | RES_AWAIT_PICKING | RES_ITEM_SHIPPED (digital: no volumes) | ->> borrower REQ_SHIPPED with dueDateRS, no volumes |
-| itemReturned (supplierItemReturned) | L | RES_ITEM_SHIPPED, RES_AWAITING_RETURN_SHIPPING, RES_OVERDUE, RES_ITEM_RETURNED | RES_COMPLETE (as mod-rs's responderItemReturnedOK) | ->> borrower REQ_REQUEST_COMPLETE (note 4) |
-| supplierCheckOutOfReshare | L | RES_ITEM_RETURNED, RES_OVERDUE | RES_COMPLETE | ->> borrower REQ_REQUEST_COMPLETE (note 4) |
-| supplierRespondToCancel (...Yes / ...No) | L | RES_CANCEL_REQUEST_RECEIVED | cancelResponse "yes": RES_CANCELLED; "no": the saved state | yes ->> borrower REQ_CANCELLED; no ->> borrower back to its saved state |
-| manualClose | B/L | any non-terminal state | actionParams.terminalState (a terminal state of that side) | - |
-| message | B/L | any state once a lender copy exists | no change (note) | notification |
-| localNote | B/L | any state | no change (`localNote` set) | - |
-| undo | B/L | right after an undoable action (patronReturnedItem, supplierCheckInToReshare) | the state before it | - |
+B requesterReceived: REQ_SHIPPED, REQ_OVERDUE -> REQ_CHECKED_IN.
+    partner: "Received"; the lender stays RES_ITEM_SHIPPED (note 1).
+B patronReturnedItem: REQ_CHECKED_IN, REQ_OVERDUE -> REQ_AWAITING_RETURN_SHIPPING (undoable).
+B shippedReturn: REQ_AWAITING_RETURN_SHIPPING, REQ_OVERDUE -> REQ_SHIPPED_TO_SUPPLIER.
+    partner: lender RES_ITEM_SHIPPED / RES_AWAITING_RETURN_SHIPPING / RES_OVERDUE -> RES_ITEM_RETURNED.
+B patronReturnedItemAndShippedReturn: REQ_CHECKED_IN, REQ_OVERDUE -> REQ_SHIPPED_TO_SUPPLIER.
+    partner: as shippedReturn. (itemBarcodes is validated, otherwise ignored.)
+B requesterCancel (requesterCancel, requesterCancelDuplicate): REQ_IDLE, REQ_VALIDATED, REQ_INVALID_PATRON,
+    REQ_DUPLICATE, REQ_SOURCING_ITEM, REQ_SUPPLIER_IDENTIFIED, REQ_LOCAL_REVIEW, REQ_REQUEST_SENT_TO_SUPPLIER,
+    REQ_EXPECTS_TO_SUPPLY, REQ_CONDITIONAL_ANSWER_RECEIVED -> REQ_CANCEL_PENDING (state saved) when a lender
+    copy exists, else straight to REQ_CANCELLED.
+    partner: lender (not yet shipped) -> RES_CANCEL_REQUEST_RECEIVED (state saved).
+B requesterAgreeConditions: REQ_CONDITIONAL_ANSWER_RECEIVED -> REQ_EXPECTS_TO_SUPPLY.
+    partner: lender RES_PENDING_CONDITIONAL_ANSWER -> its saved state.
+B requesterRejectConditions: REQ_CONDITIONAL_ANSWER_RECEIVED -> REQ_CANCEL_PENDING.
+    partner: lender -> RES_CANCEL_REQUEST_RECEIVED.
+B requesterBypassValidation (requesterApproveDuplicate, requesterForceValidate): REQ_INVALID_PATRON,
+    REQ_DUPLICATE -> REQ_VALIDATED -> REQ_SOURCING_ITEM -> REQ_SUPPLIER_IDENTIFIED ->
+    REQ_REQUEST_SENT_TO_SUPPLIER. partner: the lender copy is created.
+B requesterRetryValidation (requesterRetryRequest): REQ_INVALID_PATRON -> as requesterBypassValidation
+    (the retry always succeeds).
+B localSupplierCannotSupply (requesterLoSupCannotSupply): REQ_LOCAL_REVIEW -> REQ_UNFILLED ->
+    REQ_REQUEST_SENT_TO_SUPPLIER. partner: the lender copy is created.
+B manuallyMarkAvailable: REQ_REQUEST_SENT_TO_SUPPLIER, REQ_EXPECTS_TO_SUPPLY -> REQ_DOCUMENT_AVAILABLE (note 2).
+B manuallyMarkSupplied: REQ_REQUEST_SENT_TO_SUPPLIER, REQ_EXPECTS_TO_SUPPLY, REQ_DOCUMENT_AVAILABLE ->
+    REQ_DOCUMENT_SUPPLIED, terminal (note 2).
+B rerequest: REQ_CANCELLED, REQ_END_OF_ROTA (once) -> no state change; a new pair is created from this
+    request's fields overlaid with the bibliographic fields of actionParams; succeededBy/precededBy link them.
+L respondYes (supplierAnswerYes, supplierAnswerYesNoPick): RES_IDLE -> RES_NEW_AWAIT_PULL_SLIP;
+    RES_NEW_AWAIT_PULL_SLIP -> RES_AWAIT_PICKING (simulator shortcut). callnumber/pickLocation/
+    pickShelvingLocation are recorded. partner: borrower -> REQ_EXPECTS_TO_SUPPLY (note 3).
+L supplierPrintPullSlip: RES_NEW_AWAIT_PULL_SLIP -> RES_AWAIT_PICKING.
+    partner: borrower -> REQ_EXPECTS_TO_SUPPLY (note 3).
+L supplierConditionalSupply (+WithCost): RES_IDLE, RES_NEW_AWAIT_PULL_SLIP -> RES_PENDING_CONDITIONAL_ANSWER
+    (RES_NEW_AWAIT_PULL_SLIP saved). partner: borrower -> REQ_CONDITIONAL_ANSWER_RECEIVED.
+L supplierAddCondition: RES_NEW_AWAIT_PULL_SLIP, RES_AWAIT_PICKING, RES_AWAIT_SHIP -> with holdingState "yes":
+    RES_PENDING_CONDITIONAL_ANSWER (state saved), partner: borrower -> REQ_CONDITIONAL_ANSWER_RECEIVED;
+    otherwise no state change and a notification.
+L supplierMarkConditionsAgreed: RES_PENDING_CONDITIONAL_ANSWER -> the saved state.
+    partner: borrower -> REQ_EXPECTS_TO_SUPPLY.
+L supplierCannotSupply (+Transfer): RES_IDLE, RES_NEW_AWAIT_PULL_SLIP, RES_AWAIT_PICKING,
+    RES_PENDING_CONDITIONAL_ANSWER -> RES_UNFILLED (terminal).
+    partner: borrower -> REQ_UNFILLED -> REQ_END_OF_ROTA (the simulated rota holds one lender).
+L supplierCheckInToReshare: RES_AWAIT_PICKING -> RES_AWAIT_SHIP (undoable). itemBarcodes [{itemId, name?}]
+    replace the volumes' itemIds in order (default: the barcodes given at creation); loanDateOverride
+    (YYYY-MM-DD) sets the due date.
+L supplierMarkShipped: RES_AWAIT_SHIP -> RES_ITEM_SHIPPED, due date set.
+    partner: borrower -> REQ_SHIPPED with dueDateRS/parsedDueDateRS and one volume per lender volume.
+L supplierCheckInToReshareAndSupplierMarkShipped: RES_AWAIT_PICKING -> RES_ITEM_SHIPPED (fill + ship).
+    partner: as supplierMarkShipped.
+L supplierFillDigitalLoan: RES_AWAIT_PICKING -> RES_ITEM_SHIPPED (digital: no volumes).
+    partner: borrower -> REQ_SHIPPED with the due date, no volumes.
+L itemReturned (supplierItemReturned): RES_ITEM_SHIPPED, RES_AWAITING_RETURN_SHIPPING, RES_OVERDUE,
+    RES_ITEM_RETURNED -> RES_COMPLETE (as mod-rs's responderItemReturnedOK). partner: as
+    supplierCheckOutOfReshare.
+L supplierCheckOutOfReshare: RES_ITEM_RETURNED, RES_OVERDUE -> RES_COMPLETE.
+    partner: borrower -> REQ_REQUEST_COMPLETE (note 4).
+L supplierRespondToCancel (...Yes / ...No): RES_CANCEL_REQUEST_RECEIVED -> cancelResponse "yes": RES_CANCELLED,
+    partner: borrower -> REQ_CANCELLED; "no": the saved state, partner: borrower -> its saved state.
+B/L manualClose: any non-terminal state -> actionParams.terminalState (a terminal state of that side).
+B/L message: any state once a lender copy exists -> no change. partner: notification.
+B/L localNote: any state -> no change (localNote set; lastUpdated moves).
+B/L undo: right after an undoable action (patronReturnedItem, supplierCheckInToReshare) -> the state before.
 
 Timer (`run_overdue`): lender RES_ITEM_SHIPPED / RES_AWAITING_RETURN_SHIPPING past `parsedDueDateRS` ->
 RES_OVERDUE, ->> borrower in REQ_SHIPPED / REQ_CHECKED_IN -> REQ_OVERDUE; then any borrower still in
@@ -347,17 +379,31 @@ class Store:
                 raise SimError(
                     422,
                     "username and password are required strings",
-                    {"errors": [{"message": "username and password are required", "type": "error",
-                                 "code": "credentials.missing"}]},
+                    {
+                        "errors": [
+                            {
+                                "message": "username and password are required",
+                                "type": "error",
+                                "code": "credentials.missing",
+                            }
+                        ]
+                    },
                 )
             known = tenant.users.get(username)
             if known is None or not secrets.compare_digest(known.encode(), password.encode()):
                 raise SimError(
                     422,
                     "Password does not match",
-                    {"errors": [{"message": "Password does not match", "type": "error",
-                                 "code": "password.incorrect", "parameters": [{"key": "username",
-                                                                              "value": username}]}]},
+                    {
+                        "errors": [
+                            {
+                                "message": "Password does not match",
+                                "type": "error",
+                                "code": "password.incorrect",
+                                "parameters": [{"key": "username", "value": username}],
+                            }
+                        ]
+                    },
                 )
             token = Token(
                 value=secrets.token_urlsafe(24),
@@ -482,7 +528,10 @@ class Store:
             return borrower
 
     def _source_and_send(
-        self, borrower: PatronRequest, lender_state: str = r.RES_NEW_AWAIT_PULL_SLIP, local_review: bool = False
+        self,
+        borrower: PatronRequest,
+        lender_state: str = r.RES_NEW_AWAIT_PULL_SLIP,
+        local_review: bool = False,
     ) -> None:
         self._move(borrower, r.REQ_SOURCING_ITEM, "sourceItem", "looking for a supplier")
         lender_tenant = self.tenants.get(borrower.lender_tenant or "")
@@ -496,7 +545,9 @@ class Store:
             return
         self._send_to_supplier(borrower, lender_state)
 
-    def _send_to_supplier(self, borrower: PatronRequest, lender_state: str = r.RES_NEW_AWAIT_PULL_SLIP) -> None:
+    def _send_to_supplier(
+        self, borrower: PatronRequest, lender_state: str = r.RES_NEW_AWAIT_PULL_SLIP
+    ) -> None:
         """Play the ISO 18626 Request to the lender tenant: the lender copy appears there."""
         lender_tenant = self.tenants.get(borrower.lender_tenant or "")
         if lender_tenant is None or borrower.partner is not None:
@@ -522,8 +573,12 @@ class Store:
             local_call_number=specs[0].call_number,
             wanted_due_date=borrower.wanted_due_date,
             volumes=[
-                Volume(name=spec.name, item_id=spec.item_barcode, call_number=spec.call_number,
-                       status=r.VOL_AWAITING_LMS_CHECK_OUT)
+                Volume(
+                    name=spec.name,
+                    item_id=spec.item_barcode,
+                    call_number=spec.call_number,
+                    status=r.VOL_AWAITING_LMS_CHECK_OUT,
+                )
                 for spec in specs
             ],
         )
@@ -572,7 +627,7 @@ class Store:
         with self.lock:
             req = self.request(tenant_name, request_id)
             if not isinstance(body, dict):
-                raise bad("the body must be a JSON object {\"action\": ..., \"actionParams\": {...}}")
+                raise bad('the body must be a JSON object {"action": ..., "actionParams": {...}}')
             action = body.get("action")
             if action is None or action == "":
                 raise bad("missing action")
@@ -756,7 +811,9 @@ class Store:
     def _do_supplierMarkShipped(self, req: PatronRequest, params: dict[str, Any]) -> None:
         self._ship(req, "supplierMarkShipped", _opt_str(params, "note"))
 
-    def _do_supplierCheckInToReshareAndSupplierMarkShipped(self, req: PatronRequest, params: dict[str, Any]) -> None:
+    def _do_supplierCheckInToReshareAndSupplierMarkShipped(
+        self, req: PatronRequest, params: dict[str, Any]
+    ) -> None:
         self._fill(req, params)
         self._ship(req, "supplierCheckInToReshareAndSupplierMarkShipped", _opt_str(params, "note"))
 
@@ -800,7 +857,11 @@ class Store:
         self._send(req, "Notification", note, record_sender=True)
 
     def _do_localNote(self, req: PatronRequest, params: dict[str, Any]) -> None:
-        if "localNote" in params and params["localNote"] is not None and not isinstance(params["localNote"], str):
+        if (
+            "localNote" in params
+            and params["localNote"] is not None
+            and not isinstance(params["localNote"], str)
+        ):
             raise bad("localNote must be a string")
         req.local_note = params.get("localNote")
         self._touch(req)
@@ -852,8 +913,15 @@ class Store:
             fallback_call_number = req.volumes[0].call_number if req.volumes else req.local_call_number
             volumes = []
             for index, entry in enumerate(barcodes):
-                volume = req.volumes[index] if index < len(req.volumes) else Volume(
-                    name=None, item_id=None, call_number=fallback_call_number, status=r.VOL_AWAITING_LMS_CHECK_OUT
+                volume = (
+                    req.volumes[index]
+                    if index < len(req.volumes)
+                    else Volume(
+                        name=None,
+                        item_id=None,
+                        call_number=fallback_call_number,
+                        status=r.VOL_AWAITING_LMS_CHECK_OUT,
+                    )
                 )
                 volume.item_id = entry["itemId"]
                 if entry.get("name"):
@@ -864,9 +932,9 @@ class Store:
             volume.status = r.VOL_LMS_CHECK_OUT_NO_INTEGRATION
 
     def _ship(self, req: PatronRequest, action: str, note: str | None, digital: bool = False) -> None:
-        if not req.volumes or not all(volume.item_id for volume in req.volumes):
-            if not digital:
-                raise bad("cannot ship: the request has no item barcode (fill it with itemBarcodes first)")
+        has_items = bool(req.volumes) and all(volume.item_id for volume in req.volumes)
+        if not digital and not has_items:
+            raise bad("cannot ship: the request has no item barcode (fill it with itemBarcodes first)")
         due = parse_due_date(req.wanted_due_date) if req.wanted_due_date else default_due_date()
         req.due_date_rs = due.isoformat()
         req.parsed_due_date_ms = ms_from_date(due)
@@ -1012,7 +1080,6 @@ class Store:
         return req.saved_states.pop() if req.saved_states else fallback
 
 
-
 def _notification(content: str, is_sender: bool, stamp: int) -> dict[str, Any]:
     return {
         "id": str(uuid.uuid4()),
@@ -1049,10 +1116,13 @@ def _item_barcodes(params: Mapping[str, Any]) -> list[dict[str, Any]]:
         raise bad("actionParams.itemBarcodes must be a list of {itemId}")
     entries = []
     for entry in value:
-        if not isinstance(entry, dict) or not isinstance(entry.get("itemId"), str) or not entry["itemId"].strip():
+        if (
+            not isinstance(entry, dict)
+            or not isinstance(entry.get("itemId"), str)
+            or not entry["itemId"].strip()
+        ):
             raise bad("each actionParams.itemBarcodes entry needs a non-empty string itemId")
         if entry.get("name") is not None and not isinstance(entry.get("name"), str):
             raise bad("actionParams.itemBarcodes[].name must be a string")
         entries.append(entry)
     return entries
-

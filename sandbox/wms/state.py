@@ -562,11 +562,20 @@ class WmsState:
                     {"branch_id": "128807", "name": "Main", "main": True},
                     {"branch_id": "262630", "name": "Science Library"},
                 ],
-                ill_settings={"holding_location": "ILL", "shelving_location": "ILL Shelf", "home_branch": "128807"},
+                ill_settings={
+                    "holding_location": "ILL",
+                    "shelving_location": "ILL Shelf",
+                    "home_branch": "128807",
+                },
                 policies={"patron_loan_days": 28, "ill_loan_days": 42},
             )
             east = [
-                {"barcode": "EAST-P-0001", "expires": "2030-12-31", "given_name": "Erin", "family_name": "Good"},
+                {
+                    "barcode": "EAST-P-0001",
+                    "expires": "2030-12-31",
+                    "given_name": "Erin",
+                    "family_name": "Good",
+                },
                 {
                     "barcode": "EAST-P-0002",
                     "expires": "2030-12-31",
@@ -574,8 +583,18 @@ class WmsState:
                     "given_name": "Blake",
                     "family_name": "Blocked",
                 },
-                {"barcode": "EAST-P-0003", "expires": "2020-01-31", "given_name": "Ezra", "family_name": "Expired"},
-                {"barcode": "ILL-WEST", "expires": "2027-06-30", "borrower_category": "ILL", "symbol": "WEST"},
+                {
+                    "barcode": "EAST-P-0003",
+                    "expires": "2020-01-31",
+                    "given_name": "Ezra",
+                    "family_name": "Expired",
+                },
+                {
+                    "barcode": "ILL-WEST",
+                    "expires": "2027-06-30",
+                    "borrower_category": "ILL",
+                    "symbol": "WEST",
+                },
                 {"barcode": "ILL-DEFAULT", "expires": "2030-12-31", "borrower_category": "ILL"},
                 {"barcode": "ILL-EXPIRED", "expires": "2021-12-31", "borrower_category": "ILL"},
             ]
@@ -608,12 +627,26 @@ class WmsState:
                 wskey="west-wskey",
                 secret="west-secret",
                 branches=[{"branch_id": "262626", "name": "West Main", "main": True}],
-                ill_settings={"holding_location": "ILL", "shelving_location": "ILL Shelf", "home_branch": "262626"},
+                ill_settings={
+                    "holding_location": "ILL",
+                    "shelving_location": "ILL Shelf",
+                    "home_branch": "262626",
+                },
                 policies={"patron_loan_days": 28, "ill_loan_days": 42},
             )
             west = [
-                {"barcode": "WEST-P-0001", "expires": "2030-12-31", "given_name": "Wendy", "family_name": "Good"},
-                {"barcode": "ILL-EAST", "expires": "2030-12-31", "borrower_category": "ILL", "symbol": "EAST"},
+                {
+                    "barcode": "WEST-P-0001",
+                    "expires": "2030-12-31",
+                    "given_name": "Wendy",
+                    "family_name": "Good",
+                },
+                {
+                    "barcode": "ILL-EAST",
+                    "expires": "2030-12-31",
+                    "borrower_category": "ILL",
+                    "symbol": "EAST",
+                },
                 {"barcode": "ILL-DEFAULT", "expires": "2030-12-31", "borrower_category": "ILL"},
             ]
             for patron in west:
@@ -649,7 +682,7 @@ class WmsState:
         ill_settings: dict[str, Any] | None = None,
         policies: dict[str, Any] | None = None,
     ) -> Institution:
-        registry_id = _required_str(registry_id, "registry_id")
+        registry_id = required_str(registry_id, "registry_id")
         with self.lock:
             inst = self.institutions.get(registry_id)
             if inst is None:
@@ -657,12 +690,14 @@ class WmsState:
                     raise ValueError("a new institution needs wskey and secret")
                 inst = Institution(registry_id=registry_id, wskey=str(wskey), secret=str(secret))
             if wskey is not None:
-                inst.wskey = _required_str(wskey, "wskey")
+                inst.wskey = required_str(wskey, "wskey")
             if secret is not None:
-                inst.secret = _required_str(secret, "secret")
+                inst.secret = required_str(secret, "secret")
             for other in self.institutions.values():
                 if other.registry_id != registry_id and other.wskey == inst.wskey:
-                    raise ValueError(f"wskey {inst.wskey!r} already belongs to institution {other.registry_id}")
+                    raise ValueError(
+                        f"wskey {inst.wskey!r} already belongs to institution {other.registry_id}"
+                    )
             if name is not None:
                 inst.name = str(name)
             if symbol is not None:
@@ -673,7 +708,9 @@ class WmsState:
                 for entry in branches:
                     self._add_branch(inst, entry)
             if not inst.branches:
-                self._add_branch(inst, {"branch_id": registry_id, "name": inst.name or registry_id, "main": True})
+                self._add_branch(
+                    inst, {"branch_id": registry_id, "name": inst.name or registry_id, "main": True}
+                )
             if ill_settings is not None:
                 if not isinstance(ill_settings, dict):
                     raise ValueError("ill_settings must be an object")
@@ -694,7 +731,7 @@ class WmsState:
             entry = {"branch_id": str(entry)}
         if not isinstance(entry, dict):
             raise ValueError("a branch is a branch id string or an object {branch_id, name, main}")
-        branch_id = _required_str(entry.get("branch_id", entry.get("id")), "branch_id")
+        branch_id = required_str(entry.get("branch_id", entry.get("id")), "branch_id")
         main = bool(entry.get("main", False)) or not inst.branches
         if main:
             for other in inst.branches.values():
@@ -741,7 +778,7 @@ class WmsState:
         family_name: str | None = None,
         email: str | None = None,
     ) -> dict[str, Any]:
-        barcode = _required_str(barcode, "barcode")
+        barcode = required_str(barcode, "barcode")
         with self.lock:
             inst = self.institution(registry_id)
             patron = inst.patrons.get(barcode)
@@ -788,7 +825,7 @@ class WmsState:
         author: str | None = None,
         status: str | None = None,
     ) -> dict[str, Any]:
-        barcode = _required_str(barcode, "barcode")
+        barcode = required_str(barcode, "barcode")
         with self.lock:
             inst = self.institution(registry_id)
             item = inst.items.get(barcode)
@@ -840,14 +877,20 @@ class WmsState:
 
     def list_branches(self, registry_id: str | None = None) -> list[dict[str, Any]]:
         with self.lock:
-            return [b.to_dict(i.registry_id) for i in self._selected(registry_id) for b in i.branches.values()]
+            return [
+                b.to_dict(i.registry_id) for i in self._selected(registry_id) for b in i.branches.values()
+            ]
 
     def list_patrons(self, registry_id: str | None = None) -> list[dict[str, Any]]:
         with self.lock:
             now = utcnow()
-            return [p.to_dict(i.registry_id, now) for i in self._selected(registry_id) for p in i.patrons.values()]
+            return [
+                p.to_dict(i.registry_id, now) for i in self._selected(registry_id) for p in i.patrons.values()
+            ]
 
-    def list_items(self, registry_id: str | None = None, *, temporary: bool | None = None) -> list[dict[str, Any]]:
+    def list_items(
+        self, registry_id: str | None = None, *, temporary: bool | None = None
+    ) -> list[dict[str, Any]]:
         with self.lock:
             return [
                 item.to_dict(i.registry_id)
@@ -874,7 +917,9 @@ class WmsState:
 
     def list_requests_log(self, registry_id: str | None = None) -> list[dict[str, Any]]:
         with self.lock:
-            return [dict(e) for e in self.requests_log if not registry_id or e.get("registry_id") == registry_id]
+            return [
+                dict(e) for e in self.requests_log if not registry_id or e.get("registry_id") == registry_id
+            ]
 
     def item_details(self, barcode: str, registry_id: str | None = None) -> dict[str, Any]:
         with self.lock:
@@ -882,7 +927,9 @@ class WmsState:
             item = inst.items[barcode]
             details = item.to_dict(inst.registry_id)
             details["holds"] = [h.to_dict(inst.registry_id) for h in inst.holds if h.item_barcode == barcode]
-            details["loans"] = [loan.to_dict(inst.registry_id) for loan in inst.loans if loan.item_barcode == barcode]
+            details["loans"] = [
+                loan.to_dict(inst.registry_id) for loan in inst.loans if loan.item_barcode == barcode
+            ]
             active_loan = inst.active_loan(barcode)
             active_hold = inst.active_hold(barcode)
             details["active_loan"] = active_loan.to_dict(inst.registry_id) if active_loan else None
@@ -1340,7 +1387,7 @@ class WmsState:
             return item, inst.active_loan(item.barcode), inst.active_hold(item.barcode)
 
 
-def _required_str(value: Any, name: str) -> str:
+def required_str(value: Any, name: str) -> str:
     if value is None or isinstance(value, bool | dict | list):
         raise ValueError(f"{name} is required (a string)")
     text = str(value).strip()

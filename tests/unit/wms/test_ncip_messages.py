@@ -213,9 +213,14 @@ def test_accept_item_minimal_leaves_optional_elements_out(schema, settings):
 def test_accept_item_call_number_only_and_bibliographic_level_and_medium(schema, settings):
     # Given a call number but no bibliographic data, then bibliographic level and medium type
     only_call_number = valid(
-        schema, full_accept_item(settings, title=None, author=None, publisher=None, publication_date=None, edition=None)
+        schema,
+        full_accept_item(
+            settings, title=None, author=None, publisher=None, publication_date=None, edition=None
+        ),
     )
-    with_level = valid(schema, full_accept_item(settings, bibliographic_level="Monograph", medium_type="Book"))
+    with_level = valid(
+        schema, full_accept_item(settings, bibliographic_level="Monograph", medium_type="Book")
+    )
     # Then ItemOptionalFields has only the ItemDescription in the first
     optional_fields = one(only_call_number, "//n:ItemOptionalFields")
     assert [etree.QName(child).localname for child in optional_fields] == ["ItemDescription"]
@@ -229,10 +234,14 @@ def test_accept_item_call_number_only_and_bibliographic_level_and_medium(schema,
 def test_accept_item_lender_as_institution_registry_id(schema, settings):
     # Given a lender WMS knows by its registry id
     # When the scheme is "institution" (argument or library setting)
-    by_argument = valid(schema, full_accept_item(settings, lending_agency_id="91475", lending_agency_scheme="institution"))
+    by_argument = valid(
+        schema, full_accept_item(settings, lending_agency_id="91475", lending_agency_scheme="institution")
+    )
     by_setting = valid(
         schema,
-        full_accept_item(settings.model_copy(update={"lending_agency_scheme": "institution"}), lending_agency_id="91475"),
+        full_accept_item(
+            settings.model_copy(update={"lending_agency_scheme": "institution"}), lending_agency_id="91475"
+        ),
     )
     # Then the item's AgencyId uses the institution id scheme
     for root in (by_argument, by_setting):
@@ -244,7 +253,9 @@ def test_accept_item_naive_dates_are_utc_and_dates_are_midnight(schema, settings
     # Given a naive datetime and a plain date
     root = valid(
         schema,
-        full_accept_item(settings, date_for_return=datetime(2025, 3, 1, 8, 30), pickup_expiry=date(2025, 2, 20)),
+        full_accept_item(
+            settings, date_for_return=datetime(2025, 3, 1, 8, 30), pickup_expiry=date(2025, 2, 20)
+        ),
     )
     # Then both are sent as UTC with a Z
     assert value(root, "//n:DateForReturn") == "2025-03-01T08:30:00Z"
@@ -266,7 +277,9 @@ def test_the_request_id_prefix_is_not_doubled(schema, settings):
     assert value(root, "//n:RequestIdentifierValue") == "ReShareRequestEAST-1"
 
 
-@pytest.mark.parametrize("field", ["request_id", "temp_item_barcode", "lending_agency_id", "patron_barcode", "pickup_branch"])
+@pytest.mark.parametrize(
+    "field", ["request_id", "temp_item_barcode", "lending_agency_id", "patron_barcode", "pickup_branch"]
+)
 def test_accept_item_refuses_blank_required_values(settings, field):
     # Given a required value that is blank
     # When the message is built
@@ -318,7 +331,9 @@ def test_check_out_item_to_an_account_with_every_field(schema, settings):
 
 def test_check_out_item_to_an_institution_symbol_minimal(schema, settings):
     # Given a checkout to an OCLC symbol, without request id, due date or shipping date
-    root = valid(schema, ncip.check_out_item(settings, item_barcode="EAST-ITEM-0002", institution_symbol="NDOSU"))
+    root = valid(
+        schema, ncip.check_out_item(settings, item_barcode="EAST-ITEM-0002", institution_symbol="NDOSU")
+    )
     checkout = one(root, "/n:NCIPMessage/n:CheckOutItem")
     # Then only header, user and item are sent, the user as an OCLC Institution Symbol
     assert [etree.QName(child).localname for child in checkout] == ["InitiationHeader", "UserId", "ItemId"]
@@ -353,11 +368,17 @@ def test_check_in_by_request_id_with_the_return_time(schema, settings):
     # Given the ILL request's hrid and when the return happened
     root = valid(
         schema,
-        ncip.check_in_item(settings, request_id="EAST-1001", occurred_at=datetime(2025, 5, 2, 14, 0, tzinfo=UTC)),
+        ncip.check_in_item(
+            settings, request_id="EAST-1001", occurred_at=datetime(2025, 5, 2, 14, 0, tzinfo=UTC)
+        ),
     )
     checkin = one(root, "/n:NCIPMessage/n:CheckInItem")
     # Then it is sent like CheckInRequestedItem.xml: MandatedAction, then the ILL Request Id as the item id
-    assert [etree.QName(child).localname for child in checkin] == ["InitiationHeader", "MandatedAction", "ItemId"]
+    assert [etree.QName(child).localname for child in checkin] == [
+        "InitiationHeader",
+        "MandatedAction",
+        "ItemId",
+    ]
     assert value(checkin, "n:MandatedAction/n:DateEventOccurred") == "2025-05-02T14:00:00Z"
     item_type = one(checkin, "n:ItemId/n:ItemIdentifierType")
     assert (item_type.text, item_type.get(SCHEME)) == ("ILL Request Id", ncip.REQUEST_ID_TYPE_SCHEME)
@@ -403,3 +424,11 @@ def test_the_schema_check_can_fail(schema, settings):
     # Then the schema refuses it
     with pytest.raises(xmlschema.XMLSchemaValidationError):
         schema.validate(etree.tostring(root).decode())
+
+
+def test_lookup_item_can_ask_for_the_current_borrower(schema, settings):
+    # Given a lookup that must tell who has the item (verifying a checkout whose answer was lost)
+    root = valid(schema, ncip.lookup_item(settings, item_barcode="EAST-ITEM-0001", current_borrower=True))
+    lookup = one(root, "/n:NCIPMessage/n:LookupItem")
+    # Then CurrentBorrowerDesired follows the element types, as the schema orders it
+    assert etree.QName(lookup[-1]).localname == "CurrentBorrowerDesired"

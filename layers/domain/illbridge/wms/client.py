@@ -20,8 +20,10 @@ HTTP 401                                                    token dropped, a new
                                                             call sent once more; 401 again:
                                                             ``WmsAuthError``
 HTTP 403; token endpoint refusing the WSKey                 ``WmsAuthError``
+a 4xx whose body is an NCIP Problem                         ``WmsProblem``
 other 4xx, 3xx, unreadable body, wrong response element     ``WmsProtocolError``
 DTD / entity declaration in the answer                      ``UnsafeXml``
+a URL requests cannot use (not http/https)                  ``ConfigurationError``
 ==========================================================  =====================================
 
 Re-sending after a 401 is safe: WMS refused the call before acting on it. A ``WmsProtocolError`` on a
@@ -254,9 +256,9 @@ class WmsClient:
             summary = f"request_id={ncip.ill_request_id(self.settings, request_id or '')}"
         return self._ncip("CheckInItem", body, summary, ncip.parse_check_in_item_response, mutating=True)
 
-    def lookup_item(self, barcode: str) -> ItemStatus:
-        """An item's circulation status (read-only)."""
-        body = ncip.lookup_item(self.settings, item_barcode=barcode)
+    def lookup_item(self, barcode: str, *, current_borrower: bool = False) -> ItemStatus:
+        """An item's circulation status (read-only); ``current_borrower=True`` also asks who has it."""
+        body = ncip.lookup_item(self.settings, item_barcode=barcode, current_borrower=current_borrower)
         return self._ncip(
             "LookupItem", body, f"item={barcode}", ncip.parse_lookup_item_response, mutating=False
         )

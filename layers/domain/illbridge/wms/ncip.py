@@ -68,6 +68,13 @@ AGENCY_SCHEMES: dict[str, str] = {"symbol": SYMBOL_SCHEME, "institution": INSTIT
 
 Operation = Literal["AcceptItem", "CheckOutItem", "CheckInItem", "LookupItem"]
 
+# Problem types the workflow treats as "already done" (wms.md §3, architecture "exactly once"): an AcceptItem
+# answered Duplicate Item for the bridge's own temp barcode; a check-in of something already checked in
+# (ReShare's list: Item Not Checked Out, Not On Loan, Unknown Item, 9022). Whether to accept them is the
+# caller's decision; the client always raises WmsProblem.
+DUPLICATE_ITEM = "Duplicate Item"
+CHECK_IN_ALREADY_DONE = frozenset({"Item Not Checked Out", "Not On Loan", "Unknown Item", "9022"})
+
 _SCHEME = f"{{{NCIP_NS}}}Scheme"
 _VERSION = f"{{{NCIP_NS}}}version"
 # Characters XML 1.0 cannot carry at all (C0 controls but tab/LF/CR, surrogates, U+FFFE/U+FFFF).
@@ -301,12 +308,18 @@ def check_in_item(
     return _bytes(root)
 
 
-def lookup_item(settings: WmsSettings, *, item_barcode: str) -> bytes:
-    """LookupItem by barcode, asking for the circulation status and the item description."""
+def lookup_item(settings: WmsSettings, *, item_barcode: str, current_borrower: bool = False) -> bytes:
+    """LookupItem by barcode, asking for the circulation status and the item description.
+
+    ``current_borrower=True`` adds ``CurrentBorrowerDesired`` (who has it on loan: for verifying a checkout
+    whose answer was lost).
+    """
     root, body = _message(settings, "LookupItem")
     _item_id(body, _required("item_barcode", item_barcode))
     _el(body, "ItemElementType", "Circulation Status", ITEM_ELEMENT_TYPE_SCHEME)
     _el(body, "ItemElementType", "Item Description", ITEM_ELEMENT_TYPE_SCHEME)
+    if current_borrower:
+        _el(body, "CurrentBorrowerDesired")
     return _bytes(root)
 
 
@@ -337,9 +350,12 @@ class CheckOutResult:
 class CheckInResult:
     item_barcode: str  # the ItemIdentifierValue echoed back (a request id when checked in by request id)
     user_id: str | None = None  # the last borrower, when WMS says
-    routing_to: str | None = None  # the most specific destination location name, when WMS routes the item
+    # Where WMS routes the item: the destination's location names by level joined with "/" (WMS-style
+    # "<institution>/<branch>[/<location>]"), and the same as a tuple.
+    routing_to: str | None = None
     routing_instructions: str | None = None
     item_id_type: str | None = None
+    routing_path: tuple[str, ...] = ()
 
     def summary(self) -> str:
         parts = [f"item={self.item_barcode}"]
@@ -467,28 +483,30 @@ def parse_check_out_item_response(data: bytes | str) -> CheckOutResult:
     )
 
 
-def _routing_destination(routing: etree._Element | None) -> str | None:
-    """The most specific (highest-level) location name of a RoutingInformation's destination."""
+def _routing_path(routing: etree._Element | None) -> tuple[str, ...]:
+    """The location names of a RoutingInformation's destination, by LocationNameLevel (broadest first)."""
     location_name = find(routing, "Destination", "Location", "LocationName")
     if location_name is None:
-        return None
-    best: tuple[int, str] | None = None
-    for instance in children(location_name, "LocationNameInstance"):
+        return ()
+    levels: list[tuple[int, int, str]] = []
+    for position, instance in enumerate(children(location_name, "LocationNameInstance")):
         value = text(instance, "LocationNameValue")
-        level_text = text(instance, "LocationNameLevel") or "0"
+        level_text = text(instance, "LocationNameLevel") or ""
         level = int(level_text) if level_text.isdigit() else 0
-        if value and (best is None or level >= best[0]):
-            best = (level, value)
-    return best[1] if best else None
+        if value:
+            levels.append((level, position, value))
+    return tuple(value for _, _, value in sorted(levels))
 
 
 def parse_check_in_item_response(data: bytes | str) -> CheckInResult:
     response = _response(data, "CheckInItem")
     routing = find(response, "RoutingInformation")
+    path = _routing_path(routing)
     return CheckInResult(
         item_barcode=_required_text(response, "CheckInItem", "ItemId", "ItemIdentifierValue"),
         user_id=text(response, "UserId", "UserIdentifierValue"),
-        routing_to=_routing_destination(routing),
+        routing_to="/".join(path) or None,
+        routing_path=path,
         routing_instructions=text(routing, "RoutingInstructions"),
         item_id_type=text(response, "ItemId", "ItemIdentifierType"),
     )

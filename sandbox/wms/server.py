@@ -1,0 +1,755 @@
+"""The HTTP side of the WMS simulator: a real loopback server (stdlib ``ThreadingHTTPServer``).
+
+Endpoints (see the package docstring for payloads): ``POST /oauth/token``, ``POST /ncip``,
+``POST /idaas/scim/v2/Users/.search`` and the unauthenticated ``/_sim/`` control API.
+
+Transport rules: bodies over 1 MiB -> 413 (JSON); ``Transfer-Encoding`` other than identity -> 411; a bad
+``Content-Length`` -> 400; unknown path -> 404 JSON; known path, wrong method (or a method the server has no handler for at all) -> 405 JSON
+(with ``Allow`` where the path is known); malformed request lines -> 400 JSON.
+``/ncip``: no/expired/unknown bearer token or one without scope ``WMS_NCIP`` -> 401 JSON (``invalid_token``);
+body empty or not XML (JSON, binary, text) -> 400 JSON; XML with a non-XML ``Content-Type`` (e.g.
+``text/plain``, ``application/json``) -> 415 JSON; everything else -> HTTP 200 with an NCIP message.
+Any unexpected exception is logged with its traceback and answered (``/ncip``: NCIP top-level Problem
+``Temporary Processing Failure``, HTTP 200; elsewhere JSON 400); the server keeps serving.
+
+Faults (``/_sim/faults``) are taken per matching request after authentication and parsing (so the operation is
+known): ``latency`` sleeps then answers normally; ``http_error`` answers ``status`` with a JSON body and does
+nothing; ``timeout`` holds the request ``timeout_s`` without answering, then closes the connection (nothing
+applied); ``drop_response`` applies the operation, then closes the connection without any response;
+``problem`` answers a Problem without applying (NCIP: inside the response element, HTTP 200; SCIM: 500 SCIM
+error; token: 400 JSON ``{"error": <problem_type>, "error_description": <problem_detail>}``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import json
+import logging
+import re
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from . import ncip as nc
+from . import scim
+from . import state as st
+
+log = logging.getLogger("sandbox.wms")
+
+MAX_BODY = 1024 * 1024
+DRAIN_LIMIT = 16 * 1024 * 1024
+XML_MEDIA_TYPES = ("application/xml", "text/xml")
+
+
+class _Drop(Exception):
+    """Close the connection without answering."""
+
+
+class _HttpError(Exception):
+    def __init__(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        super().__init__(payload.get("error", ""))
+        self.status = status
+        self.payload = payload
+        self.headers = headers or {}
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], sim: WmsSimulator) -> None:
+        self.sim = sim
+        self.stop_event = threading.Event()
+        self._track_lock = threading.Lock()
+        self._conn_threads: set[threading.Thread] = set()
+        self._connections: set[socket.socket] = set()
+        super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        thread = threading.Thread(
+            target=self._serve_connection, args=(request, client_address), name="wms-sim-conn", daemon=True
+        )
+        with self._track_lock:
+            self._connections.add(request)
+            self._conn_threads.add(thread)
+        thread.start()
+
+    def _serve_connection(self, request: Any, client_address: Any) -> None:
+        try:
+            self.process_request_thread(request, client_address)
+        finally:
+            with self._track_lock:
+                self._connections.discard(request)
+                self._conn_threads.discard(threading.current_thread())
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("connection error from %s", client_address, exc_info=True)
+
+    def close_connections(self) -> None:
+        with self._track_lock:
+            connections = list(self._connections)
+        for conn in connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+    def join_threads(self, timeout: float) -> None:
+        with self._track_lock:
+            threads = list(self._conn_threads)
+        for thread in threads:
+            thread.join(timeout)
+
+
+class WmsSimulator:
+    """The WMS Circulation simulator: ``start()`` serves on loopback in a background thread."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, token_ttl: int = 1200) -> None:
+        self.host = host
+        self._requested_port = port
+        self.state = st.WmsState(token_ttl=token_ttl)
+        self.ncip = nc.NcipService(self.state)
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._lifecycle = threading.Lock()
+
+    # lifecycle ------------------------------------------------------------------------------------
+    def start(self) -> str:
+        with self._lifecycle:
+            if self._server is not None:
+                return self.base_url
+            server = _Server((self.host, self._requested_port), self)
+            self._server = server
+            self._thread = threading.Thread(
+                target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="wms-sim", daemon=True
+            )
+            self._thread.start()
+            log.info("WMS simulator listening on %s", self.base_url)
+            return self.base_url
+
+    def stop(self) -> None:
+        with self._lifecycle:
+            server, thread = self._server, self._thread
+            if server is None:
+                return
+            server.stop_event.set()
+            server.shutdown()
+            server.close_connections()
+            server.join_threads(5.0)
+            server.server_close()
+            if thread is not None:
+                thread.join(5.0)
+            self._server = None
+            self._thread = None
+
+    def __enter__(self) -> WmsSimulator:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            return self._requested_port
+        return int(self._server.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        host = self.host if ":" not in self.host else f"[{self.host}]"
+        return f"http://{host}:{self.port}"
+
+    def seed_demo(self) -> None:
+        self.state.seed_demo()
+
+    def reset(self) -> None:
+        self.state.reset()
+
+
+# The request handler -----------------------------------------------------------------------------
+
+_SIM_ROUTES: list[tuple[re.Pattern[str], dict[str, str]]] = []
+
+
+def _route(pattern: str, **methods: str) -> None:
+    _SIM_ROUTES.append((re.compile("^" + pattern + "$"), methods))
+
+
+_route("/oauth/token", POST="token")
+_route("/ncip", POST="ncip")
+_route("/idaas/scim/v2/Users/\\.search", POST="scim_search")
+_route("/_sim/state", GET="sim_state")
+_route("/_sim/reset", POST="sim_reset")
+_route("/_sim/seed-demo", POST="sim_seed_demo")
+_route("/_sim/institutions", GET="sim_institutions", POST="sim_add_institution")
+_route("/_sim/branches", GET="sim_branches", POST="sim_add_branch")
+_route("/_sim/patrons", GET="sim_patrons", POST="sim_add_patron")
+_route("/_sim/items", GET="sim_items", POST="sim_add_item")
+_route("/_sim/items/(?P<barcode>[^/]+)", GET="sim_item")
+_route("/_sim/policies", GET="sim_policies", POST="sim_set_policy")
+_route("/_sim/temp-items", GET="sim_temp_items")
+_route("/_sim/holds", GET="sim_holds")
+_route("/_sim/loans", GET="sim_loans")
+_route("/_sim/notices", GET="sim_notices")
+_route("/_sim/checkin", POST="sim_checkin")
+_route("/_sim/checkout", POST="sim_checkout")
+_route("/_sim/requests-log", GET="sim_requests_log")
+_route("/_sim/faults", GET="sim_faults", POST="sim_add_fault", DELETE="sim_clear_faults")
+_route("/_sim/token-ttl", GET="sim_token_ttl", POST="sim_set_token_ttl")
+_route("/_sim/expire-tokens", POST="sim_expire_tokens")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    server_version = "WmsSimulator/1.0"
+    sys_version = ""
+    protocol_version = "HTTP/1.0"
+    timeout = 15  # socket timeout for reading a request
+
+    # plumbing -------------------------------------------------------------------------------------
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s - %s", self.address_string(), format % args)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The stdlib's own errors (bad request line, unknown method, huge headers) as JSON; 501 -> 405."""
+        if code == 501:
+            code, message = 405, f"method {str(self.command)[:40]!r} not allowed"
+        self._responded = True
+        self.close_connection = True
+        text = message or self.responses.get(code, ("error",))[0]
+        body = json.dumps({"error": text}).encode("utf-8")
+        with contextlib.suppress(OSError):
+            self.send_response(code, text)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Connection", "close")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+    @property
+    def sim(self) -> WmsSimulator:
+        return self.server.sim
+
+    @property
+    def state(self) -> st.WmsState:
+        return self.server.sim.state
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def do_HEAD(self) -> None:
+        self._dispatch("HEAD")
+
+    def do_OPTIONS(self) -> None:
+        self._dispatch("OPTIONS")
+
+    def _dispatch(self, method: str) -> None:
+        self._responded = False
+        self._method = method
+        parts = urlsplit(self.path)
+        path = parts.path.rstrip("/") or "/"
+        self._query = parse_qs(parts.query)
+        try:
+            for pattern, methods in _SIM_ROUTES:
+                match = pattern.match(path)
+                if match is None:
+                    continue
+                handler = methods.get(method)
+                if handler is None:
+                    allowed = ", ".join(sorted(methods))
+                    self._send_json(
+                        405, {"error": f"method {method} not allowed", "allow": allowed}, Allow=allowed
+                    )
+                    return
+                getattr(self, "_" + handler)(**{k: unquote(v) for k, v in match.groupdict().items()})
+                return
+            self._send_json(404, {"error": "not found", "path": path[:200]})
+        except _Drop:
+            self.close_connection = True
+        except _HttpError as exc:
+            self._send_json(exc.status, exc.payload, **exc.headers)
+        except (ConnectionError, TimeoutError):
+            log.debug("client connection failed", exc_info=True)
+            self.close_connection = True
+        except Exception as exc:
+            log.exception("unexpected error handling %s %s", method, path[:200])
+            self.close_connection = True
+            if self._responded:
+                return
+            with contextlib.suppress(OSError):
+                if path == "/ncip":
+                    body = nc.top_level_problem(
+                        "Temporary Processing Failure", f"internal error: {type(exc).__name__}"
+                    )
+                    self._send(200, body, "application/xml; charset=utf-8")
+                else:
+                    self._send_json(
+                        400, {"error": "request could not be processed", "detail": type(exc).__name__}
+                    )
+
+    def _send(self, status: int, body: bytes, content_type: str, **headers: str) -> None:
+        self._responded = True
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        for name, value in headers.items():
+            self.send_header(name.replace("_", "-"), value)
+        self.end_headers()
+        if self._method != "HEAD":
+            self.wfile.write(body)
+
+    def _send_json(
+        self, status: int, payload: Any, content_type: str = "application/json", **headers: str
+    ) -> None:
+        body = json.dumps(payload, indent=None, sort_keys=False).encode("utf-8")
+        self._send(status, body, content_type, **headers)
+
+    def _read_body(self) -> bytes:
+        encoding = self.headers.get("Transfer-Encoding")
+        if encoding and encoding.strip().lower() != "identity":
+            self.close_connection = True
+            raise _HttpError(411, {"error": "Transfer-Encoding is not supported; send Content-Length"})
+        raw = self.headers.get("Content-Length")
+        if raw is None:
+            return b""
+        try:
+            length = int(raw.strip())
+            if length < 0:
+                raise ValueError(raw)
+        except ValueError:
+            self.close_connection = True
+            raise _HttpError(400, {"error": "invalid Content-Length"}) from None
+        if length > MAX_BODY:
+            self.close_connection = True
+            if length <= DRAIN_LIMIT:
+                remaining = length
+                with contextlib.suppress(OSError):
+                    while remaining > 0:
+                        chunk = self.rfile.read(min(65536, remaining))
+                        if not chunk:
+                            break
+                        remaining -= len(chunk)
+            raise _HttpError(413, {"error": "payload too large", "limit_bytes": MAX_BODY})
+        body = self.rfile.read(length)
+        if len(body) < length:
+            raise _Drop()
+        return body
+
+    def _json_body(self) -> dict[str, Any]:
+        body = self._read_body()
+        if not body.strip():
+            return {}
+        try:
+            payload = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise _HttpError(400, {"error": f"body is not JSON: {exc}"}) from None
+        if not isinstance(payload, dict):
+            raise _HttpError(400, {"error": "body must be a JSON object"})
+        return payload
+
+    def _param(self, name: str) -> str | None:
+        values = self._query.get(name)
+        return values[0] if values else None
+
+    def _bearer(self) -> st.Token | None:
+        header = self.headers.get("Authorization") or ""
+        scheme, _, value = header.strip().partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            return None
+        return self.state.token(value.strip())
+
+    def _wait(self, seconds: float) -> None:
+        if seconds > 0:
+            self.server.stop_event.wait(seconds)
+
+    def _fault_prelude(self, fault: st.Fault | None) -> None:
+        """Apply the fault kinds that act before the operation; ``problem``/``drop_response`` are left to the caller."""
+        if fault is None:
+            return
+        if fault.kind == "latency":
+            self._wait(fault.latency_ms / 1000.0)
+        elif fault.kind == "http_error":
+            raise _HttpError(
+                fault.status, {"error": "injected fault", "status": fault.status, "fault_id": fault.fault_id}
+            )
+        elif fault.kind == "timeout":
+            self._wait(fault.timeout_s)
+            raise _Drop()
+
+    # OAuth ----------------------------------------------------------------------------------------
+    def _token(self) -> None:
+        body = self._read_body()
+        fault = self.state.take_fault("token")
+        self._fault_prelude(fault)
+        if fault is not None and fault.kind == "problem":
+            raise _HttpError(400, {"error": fault.problem_type, "error_description": fault.problem_detail})
+        inst = self._client_credentials()
+        if inst is None:
+            raise _HttpError(
+                401,
+                {"error": "invalid_client", "error_description": "unknown WSKey or wrong secret"},
+                {"WWW-Authenticate": 'Basic realm="oauth"'},
+            )
+        form = (
+            parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True) if body else dict(self._query)
+        )
+        grant = (form.get("grant_type") or [""])[0]
+        if grant != "client_credentials":
+            raise _HttpError(
+                400, {"error": "unsupported_grant_type", "error_description": f"grant_type {grant!r}"}
+            )
+        requested = " ".join(form.get("scope") or []).split()
+        scopes = tuple(s for s in requested if not s.startswith(("context:", "refresh_token")))
+        unknown = [s for s in scopes if s not in st.ALLOWED_SCOPES]
+        if not scopes or unknown:
+            detail = f"unknown scope(s): {' '.join(unknown)}" if unknown else "scope is required"
+            raise _HttpError(400, {"error": "invalid_scope", "error_description": detail})
+        token = self.state.issue_token(inst, scopes)
+        payload = {
+            "access_token": token.access_token,
+            "token_type": "bearer",
+            "expires_in": int((token.expires_at - token.issued_at).total_seconds()),
+            "expires_at": st.iso(token.expires_at),
+            "scope": " ".join(token.scopes),
+            "context_institution_id": token.registry_id,
+        }
+        if fault is not None and fault.kind == "drop_response":
+            raise _Drop()
+        self._send_json(200, payload)
+
+    def _client_credentials(self) -> st.Institution | None:
+        header = self.headers.get("Authorization") or ""
+        scheme, _, value = header.strip().partition(" ")
+        if scheme.lower() != "basic" or not value:
+            return None
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            return None
+        wskey, sep, secret = decoded.partition(":")
+        if not sep:
+            return None
+        return self.state.authenticate_client(wskey, secret)
+
+    # NCIP -----------------------------------------------------------------------------------------
+    def _ncip(self) -> None:
+        entry: dict[str, Any] = {"operation": None, "registry_id": None}
+        try:
+            self._ncip_inner(entry)
+        except _HttpError as exc:
+            entry.setdefault("outcome", f"http_{exc.status}")
+            entry["http_status"] = exc.status
+            raise
+        except _Drop:
+            entry.setdefault("outcome", "connection_closed")
+            entry["http_status"] = None
+            raise
+        finally:
+            entry.setdefault("outcome", "error")
+            self.state.log_request(entry)
+
+    def _ncip_inner(self, entry: dict[str, Any]) -> None:
+        body = self._read_body()
+        token = self._bearer()
+        if token is None or "WMS_NCIP" not in token.scopes:
+            entry["outcome"] = "unauthorized"
+            raise _HttpError(
+                401,
+                {
+                    "error": "invalid_token",
+                    "error_description": "missing, unknown or expired token, or no WMS_NCIP",
+                },
+                {"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            )
+        entry["registry_id"] = token.registry_id
+        if not body.strip(b" \t\r\n\x00") or not nc.looks_like_xml(body):
+            entry["outcome"] = "not_xml"
+            raise _HttpError(400, {"error": "the body must be an NCIP XML message"})
+        media = (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+        if media and media not in XML_MEDIA_TYPES and not media.endswith("+xml"):
+            entry["outcome"] = "unsupported_media_type"
+            raise _HttpError(
+                415, {"error": f"unsupported Content-Type {media[:100]!r}; send application/xml"}
+            )
+        try:
+            request = nc.parse_request(body)
+        except nc.NonXmlBody as exc:
+            entry["outcome"] = "not_xml"
+            raise _HttpError(400, {"error": str(exc)}) from None
+        except nc.MessageRejected as exc:
+            entry.update(
+                operation=exc.operation, outcome="problem", problem_type=exc.problem_type, http_status=200
+            )
+            self._send(
+                200,
+                nc.top_level_problem(exc.problem_type, exc.detail, exc.element),
+                "application/xml; charset=utf-8",
+            )
+            return
+        entry["operation"] = request.operation
+        fault = self.state.take_fault(request.operation)
+        if fault is not None:
+            entry["fault"] = fault.kind
+            entry["outcome"] = f"fault_{fault.kind}"
+        self._fault_prelude(fault)
+        if fault is not None and fault.kind == "problem":
+            body_out = nc.problem_response(
+                request, token.registry_id, fault.problem_type, fault.problem_detail
+            )
+            entry.update(outcome="problem", problem_type=fault.problem_type, http_status=200)
+            self._send(200, body_out, "application/xml; charset=utf-8")
+            return
+        result = self.sim.ncip.execute(token.registry_id, request)
+        if fault is not None and fault.kind == "drop_response":
+            entry.update(applied=result.outcome, problem_type=result.problem_type)
+            raise _Drop()
+        entry.update(outcome=result.outcome, problem_type=result.problem_type, http_status=200)
+        self._send(200, result.body, "application/xml; charset=utf-8")
+
+    # SCIM -----------------------------------------------------------------------------------------
+    def _scim_search(self) -> None:
+        body = self._read_body()
+        header = (self.headers.get("Authorization") or "").strip()
+        token = self._bearer()
+        if token is None:
+            status, payload = scim.unauthorized()
+        elif scim.READ_SCOPE not in token.scopes:
+            status, payload = scim.forbidden()
+        elif not scim.media_type_ok(self.headers.get("Content-Type")):
+            status, payload = scim.unsupported_media_type()
+        else:
+            fault = self.state.take_fault("scim")
+            self._fault_prelude(fault)
+            if fault is not None and fault.kind == "problem":
+                status, payload = scim.unable_to_handle(fault.problem_detail)
+            else:
+                status, payload = scim.search(self.state, token.registry_id, body, self.sim.base_url)
+                if fault is not None and fault.kind == "drop_response":
+                    raise _Drop()
+        extra = {"WWW-Authenticate": "Bearer"} if status == 401 and not header else {}
+        self._send_json(status, payload, scim.SCIM_CONTENT_TYPE, **extra)
+
+    # /_sim/ ---------------------------------------------------------------------------------------
+    def _sim_call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except st.NotFound as exc:
+            raise _HttpError(404, {"error": str(exc)}) from None
+        except st.AmbiguousBarcode as exc:
+            raise _HttpError(400, {"error": str(exc)}) from None
+        except st.CircError as exc:
+            raise _HttpError(409, exc.to_dict()) from None
+        except (ValueError, TypeError) as exc:
+            raise _HttpError(400, {"error": str(exc)}) from None
+
+    def _sim_state(self) -> None:
+        self._send_json(200, self.state.snapshot())
+
+    def _sim_reset(self) -> None:
+        self._read_body()
+        self.state.reset()
+        self._send_json(200, {"ok": True})
+
+    def _sim_seed_demo(self) -> None:
+        self._read_body()
+        self.state.seed_demo()
+        self._send_json(200, {"ok": True, "institutions": [i["registry_id"] for i in self._institutions()]})
+
+    def _institutions(self) -> list[dict[str, Any]]:
+        with self.state.lock:
+            return [i.summary() for i in self.state.institutions.values()]
+
+    def _sim_institutions(self) -> None:
+        wanted = self._param("registry_id")
+        self._send_json(200, [i for i in self._institutions() if not wanted or i["registry_id"] == wanted])
+
+    def _sim_add_institution(self) -> None:
+        payload = self._json_body()
+        allowed = {"registry_id", "wskey", "secret", "name", "symbol", "branches", "ill_settings", "policies"}
+        args = {k: v for k, v in payload.items() if k in allowed}
+        policies = dict(args.pop("policies", None) or {})
+        for key in ("patron_loan_days", "ill_loan_days"):
+            if key in payload:
+                policies[key] = payload[key]
+        inst = self._sim_call(self.state.upsert_institution, policies=policies or None, **args)
+        self._send_json(200, inst.summary())
+
+    def _sim_branches(self) -> None:
+        self._send_json(200, self._sim_call(self.state.list_branches, self._param("registry_id")))
+
+    def _sim_add_branch(self) -> None:
+        payload = self._json_body()
+        registry_id = self._sim_call(st.required_str, payload.get("registry_id"), "registry_id")
+        self._send_json(200, self._sim_call(self.state.add_branch, registry_id, payload))
+
+    def _sim_patrons(self) -> None:
+        self._send_json(200, self._sim_call(self.state.list_patrons, self._param("registry_id")))
+
+    def _sim_add_patron(self) -> None:
+        payload = self._json_body()
+        allowed = {
+            "registry_id",
+            "barcode",
+            "expires",
+            "blocked",
+            "borrower_category",
+            "home_branch",
+            "symbol",
+            "given_name",
+            "family_name",
+            "email",
+        }
+        args = {k: v for k, v in payload.items() if k in allowed}
+        self._send_json(200, self._sim_call(self.state.upsert_patron, **args))
+
+    def _sim_items(self) -> None:
+        self._send_json(200, self._sim_call(self.state.list_items, self._param("registry_id")))
+
+    def _sim_add_item(self) -> None:
+        payload = self._json_body()
+        allowed = {
+            "registry_id",
+            "barcode",
+            "branch",
+            "collection_type",
+            "call_number",
+            "title",
+            "author",
+            "status",
+        }
+        args = {k: v for k, v in payload.items() if k in allowed}
+        self._send_json(200, self._sim_call(self.state.upsert_item, **args))
+
+    def _sim_item(self, barcode: str) -> None:
+        self._send_json(200, self._sim_call(self.state.item_details, barcode, self._param("registry_id")))
+
+    def _sim_policies(self) -> None:
+        self._send_json(200, self._sim_call(self.state.list_policies, self._param("registry_id")))
+
+    def _sim_set_policy(self) -> None:
+        payload = self._json_body()
+        registry_id = self._sim_call(st.required_str, payload.get("registry_id"), "registry_id")
+        self._send_json(200, self._sim_call(self.state.set_policy, registry_id, payload))
+
+    def _sim_temp_items(self) -> None:
+        self._send_json(
+            200, self._sim_call(self.state.list_items, self._param("registry_id"), temporary=True)
+        )
+
+    def _sim_holds(self) -> None:
+        self._send_json(200, self._sim_call(self.state.list_holds, self._param("registry_id")))
+
+    def _sim_loans(self) -> None:
+        self._send_json(200, self._sim_call(self.state.list_loans, self._param("registry_id")))
+
+    def _sim_notices(self) -> None:
+        self._send_json(200, self._sim_call(self.state.list_notices, self._param("registry_id")))
+
+    def _sim_requests_log(self) -> None:
+        self._send_json(200, self._sim_call(self.state.list_requests_log, self._param("registry_id")))
+
+    def _staff_institution(self, barcode: str, registry_id: Any) -> st.Institution:
+        if registry_id not in (None, ""):
+            self._sim_call(self.state.institution, str(registry_id))
+        try:
+            return self.state.institution_for_item(barcode, str(registry_id) if registry_id else None)
+        except st.AmbiguousBarcode as exc:
+            raise _HttpError(400, {"error": str(exc)}) from None
+        except st.NotFound:
+            error = st.CircError(
+                "Unknown Item", "UNKNOWN_ITEM", f"no item with barcode {barcode!r}", value=barcode
+            )
+            raise _HttpError(409, error.to_dict()) from None
+
+    def _sim_checkin(self) -> None:
+        payload = self._json_body()
+        barcode = self._sim_call(st.required_str, payload.get("barcode"), "barcode")
+        inst = self._staff_institution(barcode, payload.get("registry_id"))
+        branch = payload.get("branch")
+        branch = inst.main_branch if branch in (None, "") else str(branch)
+        result = self._sim_call(self.state.check_in, inst.registry_id, barcode=barcode, branch=branch)
+        rid = inst.registry_id
+        with self.state.lock:
+            item = result.item
+            self._send_json(
+                200,
+                {
+                    "registry_id": rid,
+                    "branch": branch,
+                    "item": item.to_dict(rid) if item else None,
+                    "hold": result.hold.to_dict(rid) if result.hold else None,
+                    "loan": result.loan.to_dict(rid) if result.loan else None,
+                    "notice": result.notice.to_dict(rid) if result.notice else None,
+                    "destination": result.destination,
+                    "in_transit": result.in_transit,
+                },
+            )
+
+    def _sim_checkout(self) -> None:
+        payload = self._json_body()
+        item_barcode = self._sim_call(st.required_str, payload.get("item_barcode"), "item_barcode")
+        patron_barcode = self._sim_call(st.required_str, payload.get("patron_barcode"), "patron_barcode")
+        inst = self._staff_institution(item_barcode, payload.get("registry_id"))
+        result = self._sim_call(
+            self.state.check_out,
+            inst.registry_id,
+            item_barcode=item_barcode,
+            patron_value=patron_barcode,
+            source="staff",
+        )
+        rid = inst.registry_id
+        with self.state.lock:
+            self._send_json(
+                200,
+                {
+                    "registry_id": rid,
+                    "item": result.item.to_dict(rid),
+                    "hold": result.hold.to_dict(rid) if result.hold else None,
+                    "loan": result.loan.to_dict(rid),
+                    "patron": result.patron.to_dict(rid),
+                    "existing": result.existing,
+                },
+            )
+
+    def _sim_faults(self) -> None:
+        self._send_json(200, self.state.list_faults())
+
+    def _sim_add_fault(self) -> None:
+        payload = self._json_body()
+        self._send_json(200, self._sim_call(self.state.add_fault, payload))
+
+    def _sim_clear_faults(self) -> None:
+        self._read_body()
+        self._send_json(200, {"cleared": self.state.clear_faults()})
+
+    def _sim_token_ttl(self) -> None:
+        self._send_json(200, {"token_ttl": self.state.token_ttl})
+
+    def _sim_set_token_ttl(self) -> None:
+        payload = self._json_body()
+        value = payload.get("token_ttl", payload.get("seconds"))
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise _HttpError(400, {"error": "token_ttl must be a non-negative integer (seconds)"})
+        self.state.set_token_ttl(value)
+        self._send_json(200, {"token_ttl": value})
+
+    def _sim_expire_tokens(self) -> None:
+        self._read_body()
+        self._send_json(200, {"expired": self.state.expire_tokens()})

@@ -1,0 +1,1073 @@
+"""The ReShare simulator over real HTTP: logins, auth, the state machine, list queries, faults, bad input."""
+
+from __future__ import annotations
+
+import http.client
+import itertools
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from sandbox.reshare import ReShareSimulator
+
+SAMPLES = Path(os.environ.get("RESHARE_SAMPLES_DIR", "/work/shared/reshare/samples")) / "actions"
+REPO = Path(__file__).resolve().parents[3]
+
+BORROWER_HAPPY_PATH = [
+    "REQ_IDLE",
+    "REQ_VALIDATED",
+    "REQ_SOURCING_ITEM",
+    "REQ_SUPPLIER_IDENTIFIED",
+    "REQ_REQUEST_SENT_TO_SUPPLIER",
+    "REQ_EXPECTS_TO_SUPPLY",
+    "REQ_SHIPPED",
+    "REQ_CHECKED_IN",
+    "REQ_AWAITING_RETURN_SHIPPING",
+    "REQ_SHIPPED_TO_SUPPLIER",
+    "REQ_REQUEST_COMPLETE",
+]
+LENDER_HAPPY_PATH = [
+    "RES_IDLE",
+    "RES_NEW_AWAIT_PULL_SLIP",
+    "RES_AWAIT_PICKING",
+    "RES_AWAIT_SHIP",
+    "RES_ITEM_SHIPPED",
+    "RES_ITEM_RETURNED",
+    "RES_COMPLETE",
+]
+PASSWORDS = {"east": "east-password", "west": "west-password"}
+
+
+# ---------------------------------------------------------------- fixtures and helpers
+
+
+@pytest.fixture(scope="module")
+def sim():
+    simulator = ReShareSimulator(host="127.0.0.1", port=0, token_ttl=600)
+    simulator.start()
+    yield simulator
+    simulator.stop()
+
+
+class Client:
+    """A tiny Okapi client for the tests: logs in per tenant, keeps tokens, wraps the calls."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base = base_url
+        self.http = requests.Session()
+        self.tokens: dict[str, str] = {}
+
+    def login(self, tenant: str, password: str | None = None) -> str:
+        response = self.http.post(
+            f"{self.base}/authn/login-with-expiry",
+            json={"username": "bridge", "password": password or PASSWORDS[tenant]},
+            headers={"X-Okapi-Tenant": tenant},
+            timeout=5,
+        )
+        assert response.status_code == 201, response.text
+        self.tokens[tenant] = response.cookies["folioAccessToken"]
+        return self.tokens[tenant]
+
+    def headers(self, tenant: str) -> dict[str, str]:
+        if tenant not in self.tokens:
+            self.login(tenant)
+        return {"X-Okapi-Tenant": tenant, "X-Okapi-Token": self.tokens[tenant]}
+
+    def get(self, tenant: str, path: str, **params: Any) -> requests.Response:
+        return self.http.get(f"{self.base}{path}", params=params, headers=self.headers(tenant), timeout=5)
+
+    def record(self, tenant: str, request_id: str) -> dict[str, Any]:
+        response = self.get(tenant, f"/rs/patronrequests/{request_id}")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def state(self, tenant: str, request_id: str) -> str:
+        return self.record(tenant, request_id)["state"]["code"]
+
+    def act(self, tenant: str, request_id: str, action: str, params: dict | None = None) -> requests.Response:
+        return self.post_action(tenant, request_id, {"action": action, "actionParams": params or {}})
+
+    def post_action(self, tenant: str, request_id: str, body: Any) -> requests.Response:
+        return self.http.post(
+            f"{self.base}/rs/patronrequests/{request_id}/performAction",
+            json=body,
+            headers=self.headers(tenant),
+            timeout=5,
+        )
+
+    def ok(self, tenant: str, request_id: str, action: str, params: dict | None = None) -> dict[str, Any]:
+        response = self.act(tenant, request_id, action, params)
+        assert response.status_code == 200, f"{action}: {response.status_code} {response.text}"
+        return response.json()
+
+    def sim(self, method: str, path: str, body: Any = None) -> requests.Response:
+        return self.http.request(method, f"{self.base}/_sim{path}", json=body, timeout=10)
+
+    def pair(self, **fields: Any) -> dict[str, Any]:
+        body = {
+            "borrower_tenant": "east",
+            "lender_tenant": "west",
+            "title": "The Left Hand of Darkness",
+            "author": "Le Guin, Ursula K.",
+            "patron_barcode": "EAST-PATRON-1",
+            "pickup_location_slug": "east-main",
+            **fields,
+        }
+        response = self.sim("POST", "/requests", body)
+        assert response.status_code == 201, response.text
+        return response.json()
+
+
+@pytest.fixture
+def client(sim):
+    sim.reset()
+    sim.seed_demo()
+    with requests.Session() as session:
+        c = Client(sim.base_url)
+        c.http = session
+        yield c
+
+
+def audit_states(record: dict[str, Any]) -> list[str]:
+    return [entry["toStatus"]["code"] for entry in record["audit"]]
+
+
+def completed_pair(c: Client) -> dict[str, Any]:
+    """A pair driven to the end of both happy paths."""
+    pair = c.pair(lender_state="RES_ITEM_SHIPPED")
+    b, lender = pair["borrower"]["id"], pair["lender"]["id"]
+    c.ok("east", b, "requesterReceived")
+    c.ok("east", b, "patronReturnedItemAndShippedReturn")
+    c.ok("west", lender, "supplierCheckOutOfReshare")
+    return pair
+
+
+# ---------------------------------------------------------------- logins and auth
+
+
+def test_login_with_expiry_sets_the_cookie_and_the_token_works(client):
+    response = client.http.post(
+        f"{client.base}/authn/login-with-expiry",
+        json={"username": "bridge", "password": "east-password"},
+        headers={"X-Okapi-Tenant": "east"},
+    )
+    assert response.status_code == 201
+    body = response.json()
+    assert set(body) == {"accessTokenExpiration", "refreshTokenExpiration"}
+    assert body["accessTokenExpiration"].endswith("Z")
+    token = response.cookies["folioAccessToken"]
+    listed = client.http.get(
+        f"{client.base}/rs/patronrequests", headers={"X-Okapi-Tenant": "east", "X-Okapi-Token": token}
+    )
+    assert listed.status_code == 200
+    assert listed.json() == []
+
+
+def test_legacy_login_answers_the_token_in_a_header(client):
+    response = client.http.post(
+        f"{client.base}/authn/login",
+        json={"username": "bridge", "password": "west-password"},
+        headers={"X-Okapi-Tenant": "west"},
+    )
+    assert response.status_code == 201
+    token = response.headers["x-okapi-token"]
+    assert response.json() == {"okapiToken": token}
+    listed = client.http.get(
+        f"{client.base}/rs/patronrequests", headers={"X-Okapi-Tenant": "west", "X-Okapi-Token": token}
+    )
+    assert listed.status_code == 200
+
+
+def test_legacy_only_mode_makes_the_new_login_404_so_clients_fall_back(client):
+    assert client.sim("POST", "/login-mode", {"mode": "legacy-only"}).json() == {"mode": "legacy-only"}
+    creds = {"username": "bridge", "password": "east-password"}
+    east = {"X-Okapi-Tenant": "east"}
+    new = client.http.post(f"{client.base}/authn/login-with-expiry", json=creds, headers=east)
+    assert new.status_code == 404
+    old = client.http.post(f"{client.base}/authn/login", json=creds, headers=east)
+    assert old.status_code == 201 and old.headers["x-okapi-token"]
+    client.sim("POST", "/login-mode", {"mode": "both"})
+    assert (
+        client.http.post(f"{client.base}/authn/login-with-expiry", json=creds, headers=east).status_code
+        == 201
+    )
+
+
+def test_wrong_credentials_answer_422_and_an_unknown_tenant_400(client):
+    wrong = client.http.post(
+        f"{client.base}/authn/login-with-expiry",
+        json={"username": "bridge", "password": "nope"},
+        headers={"X-Okapi-Tenant": "east"},
+    )
+    assert wrong.status_code == 422
+    assert wrong.json()["errors"][0]["code"] == "password.incorrect"
+    other_tenants_password = client.http.post(
+        f"{client.base}/authn/login",
+        json={"username": "bridge", "password": "west-password"},
+        headers={"X-Okapi-Tenant": "east"},
+    )
+    assert other_tenants_password.status_code == 422
+    unknown = client.http.post(
+        f"{client.base}/authn/login-with-expiry",
+        json={"username": "bridge", "password": "east-password"},
+        headers={"X-Okapi-Tenant": "north"},
+    )
+    assert unknown.status_code == 400
+
+
+def test_missing_wrong_expired_and_foreign_tokens_answer_401(client):
+    url = f"{client.base}/rs/patronrequests"
+    assert client.http.get(url, headers={"X-Okapi-Tenant": "east"}).status_code == 401
+    assert (
+        client.http.get(url, headers={"X-Okapi-Tenant": "east", "X-Okapi-Token": "forged"}).status_code == 401
+    )
+    west_token = client.login("west")
+    assert (
+        client.http.get(url, headers={"X-Okapi-Tenant": "east", "X-Okapi-Token": west_token}).status_code
+        == 401
+    )
+    east_token = client.login("east")
+    east = {"X-Okapi-Tenant": "east", "X-Okapi-Token": east_token}
+    assert client.http.get(url, headers=east).status_code == 200
+    assert client.sim("POST", "/expire-tokens").json()["expired"] >= 2
+    assert client.http.get(url, headers=east).status_code == 401
+    client.login("east")
+    assert client.get("east", "/rs/patronrequests").status_code == 200
+
+
+def test_tokens_expire_after_their_ttl():
+    with ReShareSimulator(port=0, token_ttl=0.3) as short:
+        short.seed_demo()
+        c = Client(short.base_url)
+        c.login("east")
+        assert c.get("east", "/rs/patronrequests").status_code == 200
+        time.sleep(0.4)
+        assert c.get("east", "/rs/patronrequests").status_code == 401
+
+
+# ---------------------------------------------------------------- the life of a pair
+
+
+def test_a_pair_walks_both_happy_paths_in_order(client):
+    pair = client.pair(lender_state="RES_IDLE", isbn="9780441478125", publisher="Ace", due_date="2031-05-17")
+    b, lender = pair["borrower"]["id"], pair["lender"]["id"]
+    assert pair["hrid"] == "EAST-1"
+    assert pair["lender"]["tenant"] == "west"
+    assert client.state("east", b) == "REQ_REQUEST_SENT_TO_SUPPLIER"
+    assert client.state("west", lender) == "RES_IDLE"
+
+    steps = [
+        ("west", lender, "respondYes", "RES_NEW_AWAIT_PULL_SLIP", "REQ_EXPECTS_TO_SUPPLY"),
+        ("west", lender, "supplierPrintPullSlip", "RES_AWAIT_PICKING", "REQ_EXPECTS_TO_SUPPLY"),
+        ("west", lender, "supplierCheckInToReshare", "RES_AWAIT_SHIP", "REQ_EXPECTS_TO_SUPPLY"),
+        ("west", lender, "supplierMarkShipped", "RES_ITEM_SHIPPED", "REQ_SHIPPED"),
+        ("east", b, "requesterReceived", "RES_ITEM_SHIPPED", "REQ_CHECKED_IN"),
+        ("east", b, "patronReturnedItem", "RES_ITEM_SHIPPED", "REQ_AWAITING_RETURN_SHIPPING"),
+        ("east", b, "shippedReturn", "RES_ITEM_RETURNED", "REQ_SHIPPED_TO_SUPPLIER"),
+        ("west", lender, "supplierCheckOutOfReshare", "RES_COMPLETE", "REQ_REQUEST_COMPLETE"),
+    ]
+    for tenant, request_id, action, lender_state, borrower_state in steps:
+        client.ok(tenant, request_id, action)
+        assert client.state("west", lender) == lender_state, action
+        assert client.state("east", b) == borrower_state, action
+
+    borrower = client.record("east", b)
+    lent = client.record("west", lender)
+    assert audit_states(borrower) == BORROWER_HAPPY_PATH
+    assert audit_states(lent) == LENDER_HAPPY_PATH
+    assert borrower["audit"][0]["fromStatus"] is None
+    for record in (borrower, lent):  # the tenant clock never repeats, even within one call
+        stamps = [entry["dateCreated"] for entry in record["audit"]]
+        assert stamps == sorted(set(stamps))
+    for entry, previous in zip(borrower["audit"][1:], BORROWER_HAPPY_PATH, strict=False):
+        assert entry["fromStatus"] == {"code": previous}
+    assert borrower["state"] == {"code": "REQ_REQUEST_COMPLETE", "terminal": True}
+    assert lent["state"] == {"code": "RES_COMPLETE", "terminal": True}
+    assert borrower["hrid"] == lent["hrid"] == "EAST-1"
+    assert borrower["isRequester"] is True and lent["isRequester"] is False
+    assert borrower["requestingInstitutionSymbol"] == lent["requestingInstitutionSymbol"] == "RESHARE:EAST"
+    assert borrower["supplyingInstitutionSymbol"] == lent["supplyingInstitutionSymbol"] == "RESHARE:WEST"
+    assert borrower["dueDateRS"] == lent["dueDateRS"] == "2031-05-17"
+    assert borrower["parsedDueDateRS"] == "2031-05-17T00:00:00Z"
+    assert borrower["isbn"] == "9780441478125" and borrower["publisher"] == "Ace"
+    assert borrower["pickupLocationSlug"] == "east-main"
+    assert borrower["pickupLocation"] == "East Main Library"
+    assert borrower["resolvedPickupLocation"]["lmsLocationCode"] == "128807"
+    assert borrower["patronIdentifier"] == "EAST-PATRON-1"
+    assert [v["itemId"] for v in borrower["volumes"]] == ["WEST-ITEM-0001"]
+    assert [v["temporaryItemBarcode"] for v in borrower["volumes"]] == ["EAST-1"]
+    assert [v["itemId"] for v in lent["volumes"]] == ["WEST-ITEM-0001"]
+    assert client.get("east", f"/rs/patronrequests/{b}/validActions").json() == {
+        "actions": ["message", "localNote"]
+    }
+
+
+def test_shipping_without_a_given_due_date_lends_for_28_days(client):
+    pair = client.pair(lender_state="RES_ITEM_SHIPPED")
+    record = client.record("east", pair["borrower"]["id"])
+    expected = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 28 * 86400))
+    assert record["dueDateRS"] == expected
+    assert record["state"]["code"] == "REQ_SHIPPED"
+
+
+def test_lender_state_option_starts_further_along_with_a_truthful_audit(client):
+    pair = client.pair(lender_state="RES_AWAIT_PICKING")
+    lender = client.record("west", pair["lender"]["id"])
+    assert audit_states(lender) == LENDER_HAPPY_PATH[:3]
+    assert client.state("east", pair["borrower"]["id"]) == "REQ_EXPECTS_TO_SUPPLY"
+    default = client.pair()
+    assert client.state("west", default["lender"]["id"]) == "RES_NEW_AWAIT_PULL_SLIP"
+    assert client.state("east", default["borrower"]["id"]) == "REQ_REQUEST_SENT_TO_SUPPLIER"
+    client.ok("west", default["lender"]["id"], "respondYes")
+    assert client.state("west", default["lender"]["id"]) == "RES_AWAIT_PICKING"
+    assert client.state("east", default["borrower"]["id"]) == "REQ_EXPECTS_TO_SUPPLY"
+
+
+def test_multi_volume_temporary_barcodes_use_the_last_four_characters_of_the_lender_item(client):
+    pair = client.pair(
+        lender_state="RES_AWAIT_PICKING",
+        volumes=[
+            {"item_barcode": "39001000011111", "call_number": "QA76 .K5 v.1", "name": "v.1"},
+            {"item_barcode": "39001000022222", "call_number": "QA76 .K5 v.2", "name": "v.2"},
+            {"item_barcode": "39001000033333", "call_number": "QA76 .K5 v.3", "name": "v.3"},
+        ],
+    )
+    lender = pair["lender"]["id"]
+    # the fill action replaces the second barcode: the lender picked another copy
+    client.ok(
+        "west",
+        lender,
+        "supplierCheckInToReshare",
+        {
+            "itemBarcodes": [
+                {"itemId": "39001000011111"},
+                {"itemId": "39001000029876"},
+                {"itemId": "39001000033333"},
+            ]
+        },
+    )
+    client.ok("west", lender, "supplierMarkShipped")
+    borrower = client.record("east", pair["borrower"]["id"])
+    assert [v["itemId"] for v in borrower["volumes"]] == [
+        "39001000011111",
+        "39001000029876",
+        "39001000033333",
+    ]
+    assert [v["temporaryItemBarcode"] for v in borrower["volumes"]] == [
+        "EAST-1-1111",
+        "EAST-1-9876",
+        "EAST-1-3333",
+    ]
+    assert [v["name"] for v in borrower["volumes"]] == ["v.1", "v.2", "v.3"]
+    assert [v["callNumber"] for v in client.record("west", lender)["volumes"]] == [
+        "QA76 .K5 v.1",
+        "QA76 .K5 v.2",
+        "QA76 .K5 v.3",
+    ]
+    found = client.get(
+        "east", "/rs/patronrequests", filters="volumes.temporaryItemBarcode==EAST-1-9876", fullRecord="true"
+    ).json()
+    assert [record["id"] for record in found] == [pair["borrower"]["id"]]
+
+
+def test_local_note_moves_last_updated_but_not_the_state(client):
+    pair = client.pair()
+    b = pair["borrower"]["id"]
+    before = client.record("east", b)
+    client.ok("east", b, "localNote", {"localNote": "Noted!"})
+    after = client.record("east", b)
+    assert after["state"] == before["state"]
+    assert after["lastUpdated"] > before["lastUpdated"]
+    assert after["localNote"] == "Noted!"
+    assert after["audit"] == before["audit"]
+    changed = client.get(
+        "east", "/rs/patronrequests", filters=f"lastUpdated>={before['lastUpdated'] + 1}"
+    ).json()
+    assert [record["id"] for record in changed] == [b]
+
+
+def test_message_reaches_the_partner_as_a_notification_without_a_state_change(client):
+    pair = client.pair()
+    b, lender = pair["borrower"]["id"], pair["lender"]["id"]
+    lender_before = client.record("west", lender)
+    client.ok("east", b, "message", {"note": "Any news?"})
+    lender_after = client.record("west", lender)
+    assert lender_after["state"] == lender_before["state"]
+    assert lender_after["lastUpdated"] > lender_before["lastUpdated"]
+    assert lender_after["notifications"][-1]["messageContent"].endswith("Any news?")
+
+
+def test_last_updated_is_unique_per_tenant_under_concurrent_changes(client):
+    pairs = [client.pair(patron_barcode=f"P-{n}") for n in range(10)]
+    headers = client.headers("east")
+
+    def note(index: int) -> int:
+        request_id = pairs[index % len(pairs)]["borrower"]["id"]
+        return requests.post(
+            f"{client.base}/rs/patronrequests/{request_id}/performAction",
+            json={"action": "localNote", "actionParams": {"localNote": str(index)}},
+            headers=headers,
+            timeout=5,
+        ).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert set(pool.map(note, range(40))) == {200}
+    stamps = [
+        record["lastUpdated"] for record in client.get("east", "/rs/patronrequests", perPage=100).json()
+    ]
+    assert len(stamps) == len(set(stamps)) == 10
+
+
+def test_partner_changes_tick_the_partner_tenant_clock(client):
+    pair = client.pair(lender_state="RES_AWAIT_SHIP")
+    b = pair["borrower"]["id"]
+    before = client.record("east", b)["lastUpdated"]
+    client.ok("west", pair["lender"]["id"], "supplierMarkShipped")
+    assert client.record("east", b)["lastUpdated"] > before
+
+
+# ---------------------------------------------------------------- cancellation, unfilled, overdue, undo
+
+
+def test_cancellation_accepted_cancels_both_sides(client):
+    pair = client.pair(lender_state="RES_AWAIT_PICKING")
+    b, lender = pair["borrower"]["id"], pair["lender"]["id"]
+    client.ok("east", b, "requesterCancel", {"reason": "patron_requested", "note": "A cancellation note"})
+    assert client.state("east", b) == "REQ_CANCEL_PENDING"
+    assert client.state("west", lender) == "RES_CANCEL_REQUEST_RECEIVED"
+    assert client.get("west", f"/rs/patronrequests/{lender}/validActions").json()["actions"] == [
+        "supplierRespondToCancel",
+        "manualClose",
+        "message",
+        "localNote",
+    ]
+    client.ok("west", lender, "supplierRespondToCancel", {"cancelResponse": "yes", "note": "OK"})
+    assert client.record("east", b)["state"] == {"code": "REQ_CANCELLED", "terminal": True}
+    assert client.record("west", lender)["state"] == {"code": "RES_CANCELLED", "terminal": True}
+
+
+def test_cancellation_refused_puts_both_sides_back(client):
+    pair = client.pair(lender_state="RES_AWAIT_SHIP")
+    b, lender = pair["borrower"]["id"], pair["lender"]["id"]
+    client.ok("east", b, "requesterCancel", {"reason": "patron_requested"})
+    client.ok("west", lender, "supplierRespondToCancel", {"cancelResponse": "no", "note": "Too late"})
+    assert client.state("east", b) == "REQ_EXPECTS_TO_SUPPLY"
+    assert client.state("west", lender) == "RES_AWAIT_SHIP"
+    client.ok("west", lender, "supplierMarkShipped")
+    assert client.state("east", b) == "REQ_SHIPPED"
+    bad = client.act("west", lender, "supplierRespondToCancel", {"cancelResponse": "maybe"})
+    assert bad.status_code == 400
+
+
+def test_cannot_supply_ends_the_borrowers_rota(client):
+    pair = client.pair()
+    client.ok(
+        "west", pair["lender"]["id"], "supplierCannotSupply", {"reason": "missing", "note": "Cannot find it"}
+    )
+    assert client.record("west", pair["lender"]["id"])["state"] == {"code": "RES_UNFILLED", "terminal": True}
+    borrower = client.record("east", pair["borrower"]["id"])
+    assert audit_states(borrower)[-2:] == ["REQ_UNFILLED", "REQ_END_OF_ROTA"]
+    assert borrower["state"]["terminal"] is True
+
+
+def test_overdue_timer_moves_loans_past_their_due_date(client):
+    late = client.pair(lender_state="RES_ITEM_SHIPPED", due_date="2020-01-31")
+    checked_in = client.pair(lender_state="RES_ITEM_SHIPPED", due_date="2020-02-29")
+    client.ok("east", checked_in["borrower"]["id"], "requesterReceived")
+    on_time = client.pair(lender_state="RES_ITEM_SHIPPED", due_date="2099-01-01")
+    result = client.sim("POST", "/run-overdue", {"now": "2024-06-01T00:00:00Z"}).json()
+    assert {ref["id"] for ref in result["lender"]} == {late["lender"]["id"], checked_in["lender"]["id"]}
+    assert client.state("west", late["lender"]["id"]) == "RES_OVERDUE"
+    assert client.state("west", checked_in["lender"]["id"]) == "RES_OVERDUE"
+    assert client.state("east", late["borrower"]["id"]) == "REQ_OVERDUE"
+    assert client.state("east", checked_in["borrower"]["id"]) == "REQ_OVERDUE"
+    assert client.state("west", on_time["lender"]["id"]) == "RES_ITEM_SHIPPED"
+    assert client.state("east", on_time["borrower"]["id"]) == "REQ_SHIPPED"
+    # an overdue loan still comes home: the lender completes from RES_OVERDUE
+    client.ok("east", late["borrower"]["id"], "requesterReceived")
+    client.ok("east", late["borrower"]["id"], "patronReturnedItemAndShippedReturn")
+    client.ok("west", late["lender"]["id"], "supplierCheckOutOfReshare")
+    assert client.state("east", late["borrower"]["id"]) == "REQ_REQUEST_COMPLETE"
+    assert client.sim("POST", "/run-overdue", {"now": "not a date"}).status_code == 400
+
+
+def test_received_can_move_the_lender_to_awaiting_return_shipping_when_asked(client):
+    assert client.sim("POST", "/options", {"lender_on_received": "RES_AWAITING_RETURN_SHIPPING"}).ok
+    pair = client.pair(lender_state="RES_ITEM_SHIPPED")
+    client.ok("east", pair["borrower"]["id"], "requesterReceived")
+    assert client.state("west", pair["lender"]["id"]) == "RES_AWAITING_RETURN_SHIPPING"
+    client.ok("east", pair["borrower"]["id"], "patronReturnedItemAndShippedReturn")
+    assert client.state("west", pair["lender"]["id"]) == "RES_ITEM_RETURNED"
+
+
+def test_undo_reverts_patron_returned(client):
+    pair = client.pair(lender_state="RES_ITEM_SHIPPED")
+    b = pair["borrower"]["id"]
+    client.ok("east", b, "requesterReceived")
+    assert "undo" not in client.get("east", f"/rs/patronrequests/{b}/validActions").json()["actions"]
+    client.ok("east", b, "patronReturnedItem")
+    assert "undo" in client.get("east", f"/rs/patronrequests/{b}/validActions").json()["actions"]
+    client.ok("east", b, "undo")
+    assert client.state("east", b) == "REQ_CHECKED_IN"
+    assert client.act("east", b, "undo").status_code == 400
+
+
+# ---------------------------------------------------------------- every sample action body
+
+
+def _sample_bodies() -> dict[str, dict[str, Any]]:
+    if not SAMPLES.is_dir():
+        pytest.fail(f"ReShare action samples not found at {SAMPLES} (set RESHARE_SAMPLES_DIR)")
+    return {path.stem: json.loads(path.read_text()) for path in sorted(SAMPLES.glob("*.json"))}
+
+
+def _prepare(c: Client, sample: str) -> tuple[str, str]:
+    """(tenant, request id) of a request in which the sample's action is valid."""
+    borrower_first = {
+        "manuallyMarkAvailable": {},
+        "manuallyMarkSupplied": {},
+        "requesterCancel": {},
+        "requesterCancelDuplicate": {"borrower_state": "REQ_DUPLICATE"},
+        "requesterApproveDuplicate": {"borrower_state": "REQ_DUPLICATE"},
+        "requesterForceValidate": {"borrower_state": "REQ_INVALID_PATRON"},
+        "requesterRetryRequest": {"borrower_state": "REQ_INVALID_PATRON"},
+        "requesterLoSupCannotSupply": {"borrower_state": "REQ_LOCAL_REVIEW"},
+        "requesterReceived": {"lender_state": "RES_ITEM_SHIPPED"},
+        "localNote": {},
+    }
+    if sample in borrower_first:
+        return "east", c.pair(**borrower_first[sample])["borrower"]["id"]
+    lender_first = {
+        "supplierAnswerYes": "RES_IDLE",
+        "supplierAnswerYesNoPick": "RES_IDLE",
+        "supplierConditionalSupply": "RES_IDLE",
+        "supplierConditionalSupplyWithCost": "RES_NEW_AWAIT_PULL_SLIP",
+        "supplierAddCondition": "RES_NEW_AWAIT_PULL_SLIP",
+        "supplierCannotSupply": "RES_NEW_AWAIT_PULL_SLIP",
+        "supplierCannotSupplyTransfer": "RES_AWAIT_PICKING",
+        "supplierPrintPullSlip": "RES_NEW_AWAIT_PULL_SLIP",
+        "supplierCheckInToReshare": "RES_AWAIT_PICKING",
+        "supplierFillDigitalLoan": "RES_AWAIT_PICKING",
+        "supplierMarkShipped": "RES_AWAIT_SHIP",
+        "supplierItemReturned": "RES_ITEM_SHIPPED",
+    }
+    if sample in lender_first:
+        return "west", c.pair(lender_state=lender_first[sample])["lender"]["id"]
+    pair = c.pair(lender_state="RES_ITEM_SHIPPED")
+    b, lender = pair["borrower"]["id"], pair["lender"]["id"]
+    if sample in ("patronReturnedItem", "patronReturnedItemAndShippedReturn", "shippedReturn"):
+        c.ok("east", b, "requesterReceived")
+        if sample == "shippedReturn":
+            c.ok("east", b, "patronReturnedItem")
+        return "east", b
+    if sample == "supplierCheckOutOfReshare":
+        c.ok("east", b, "requesterReceived")
+        c.ok("east", b, "patronReturnedItemAndShippedReturn")
+        return "west", lender
+    fresh = c.pair(lender_state="RES_IDLE")
+    b, lender = fresh["borrower"]["id"], fresh["lender"]["id"]
+    if sample in ("requesterAgreeConditions", "requesterRejectConditions", "supplierMarkConditionsAgreed"):
+        c.ok(
+            "west",
+            lender,
+            "supplierConditionalSupply",
+            {"loanCondition": "other", "note": "Library use only"},
+        )
+        return ("west", lender) if sample == "supplierMarkConditionsAgreed" else ("east", b)
+    if sample in ("supplierRespondToCancelYes", "supplierRespondToCancelNo"):
+        c.ok("east", b, "requesterCancel")
+        return "west", lender
+    if sample == "rerequest":
+        c.ok("west", lender, "supplierCannotSupply")
+        return "east", b
+    if sample == "undo":
+        c.ok("west", lender, "respondYes")
+        c.ok("west", lender, "supplierPrintPullSlip")
+        c.ok("west", lender, "supplierCheckInToReshare")
+        return "west", lender
+    raise AssertionError(f"no preparation for sample {sample}: add one")
+
+
+def test_every_sample_action_is_accepted_in_a_valid_state_and_refused_in_an_invalid_one(client):
+    samples = _sample_bodies()
+    assert len(samples) >= 30
+    done = completed_pair(client)
+    finished = {"east": done["borrower"]["id"], "west": done["lender"]["id"]}
+    for name, body in samples.items():
+        tenant, request_id = _prepare(client, name)
+        action = body["action"]
+        assert (
+            action in client.get(tenant, f"/rs/patronrequests/{request_id}/validActions").json()["actions"]
+        ), name
+        accepted = client.post_action(tenant, request_id, body)
+        assert accepted.status_code == 200, f"{name}: {accepted.text}"
+        assert accepted.json()["id"] == request_id
+        if action == "localNote":
+            continue  # valid in every state, terminal ones included
+        refused = client.post_action(tenant, finished[tenant], body)
+        assert refused.status_code == 400, name
+        state = client.state(tenant, finished[tenant])
+        assert refused.json() == {
+            "status": False,
+            "message": f"{action} is not valid for a request in state {state}",
+        }
+    assert client.post_action("east", finished["east"], samples["localNote"]).status_code == 200
+
+
+def test_rerequest_creates_a_linked_successor_pair(client):
+    pair = client.pair()
+    client.ok("west", pair["lender"]["id"], "supplierCannotSupply")
+    client.ok(
+        "east", pair["borrower"]["id"], "rerequest", {"isRequester": "true", "title": "Not much to go on"}
+    )
+    original = client.record("east", pair["borrower"]["id"])
+    successor = client.record("east", original["succeededBy"]["id"])
+    assert successor["precededBy"] == {"id": original["id"]}
+    assert successor["title"] == "Not much to go on"
+    assert successor["hrid"] == "EAST-2"
+    assert successor["state"]["code"] == "REQ_REQUEST_SENT_TO_SUPPLIER"
+    assert client.act("east", original["id"], "rerequest").status_code == 400
+
+
+def test_a_borrower_request_created_through_the_api_reaches_the_lender(client):
+    body = json.loads((SAMPLES.parent / "create-patron-request.json").read_text())
+    body.update({"pickupLocationSlug": "east-science", "id": "b6b6bc1d-7665-4063-afca-baa907b82495"})
+    response = client.http.post(f"{client.base}/rs/patronrequests", json=body, headers=client.headers("east"))
+    assert response.status_code == 201, response.text
+    created = response.json()
+    assert created["id"] == body["id"]
+    assert created["state"]["code"] == "REQ_REQUEST_SENT_TO_SUPPLIER"
+    assert created["requestingInstitutionSymbol"] == "RESHARE:EAST"
+    assert created["resolvedPickupLocation"]["lmsLocationCode"] == "262630"
+    lender = client.get("west", "/rs/patronrequests", filters=f"hrid=={created['hrid']}").json()
+    assert [record["state"]["code"] for record in lender] == ["RES_NEW_AWAIT_PULL_SLIP"]
+
+
+# ---------------------------------------------------------------- list queries
+
+
+def _poll(c: Client, tenant: str, cursor: int, per_page: int) -> list[dict[str, Any]]:
+    """Every request changed since `cursor`, paged with perPage/offset as the bridge's poller would."""
+    seen: list[dict[str, Any]] = []
+    while True:
+        page = c.get(
+            tenant,
+            "/rs/patronrequests",
+            filters=f"lastUpdated>={cursor}",
+            sort="lastUpdated;asc",
+            perPage=per_page,
+            offset=len(seen),
+        ).json()
+        seen.extend(page)
+        if len(page) < per_page:
+            return seen
+
+
+def test_polling_with_a_last_updated_cursor_sees_exactly_the_changed_requests_in_order(client):
+    pairs = [client.pair(patron_barcode=f"P-{n}") for n in range(40)]
+    borrowers = [pair["borrower"]["id"] for pair in pairs]
+    east_cursor = (
+        max(r["lastUpdated"] for r in client.get("east", "/rs/patronrequests", perPage=100).json()) + 1
+    )
+    west_cursor = (
+        max(r["lastUpdated"] for r in client.get("west", "/rs/patronrequests", perPage=100).json()) + 1
+    )
+
+    # Given 200 local notes on random borrower requests, then 60 changes on 20 lender requests
+    rng = random.Random(18626)
+    last_note: dict[str, int] = {}
+    for step in range(200):
+        request_id = rng.choice(borrowers)
+        client.ok("east", request_id, "localNote", {"localNote": f"note {step}"})
+        last_note[request_id] = step
+    messaged = pairs[:20]
+    for pair in messaged:
+        client.ok("west", pair["lender"]["id"], "localNote", {"localNote": "lender note"})
+        client.ok("west", pair["lender"]["id"], "localNote", {"localNote": "lender note again"})
+        client.ok("west", pair["lender"]["id"], "message", {"note": "hello"})
+
+    # Then each side's poll returns exactly the changed requests, in the order of their last change
+    messaged_borrowers = [pair["borrower"]["id"] for pair in messaged]
+    noted_order = sorted(last_note, key=last_note.__getitem__)
+    expected_east = [b for b in noted_order if b not in messaged_borrowers] + messaged_borrowers
+    east = _poll(client, "east", east_cursor, 100)
+    assert len(east) > 30
+    assert [record["id"] for record in east] == expected_east
+    stamps = [record["lastUpdated"] for record in east]
+    assert stamps == sorted(set(stamps))
+    west = _poll(client, "west", west_cursor, 100)
+    assert [record["id"] for record in west] == [pair["lender"]["id"] for pair in messaged]
+    assert {record["state"]["code"] for record in west} == {"RES_NEW_AWAIT_PULL_SLIP"}
+
+    # And small pages give the same answer, as does a cursor moved past each page instead of an offset
+    assert [record["id"] for record in _poll(client, "east", east_cursor, 7)] == expected_east
+    moving, again = east_cursor, []
+    while True:
+        page = client.get(
+            "east", "/rs/patronrequests", filters=f"lastUpdated>={moving}", sort="lastUpdated;asc", perPage=9
+        ).json()
+        again.extend(page)
+        if len(page) < 9:
+            break
+        moving = page[-1]["lastUpdated"] + 1
+    assert [record["id"] for record in again] == expected_east
+    after_last = again[-1]["lastUpdated"] + 1
+    assert client.get("east", "/rs/patronrequests", filters=f"lastUpdated>={after_last}").json() == []
+
+
+def test_filters_sort_paging_and_stats(client):
+    for n in range(12):
+        client.pair(patron_barcode=f"P-{n:02d}", title=f"Title {n:02d}", lender_state="RES_AWAIT_PICKING")
+    shipped = client.pair(patron_barcode="P-SHIP", title="Shipped one", lender_state="RES_ITEM_SHIPPED")
+    checked_in = client.pair(patron_barcode="P-IN", title="Checked in one", lender_state="RES_ITEM_SHIPPED")
+    client.ok("east", checked_in["borrower"]["id"], "requesterReceived")
+
+    def ids(tenant: str, **params: Any) -> list[str]:
+        response = client.get(tenant, "/rs/patronrequests", **params)
+        assert response.status_code == 200, response.text
+        return [record["id"] for record in response.json()]
+
+    assert ids("east", filters="state.code==REQ_CHECKED_IN") == [checked_in["borrower"]["id"]]
+    assert ids("east", filters=["isRequester==true", "state.code==REQ_CHECKED_IN"]) == [
+        checked_in["borrower"]["id"]
+    ]
+    assert ids("east", filters="isRequester==false") == []
+    either = ids("east", filters="state.code==REQ_CHECKED_IN||state.code==REQ_SHIPPED", sort="hrid;asc")
+    assert set(either) == {checked_in["borrower"]["id"], shipped["borrower"]["id"]}
+    assert ids("east", filters="title=~SHIPPED ONE") == [shipped["borrower"]["id"]]
+    assert len(ids("east", filters="state.code!=REQ_EXPECTS_TO_SUPPLY", perPage=100)) == 2
+    assert len(ids("east", filters="dueDateRS isNull", perPage=100)) == 12
+    assert len(ids("east", filters="dueDateRS isNotNull", perPage=100)) == 2
+    assert ids("west", filters="isRequester==false", perPage=3) == ids(
+        "west", filters="isRequester==false", perPage=3, page=1
+    )
+
+    # default page size 10, stats wrapper
+    assert len(ids("east")) == 10
+    stats = client.get("east", "/rs/patronrequests", stats="true", perPage=5, offset=10).json()
+    assert stats["totalRecords"] == stats["total"] == 14
+    assert stats["totalPages"] == 3 and stats["page"] == 3 and stats["pageSize"] == 5
+    assert stats["meta"] == {}
+    assert len(stats["results"]) == 4
+
+    # sorting: hrid, dateCreated, desc; ties broken by id
+    hrids = [r["hrid"] for r in client.get("east", "/rs/patronrequests", sort="hrid;asc", perPage=100).json()]
+    assert hrids == sorted(hrids)
+    created = client.get("east", "/rs/patronrequests", sort="dateCreated;asc", perPage=100).json()
+    assert [r["hrid"] for r in created] == [f"EAST-{n}" for n in range(1, 15)]
+    newest = client.get("east", "/rs/patronrequests", sort="lastUpdated;desc", perPage=1).json()
+    assert newest[0]["id"] == checked_in["borrower"]["id"]
+    by_state = client.get("east", "/rs/patronrequests", sort="state.code;asc", perPage=100).json()
+    for left, right in itertools.pairwise(by_state):
+        assert (left["state"]["code"], left["id"]) <= (right["state"]["code"], right["id"])
+
+    # ISO date-times work as well as epoch milliseconds
+    assert len(ids("east", filters="dateCreated>=2000-01-01T00:00:00Z", perPage=100)) == 14
+    assert ids("east", filters="lastUpdated<2000-01-01") == []
+
+
+def test_brief_and_full_records(client):
+    pair = client.pair(lender_state="RES_ITEM_SHIPPED")
+    brief_keys = {
+        "id",
+        "hrid",
+        "isRequester",
+        "state",
+        "title",
+        "author",
+        "patronIdentifier",
+        "pickupLocationSlug",
+        "pickupLocation",
+        "dueDateRS",
+        "parsedDueDateRS",
+        "requestingInstitutionSymbol",
+        "supplyingInstitutionSymbol",
+        "lastUpdated",
+        "dateCreated",
+        "needsAttention",
+    }
+    brief = client.get("east", "/rs/patronrequests").json()[0]
+    assert set(brief) == brief_keys
+    assert isinstance(brief["lastUpdated"], int)
+    full = client.get("east", "/rs/patronrequests", fullRecord="true").json()[0]
+    assert brief_keys < set(full)
+    for key in (
+        "isbn",
+        "publisher",
+        "publicationDate",
+        "localCallNumber",
+        "resolvedPickupLocation",
+        "volumes",
+        "audit",
+    ):
+        assert key in full
+    assert full == client.record("east", pair["borrower"]["id"])
+    assert set(full["volumes"][0]) == {"id", "name", "itemId", "temporaryItemBarcode", "callNumber", "status"}
+    assert set(full["resolvedPickupLocation"]) == {"id", "name", "lmsLocationCode"}
+    annex = client.pair(pickup_location_slug="east-annex")
+    assert client.record("east", annex["borrower"]["id"])["resolvedPickupLocation"]["lmsLocationCode"] is None
+
+
+def test_settings_endpoint_filters_on_key(client):
+    settings = client.get("east", "/rs/settings/appSettings", filters="key==host_lms_integration").json()
+    assert len(settings) == 1
+    setting = settings[0]
+    assert {k: setting[k] for k in ("section", "key", "settingType", "value")} == {
+        "section": "hostLMSIntegration",
+        "key": "host_lms_integration",
+        "settingType": "Refdata",
+        "value": "manual",
+    }
+    assert setting["id"]
+    client.sim(
+        "POST",
+        "/tenants",
+        {
+            "tenant": "north",
+            "symbol": "RESHARE:NORTH",
+            "username": "bridge",
+            "password": "north-password",
+            "settings": {"host_lms_integration": "wms2", "check_in_on_return": "off"},
+            "pickup_locations": [{"slug": "north-main", "name": "North", "lmsLocationCode": "111"}],
+        },
+    )
+    client.login("north", "north-password")
+    north = client.get("north", "/rs/settings/appSettings").json()
+    assert {s["key"]: s["value"] for s in north} == {
+        "host_lms_integration": "wms2",
+        "check_in_on_return": "off",
+    }
+    only = client.get("north", "/rs/settings/appSettings", filters="key==host_lms_integration").json()
+    assert [s["value"] for s in only] == ["wms2"]
+    pair = client.pair(borrower_tenant="north", lender_tenant="east", pickup_location_slug="north-main")
+    assert pair["hrid"] == "NORTH-1"
+
+
+# ---------------------------------------------------------------- faults
+
+
+def test_faults_http_error_latency_and_listing(client):
+    fault = client.sim(
+        "POST", "/faults", {"path_prefix": "/rs/patronrequests", "kind": "http_error", "status": 503}
+    )
+    assert fault.status_code == 201
+    assert len(client.sim("GET", "/faults").json()) == 1
+    assert client.get("east", "/rs/patronrequests").status_code == 503
+    assert client.get("east", "/rs/patronrequests").status_code == 200
+    assert client.sim("GET", "/faults").json() == []
+
+    client.sim("POST", "/faults", {"path_prefix": "*", "method": "GET", "kind": "latency", "latency_ms": 300})
+    started = time.monotonic()
+    assert client.get("east", "/rs/patronrequests").status_code == 200
+    assert time.monotonic() - started >= 0.3
+
+    client.sim("POST", "/faults", {"path_prefix": "/rs", "kind": "http_error", "status": 500, "times": -1})
+    assert [client.get("east", "/rs/patronrequests").status_code for _ in range(3)] == [500, 500, 500]
+    assert client.sim("DELETE", "/faults").json() == {"cleared": 1}
+    assert client.get("east", "/rs/patronrequests").status_code == 200
+    calls = client.sim("GET", "/calls").json()
+    assert [call["status"] for call in calls if call.get("fault") == "http_error"] == [503, 500, 500, 500]
+
+
+def test_fault_expire_token_then_login_again(client):
+    client.login("east")
+    client.sim("POST", "/faults", {"path_prefix": "/rs/patronrequests", "kind": "expire_token"})
+    assert client.get("east", "/rs/patronrequests").status_code == 401
+    assert client.get("east", "/rs/patronrequests").status_code == 401  # the token stays expired
+    client.login("east")
+    assert client.get("east", "/rs/patronrequests").status_code == 200
+
+
+def test_fault_drop_response_applies_the_action_but_never_answers(client):
+    pair = client.pair(lender_state="RES_ITEM_SHIPPED")
+    b = pair["borrower"]["id"]
+    client.sim(
+        "POST", "/faults", {"path_prefix": "/rs/patronrequests", "method": "POST", "kind": "drop_response"}
+    )
+    with pytest.raises(requests.ConnectionError):
+        client.act("east", b, "requesterReceived")
+    assert client.state("east", b) == "REQ_CHECKED_IN"
+    retried = client.act("east", b, "requesterReceived")
+    assert retried.status_code == 400  # the retry of a lost answer is refused: the bridge must re-read
+
+
+def test_fault_timeout_holds_the_call_and_does_not_process_it(client):
+    pair = client.pair(lender_state="RES_ITEM_SHIPPED")
+    b = pair["borrower"]["id"]
+    client.sim(
+        "POST", "/faults", {"path_prefix": "/rs/", "method": "POST", "kind": "timeout", "timeout_s": 2}
+    )
+    headers = client.headers("east")
+    with pytest.raises(requests.Timeout):
+        requests.post(
+            f"{client.base}/rs/patronrequests/{b}/performAction",
+            json={"action": "requesterReceived", "actionParams": {}},
+            headers=headers,
+            timeout=0.4,
+        )
+    assert client.state("east", b) == "REQ_SHIPPED"
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def _raw(
+    sim: ReShareSimulator, method: str, path: str, body: bytes = b"", headers: dict | None = None
+) -> int:
+    connection = http.client.HTTPConnection("127.0.0.1", sim.port, timeout=5)
+    try:
+        connection.putrequest(method, path, skip_accept_encoding=True)
+        for name, value in (headers or {}).items():
+            connection.putheader(name, value)
+        if "Content-Length" not in (headers or {}):
+            connection.putheader("Content-Length", str(len(body)))
+        connection.endheaders(body)
+        response = connection.getresponse()
+        payload = response.read()
+        if payload:
+            json.loads(payload)  # every answer is JSON
+        return response.status
+    finally:
+        connection.close()
+
+
+def test_bad_input_answers_4xx_json_and_the_server_keeps_serving(sim, client):
+    pair = client.pair()
+    b = pair["borrower"]["id"]
+    auth = client.headers("east")
+    url = f"{client.base}/rs/patronrequests"
+    action_url = f"{url}/{b}/performAction"
+    h = client.http
+    json_headers = {**auth, "Content-Type": "application/json"}
+    cases: dict[str, requests.Response | int] = {
+        "malformed JSON": h.post(action_url, data=b"{not json", headers=json_headers),
+        "invalid UTF-8": h.post(action_url, data=b'{"action": "\xff"}', headers=json_headers),
+        "wrong content type": h.post(
+            action_url, data=b'{"action":"localNote"}', headers={**auth, "Content-Type": "text/plain"}
+        ),
+        "body is a list": h.post(action_url, json=["localNote"], headers=auth),
+        "empty body": h.post(action_url, headers=auth),
+        "missing action": h.post(action_url, json={"actionParams": {}}, headers=auth),
+        "action not a string": h.post(action_url, json={"action": 7}, headers=auth),
+        "unknown action": h.post(action_url, json={"action": "teleport"}, headers=auth),
+        "actionParams not an object": h.post(
+            action_url, json={"action": "localNote", "actionParams": [1]}, headers=auth
+        ),
+        "unknown id": h.post(f"{url}/no-such-id/performAction", json={"action": "localNote"}, headers=auth),
+        "unknown id GET": h.get(f"{url}/no-such-id", headers=auth),
+        "bad filter syntax": h.get(url, params={"filters": "state.code"}, headers=auth),
+        "bad operator": h.get(url, params={"filters": "title~x"}, headers=auth),
+        "unknown filter field": h.get(url, params={"filters": "colour==red"}, headers=auth),
+        "bad boolean": h.get(url, params={"filters": "isRequester==maybe"}, headers=auth),
+        "bad date": h.get(url, params={"filters": "lastUpdated>=yesterday"}, headers=auth),
+        "empty filter": h.get(url, params={"filters": ""}, headers=auth),
+        "perPage not a number": h.get(url, params={"perPage": "ten"}, headers=auth),
+        "perPage over 100": h.get(url, params={"perPage": 101}, headers=auth),
+        "perPage zero": h.get(url, params={"perPage": 0}, headers=auth),
+        "negative offset": h.get(url, params={"offset": -1}, headers=auth),
+        "page zero": h.get(url, params={"page": 0}, headers=auth),
+        "unknown sort field": h.get(url, params={"sort": "colour;asc"}, headers=auth),
+        "bad sort direction": h.get(url, params={"sort": "lastUpdated;sideways"}, headers=auth),
+        "bad stats flag": h.get(url, params={"stats": "maybe"}, headers=auth),
+        "unknown tenant": h.get(url, headers={**auth, "X-Okapi-Tenant": "atlantis"}),
+        "missing tenant header": h.get(url, headers={"X-Okapi-Token": auth["X-Okapi-Token"]}),
+        "unknown endpoint": h.get(f"{client.base}/rs/unicorns", headers=auth),
+        "wrong method": h.delete(url, headers=auth),
+        "huge body": h.post(action_url, data=b"x" * (1024 * 1024 + 10), headers=json_headers),
+        "login body not JSON": h.post(
+            f"{client.base}/authn/login", data=b"user=bridge", headers={"X-Okapi-Tenant": "east"}
+        ),
+        "sim request unknown slug": client.sim(
+            "POST", "/requests", {"title": "x", "patron_barcode": "p", "pickup_location_slug": "nowhere"}
+        ),
+        "sim request unknown field": client.sim(
+            "POST",
+            "/requests",
+            {"title": "x", "patron_barcode": "p", "pickup_location_slug": "east-main", "x": 1},
+        ),
+        "sim request bad volumes": client.sim(
+            "POST",
+            "/requests",
+            {"title": "x", "patron_barcode": "p", "pickup_location_slug": "east-main", "volumes": 3},
+        ),
+        "sim request bad due date": client.sim(
+            "POST",
+            "/requests",
+            {
+                "title": "x",
+                "patron_barcode": "p",
+                "pickup_location_slug": "east-main",
+                "due_date": "31/12/2026",
+            },
+        ),
+        "sim fault bad kind": client.sim("POST", "/faults", {"kind": "meteor"}),
+        "sim tenant bad name": client.sim("POST", "/tenants", {"tenant": "../etc", "symbol": "X"}),
+        "sim login mode bad": client.sim("POST", "/login-mode", {"mode": "sometimes"}),
+        "path traversal": _raw(sim, "GET", "/rs/patronrequests/../settings/appSettings", headers=auth),
+        "encoded path traversal": _raw(sim, "GET", "/rs/%2e%2e/_sim/requests", headers=auth),
+        "bad Content-Length": _raw(
+            sim,
+            "POST",
+            f"/rs/patronrequests/{b}/performAction",
+            headers={**json_headers, "Content-Length": "lots"},
+        ),
+        "unknown HTTP method": _raw(sim, "BREW", "/rs/patronrequests", headers=auth),
+        "chunked body": _raw(sim, "POST", "/_sim/requests", headers={"Transfer-Encoding": "chunked"}),
+    }
+    statuses = {name: (case if isinstance(case, int) else case.status_code) for name, case in cases.items()}
+    assert len(statuses) >= 15
+    wrong = {name: status for name, status in statuses.items() if not 400 <= status < 500}
+    assert wrong == {}
+    assert statuses["huge body"] == 413
+    assert statuses["wrong content type"] == 415
+    assert statuses["unknown id"] == 404
+    assert statuses["missing tenant header"] == 400
+    assert statuses["wrong method"] == 405
+    for name, case in cases.items():
+        if isinstance(case, requests.Response):
+            assert case.headers["Content-Type"] == "application/json", name
+            assert case.json(), name
+
+    # still serving, and nothing was changed by the bad calls
+    assert client.record("east", b)["state"]["code"] == "REQ_REQUEST_SENT_TO_SUPPLIER"
+    assert client.get("east", "/rs/patronrequests").status_code == 200
+    assert all(
+        call["status"] == "dropped" or call["status"] < 500 for call in client.sim("GET", "/calls").json()
+    )
+
+
+# ---------------------------------------------------------------- the command line
+
+
+def test_cli_serves_the_demo_and_stops_on_ctrl_c():
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sandbox.reshare", "--port", "0"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = process.stdout.readline()
+        assert "http://127.0.0.1:" in line, line + process.stderr.read()
+        url = line.split()[3]
+        tenants = requests.get(f"{url}/_sim/tenants", timeout=5).json()
+        assert sorted(t["tenant"] for t in tenants) == ["east", "west"]
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stdout.close()
+        process.stderr.close()
