@@ -17,6 +17,7 @@ Every mistake raises `QueryError` (the server answers 400 with its message).
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -202,7 +203,7 @@ def sort_records(
             keys.append((field, direction == "desc"))
     ordered = sorted(records, key=lambda record: str(record.get("id")))
     for field, descending in reversed(keys):
-        ordered.sort(key=lambda record, f=field: _sort_key(f, record), reverse=descending)
+        ordered.sort(key=functools.partial(_sort_key, field), reverse=descending)
     return ordered
 
 

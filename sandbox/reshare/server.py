@@ -1,34 +1,49 @@
 """The HTTP face of the ReShare simulator: Okapi login, the mod-rs API subset, and `/_sim/` control endpoints.
 
-Okapi / mod-rs (every `/rs/` call needs `X-Okapi-Tenant` and `X-Okapi-Token`):
+Okapi / mod-rs (every `/rs/` call needs `X-Okapi-Tenant` (missing/unknown: 400) and `X-Okapi-Token`
+(missing, unknown, expired or another tenant's: 401)):
 
-- `POST /authn/login-with-expiry` {username, password} -> 201 `{accessTokenExpiration, refreshTokenExpiration}`,
-  token in `Set-Cookie: folioAccessToken=...`; wrong credentials -> 422 `{"errors": [...]}`.
+- `POST /authn/login-with-expiry` {username, password} -> 201
+  `{accessTokenExpiration, refreshTokenExpiration}`, token in `Set-Cookie: folioAccessToken=...`;
+  wrong credentials -> 422 `{"errors": [{message, type, code}]}`.
 - `POST /authn/login` (older) -> 201 `{"okapiToken": ...}` and header `x-okapi-token`.
-- `GET /rs/patronrequests` (filters, sort, perPage, offset/page, stats, fullRecord, term/match: see query.py),
-  `POST /rs/patronrequests`, `GET /rs/patronrequests/{id}`, `POST /rs/patronrequests/{id}/performAction`,
-  `GET /rs/patronrequests/{id}/validActions`, `GET /rs/settings/appSettings`.
+- `GET /rs/patronrequests` (filters, sort, perPage, offset/page, stats, fullRecord, term/match: query.py)
+  -> [brief records] (or full with fullRecord=true; wrapped with stats=true).
+- `POST /rs/patronrequests` {title, patronIdentifier, pickupLocationSlug?, author?, isbn?, publisher?,
+  publicationDate?, patronNote?, id?, supplyingInstitutionSymbol?} -> 201 full borrower record. The
+  requesting symbol is the tenant's; the lender is the tenant with supplyingInstitutionSymbol, else the first
+  other tenant by name; an unknown pickupLocationSlug leaves resolvedPickupLocation null.
+- `GET /rs/patronrequests/{id}` -> full record; `GET /rs/patronrequests/{id}/validActions` -> {"actions": []}
+- `POST /rs/patronrequests/{id}/performAction` {action, actionParams} -> 200 brief record, or 400
+  `{"status": false, "message": "<action> is not valid for a request in state <CODE>"}`.
+- `GET /rs/settings/appSettings[?filters=key==host_lms_integration]` -> [{id, section, key, settingType,
+  value, vocab?}] (same list parameters; default perPage 100).
 
 Control (no auth, JSON in and out):
 
 - `POST /_sim/requests` {borrower_tenant="east", lender_tenant="west", title, author?, isbn?, publisher?,
-  publication_date?, patron_barcode, patron_note?, pickup_location_slug, volumes?: [{item_barcode,
-  call_number?, name?}], due_date?: "YYYY-MM-DD", lender_state?: RES_IDLE | RES_NEW_AWAIT_PULL_SLIP (default) |
-  RES_AWAIT_PICKING | RES_AWAIT_SHIP | RES_ITEM_SHIPPED, borrower_state?: REQ_INVALID_PATRON | REQ_DUPLICATE |
-  REQ_LOCAL_REVIEW} -> 201 {hrid, borrower: {tenant, id}, lender: {tenant, id} | null}
-- `GET /_sim/requests[?tenant=&hrid=]` -> [full record + "tenant"]; `GET /_sim/requests/{tenant}/{id}` -> full record
-- `POST /_sim/tenants` {tenant, symbol, username?, password?, users?: [{username, password}], settings?: {key:
-  value}, pickup_locations?: [{slug, name, lmsLocationCode}]} -> 201 summary (upsert; requests are kept);
+  publication_date?, patron_barcode, patron_note?, pickup_location_slug (must exist in the borrower tenant),
+  volumes?: [{item_barcode, call_number?, name?}] (default one volume "<LENDER>-ITEM-0001"),
+  due_date?: "YYYY-MM-DD", lender_state?: RES_IDLE | RES_NEW_AWAIT_PULL_SLIP (default) | RES_AWAIT_PICKING |
+  RES_AWAIT_SHIP | RES_ITEM_SHIPPED, borrower_state?: REQ_INVALID_PATRON | REQ_DUPLICATE | REQ_LOCAL_REVIEW}
+  -> 201 {hrid, borrower: {tenant, id}, lender: {tenant, id} | null}. Unknown fields are refused.
+- `GET /_sim/requests[?tenant=&hrid=]` -> [full record + "tenant"];
+  `GET /_sim/requests/{tenant}/{id}` -> full record + "tenant"
+- `POST /_sim/tenants` {tenant, symbol, username?, password?, users?: [{username, password}],
+  settings?: {key: value} (default {"host_lms_integration": "manual"}),
+  pickup_locations?: [{slug, name, lmsLocationCode}]} -> 201 summary (upsert; requests are kept);
   `GET /_sim/tenants` -> [summary]
-- `POST /_sim/faults` (see faults.py) -> 201 fault; `GET /_sim/faults`; `DELETE /_sim/faults` -> {cleared}
+- `POST /_sim/faults` (faults.py) -> 201 fault; `GET /_sim/faults`; `DELETE /_sim/faults` -> {cleared}
 - `POST /_sim/expire-tokens` -> {expired}; `POST /_sim/login-mode` {mode: both | legacy-only | expiry-only};
   `GET /_sim/login-mode`
-- `POST /_sim/run-overdue` {now?: ISO} -> {now, lender: [...], borrower: [...]}
+- `POST /_sim/run-overdue` {now?: ISO} -> {now, lender: [{tenant, id, hrid, state}], borrower: [...]}
 - `GET|POST /_sim/options` {lender_on_received: RES_ITEM_SHIPPED | RES_AWAITING_RETURN_SHIPPING}
-- `POST /_sim/reset` {seed_demo?: bool}; `POST /_sim/seed-demo`; `GET /_sim/calls`; `DELETE /_sim/calls`
+- `POST /_sim/reset` {seed_demo?: bool}; `POST /_sim/seed-demo`;
+  `GET /_sim/calls` -> [{time, method, path, query, tenant, status, action?, fault?}]; `DELETE /_sim/calls`
 
-Errors are JSON `{"status": false, "message": ...}` with a 4xx status; nothing answers 5xx unless a fault says
-so. An unexpected exception is logged with its traceback and answered 400.
+Errors are JSON `{"status": false, "message": ...}` with a 4xx status (bodies over 1 MiB: 413; a non-JSON
+Content-Type: 415); nothing answers 5xx unless a fault says so. An unexpected exception is logged with its
+traceback and answered 400.
 """
 
 from __future__ import annotations
@@ -322,7 +337,7 @@ def sim_create_request(sim: ReShareSimulator, call: Call) -> Response:
 
 def _item_specs(value: Any) -> list[ItemSpec]:
     if value is None:
-        return [ItemSpec("WEST-ITEM-0001")]
+        return []  # the lender copy then gets one volume, item barcode "<LENDER TENANT>-ITEM-0001"
     if not isinstance(value, list) or not value:
         raise bad("volumes must be a non-empty list of {item_barcode, call_number?, name?}")
     specs = []
@@ -610,14 +625,15 @@ class _Handler(BaseHTTPRequestHandler):
             raise bad("bad request path")
         if any(segment in ("..", ".") for segment in path.split("/")):
             raise bad("path traversal is not allowed")
+        control = path == "/_sim" or path.startswith("/_sim/")
+        record["sim"] = control  # control calls stay out of the call log
         raw_body = self._read_body()
         try:
             query = parse_qs(target.query, keep_blank_values=True, max_num_fields=500)
         except ValueError as error:
             raise bad(f"bad query string: {error}") from None
         call = Call(method, path, query, self.headers, raw_body)
-        if path == "/_sim" or path.startswith("/_sim/"):
-            record["sim"] = True
+        if control:
             return self._dispatch(sim, call)
         fault = sim.faults.take(method, path)
         if fault is not None:

@@ -982,24 +982,25 @@ class Store:
         if condition is not None and receiver.is_requester:
             receiver.conditions.append(dict(condition))
         via = f"ISO18626 {message}"
-        if target is None:
+        if target is None:  # not applicable in the receiver's state: a notification only
             self._touch(receiver)
-        else:
-            if target == _RESTORE:
-                target = self._pop_saved(receiver, receiver.state or "")
-            elif message == "Cancel":
-                receiver.saved_states.append(receiver.state or r.RES_IDLE)
-            elif message in ("Cancelled",):
-                receiver.saved_states.clear()
-            if message == "Loaned":
-                self._receive_loaned(receiver, sender, digital)
-            if message == "LoanCompleted":
-                for volume in receiver.volumes:
-                    volume.status = r.VOL_COMPLETED
-            self._move(receiver, target, via, note)
-            if message == "Unfilled":
-                self._send_to_supplier(receiver)  # the rota has no further lender: end of rota
+            receiver.notifications.append(_notification(content, False, receiver.last_updated_ms))
+            return
+        if target == _RESTORE:
+            target = self._pop_saved(receiver, receiver.state or "")
+        elif message == "Cancel":
+            receiver.saved_states.append(receiver.state or r.RES_IDLE)
+        elif message in ("Cancelled", "Loaned"):
+            receiver.saved_states.clear()
+        if message == "Loaned":
+            self._receive_loaned(receiver, sender, digital)
+        elif message == "LoanCompleted":
+            for volume in receiver.volumes:
+                volume.status = r.VOL_COMPLETED
+        self._move(receiver, target, via, note)
         receiver.notifications.append(_notification(content, False, receiver.last_updated_ms))
+        if message == "Unfilled":
+            self._send_to_supplier(receiver)  # the simulated rota has no further lender: end of rota
 
     def _receive_loaned(self, borrower: PatronRequest, lender: PatronRequest, digital: bool) -> None:
         borrower.due_date_rs = lender.due_date_rs

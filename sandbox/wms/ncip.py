@@ -426,6 +426,11 @@ class NcipService:
         self.state = state
 
     def execute(self, registry_id: str, request: NcipRequest) -> NcipResult:
+        # Under the state lock (re-entrant): the response is built from the same state the operation changed.
+        with self.state.lock:
+            return self._execute(registry_id, request)
+
+    def _execute(self, registry_id: str, request: NcipRequest) -> NcipResult:
         try:
             inst = self.state.institution(registry_id)
             to_agency = request.header.to_agency if request.header else None

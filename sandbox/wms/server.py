@@ -1,11 +1,38 @@
 """The HTTP side of the WMS simulator: a real loopback server (stdlib ``ThreadingHTTPServer``).
 
-Endpoints (see the package docstring for payloads): ``POST /oauth/token``, ``POST /ncip``,
-``POST /idaas/scim/v2/Users/.search`` and the unauthenticated ``/_sim/`` control API.
+Endpoints: ``POST /oauth/token`` (form ``grant_type=client_credentials&scope=WMS_NCIP [SCIM:read_user]``,
+HTTP Basic WSKey:secret; ``context:*`` scope words are ignored), ``POST /ncip`` (see :mod:`.ncip`),
+``POST /idaas/scim/v2/Users/.search`` (see :mod:`.scim`) and the unauthenticated ``/_sim/`` control API (JSON;
+``?registry_id=`` filters every GET list, default all institutions; every record carries ``registry_id``):
+
+* ``GET /_sim/state`` everything; ``POST /_sim/reset`` empty all (also faults, log, token TTL);
+  ``POST /_sim/seed-demo`` (re)create the demo institutions 128807 and 262626
+* ``GET|POST /_sim/institutions`` ``{registry_id, wskey, secret, name?, symbol?, branches: ["id" |
+  {branch_id, name, main}], ill_settings: {holding_location, shelving_location, home_branch},
+  policies?: {patron_loan_days, ill_loan_days}}`` (upsert; ``patron_loan_days``/``ill_loan_days`` also accepted
+  at top level)
+* ``GET|POST /_sim/branches`` ``{registry_id, branch_id, name, main?}``
+* ``GET|POST /_sim/patrons`` ``{registry_id, barcode, expires: "YYYY-MM-DD", blocked, borrower_category,
+  home_branch, symbol?, given_name?, family_name?, email?}`` (upsert)
+* ``GET|POST /_sim/items`` ``{registry_id, barcode, branch, collection_type: "circulating" | "non-circulating",
+  call_number, title, author?, status?}`` (upsert; real items only); ``GET /_sim/items/{barcode}`` the item
+  with its ``holds``, ``loans``, ``active_loan``, ``active_hold`` (400 if the barcode is in several
+  institutions and no ``registry_id`` is given)
+* ``GET|POST /_sim/policies`` ``{registry_id, patron_loan_days, ill_loan_days}``
+* ``GET /_sim/temp-items``, ``/_sim/holds``, ``/_sim/loans``, ``/_sim/notices``, ``/_sim/requests-log``
+* ``POST /_sim/checkin`` ``{barcode, branch?, registry_id?}`` (branch default: the main branch) ->
+  ``{registry_id, branch, item, hold, loan, notice, destination, in_transit}``;
+  ``POST /_sim/checkout`` ``{item_barcode, patron_barcode, registry_id?}`` ->
+  ``{registry_id, item, hold, loan, patron, existing}``; refusals -> 409 ``{error, problem_type,
+  problem_detail, problem_element, problem_value}`` (unknown item/patron, blocked, expired, not checked out,
+  on loan / on hold for someone else, unknown branch); bad payload -> 400; unknown registry_id -> 404
+* ``GET|POST|DELETE /_sim/faults`` ``{operation, kind, latency_ms, status, timeout_s, problem_type,
+  problem_detail, times}`` (POST answers the fault with its ``fault_id``; DELETE -> ``{cleared: n}``)
+* ``GET|POST /_sim/token-ttl`` ``{token_ttl: seconds}``; ``POST /_sim/expire-tokens`` -> ``{expired: n}``
 
 Transport rules: bodies over 1 MiB -> 413 (JSON); ``Transfer-Encoding`` other than identity -> 411; a bad
-``Content-Length`` -> 400; unknown path -> 404 JSON; known path, wrong method (or a method the server has no handler for at all) -> 405 JSON
-(with ``Allow`` where the path is known); malformed request lines -> 400 JSON.
+``Content-Length`` -> 400; unknown path -> 404 JSON; known path, wrong method (or a method the server has
+no handler for at all) -> 405 JSON (with ``Allow`` where the path is known); malformed request line -> 400 JSON.
 ``/ncip``: no/expired/unknown bearer token or one without scope ``WMS_NCIP`` -> 401 JSON (``invalid_token``);
 body empty or not XML (JSON, binary, text) -> 400 JSON; XML with a non-XML ``Content-Type`` (e.g.
 ``text/plain``, ``application/json``) -> 415 JSON; everything else -> HTTP 200 with an NCIP message.

@@ -66,7 +66,11 @@ def url(sim: WmsSimulator) -> str:
     return sim.base_url
 
 
-def get_token(url: str, key: str = "east-wskey", secret: str = "east-secret", scope: str = "WMS_NCIP") -> str:
+DEMO_SECRETS = {"east-wskey": "east-secret", "west-wskey": "west-secret"}
+
+
+def get_token(url: str, key: str = "east-wskey", secret: str | None = None, scope: str = "WMS_NCIP") -> str:
+    secret = secret if secret is not None else DEMO_SECRETS[key]
     r = requests.post(
         url + "/oauth/token",
         data={"grant_type": "client_credentials", "scope": scope},

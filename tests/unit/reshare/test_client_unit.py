@@ -683,7 +683,7 @@ def test_a_rejected_action_carries_reshares_message(fake, client, status, body, 
         (Reply(504, b"gateway timeout"), ReShareOutcomeUnknown),
         (Reply(403, b"forbidden"), ReShareAuthError),
         (Reply(drop=True), ReShareOutcomeUnknown),
-        (Reply(200, {}, delay=1.0), ReShareOutcomeUnknown),
+        (Reply(200, {}, delay=2.5), ReShareOutcomeUnknown),
     ],
     ids=["404", "500", "503", "504", "403", "dropped", "read-timeout"],
 )
@@ -691,7 +691,8 @@ def test_action_failures_are_typed_and_never_retried(fake, reply, error):
     # Given a short read timeout, and ReShare failing the action one way or another
     fake.add(1)
     fake.script("POST", "/rs/patronrequests/req-0001/performAction", reply)
-    client = ReShareClient(settings_for(fake.base_url), timeout=(1, 0.3), read_retries=3, backoff=0)
+    # (generous enough that the login before the action never times out on a loaded machine)
+    client = ReShareClient(settings_for(fake.base_url), timeout=(2, 1.0), read_retries=3, backoff=0)
 
     # When performing the action, Then the typed error, after exactly one attempt
     with pytest.raises(error):

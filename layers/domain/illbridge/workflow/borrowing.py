@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import Any
 
 from illbridge.errors import NeedsStaff, PatronNotFound, WmsProblem
 from illbridge.models import (
@@ -16,6 +17,7 @@ from illbridge.models import (
     StepStatus,
     WmsItemCheckedIn,
 )
+from illbridge.wms.ncip import DUPLICATE_ITEM
 from illbridge.workflow.common import (
     check_in,
     fetch_request,
@@ -183,7 +185,7 @@ def found_in_wms(ctx: StepContext, item: MappedItem) -> bool:
 def accept_item(ctx: StepContext, request: PatronRequest, mapping: Mapping, item: MappedItem) -> None:
     wms = ctx.services.wms(ctx.config)
     config = ctx.config
-    fields = {
+    fields: dict[str, Any] = {
         "request_id": mapping.hrid,
         "temp_item_barcode": item.barcode,
         "lending_agency_id": config.lending_agency_id(mapping.partner_symbol),
@@ -205,7 +207,7 @@ def accept_item(ctx: StepContext, request: PatronRequest, mapping: Mapping, item
                 f"temp item {item.barcode} and a hold for the patron at branch {mapping.pickup_branch} created"
             )
         except WmsProblem as problem:
-            if problem.problem_type != "Duplicate Item":
+            if problem.problem_type != DUPLICATE_ITEM:
                 raise
             # Our own temp barcode (derived from this request's hrid): an earlier attempt created it.
             answer["summary"] = f"temp item {item.barcode} already exists in WMS (Duplicate Item): success"

@@ -8,10 +8,11 @@ from illbridge.config import LibraryConfig
 from illbridge.errors import StaleMapping, WmsProblem
 from illbridge.models import Mapping, Outcome, PatronRequest, StepName, StepStatus
 from illbridge.observability import mask
+from illbridge.wms.ncip import CHECK_IN_ALREADY_DONE
 from illbridge.workflow.engine import StepContext
 
 # WMS answers to a check-in of something already checked in; the bridge counts them as success (wms.md §3).
-ALREADY_CHECKED_IN = frozenset({"Item Not Checked Out", "Not On Loan", "Unknown Item", "9022"})
+ALREADY_CHECKED_IN = CHECK_IN_ALREADY_DONE
 # Steps that are still going to happen (a later step must wait for them rather than skip their work).
 PENDING = frozenset({StepStatus.IN_PROGRESS, StepStatus.RETRYABLE})
 

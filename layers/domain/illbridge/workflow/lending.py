@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from illbridge.errors import NeedsStaff, PatronNotFound, WmsProblem
 from illbridge.models import (
     MappedItem,
@@ -138,7 +140,7 @@ def check_account(ctx: StepContext, mapping: Mapping) -> None:
 
 def check_out(ctx: StepContext, mapping: Mapping, item: MappedItem) -> None:
     wms = ctx.services.wms(ctx.config)
-    fields = {
+    fields: dict[str, Any] = {
         "item_barcode": item.barcode,
         "user_barcode": mapping.borrowing_institution_account,
         "request_id": mapping.hrid,

@@ -38,12 +38,12 @@ EVENT_MODELS: dict[str, type[BaseModel]] = {
 Route = Callable[[Services, Any], StepResult]
 
 
-def read_event(body: str) -> BaseModel:
-    """The bus event carried by an SQS record (EventBridge's envelope), as its typed model."""
+def read_event(body: str) -> tuple[str, BaseModel]:
+    """The detail-type and typed detail of the bus event an SQS record carries (EventBridge's envelope)."""
     try:
         envelope = json.loads(body)
-        model = EVENT_MODELS[envelope["detail-type"]]
-        return model.model_validate(envelope["detail"])
+        detail_type = envelope["detail-type"]
+        return detail_type, EVENT_MODELS[detail_type].model_validate(envelope["detail"])
     except (json.JSONDecodeError, KeyError, TypeError, ValidationError) as exc:
         raise BadInput(f"not a bridge event: {exc}") from exc
 
@@ -68,8 +68,7 @@ def step_handler(routes: dict[str, Route]) -> Callable[[dict, LambdaContext], di
         return {"status": result.status.value, **{k: str(v) for k, v in result.detail.items()}}
 
     def record_handler(record: SQSRecord) -> dict[str, Any]:
-        event = read_event(record.body)
-        detail_type = event.DETAIL_TYPE
+        detail_type, event = read_event(record.body)
         if detail_type not in routes:
             raise BadInput(f"this step does not handle {detail_type}")
         persistence, config = idempotency_config()
@@ -83,8 +82,10 @@ def step_handler(routes: dict[str, Route]) -> Callable[[dict, LambdaContext], di
     def handler(event: dict, context: LambdaContext) -> dict:
         _, config = idempotency_config()
         config.register_lambda_context(context)
-        return process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
+        return dict(
+            process_partial_response(
+                event=event, record_handler=record_handler, processor=processor, context=context
+            )
         )
 
     return handler

@@ -4,10 +4,10 @@ For each library, the open mappings whose next check is due (a sparse index: nev
 item by item; an item WMS shows as checked in becomes a ``WmsItemCheckedIn`` event, the same event the WMS
 webhook emits. Each mapping's next check is pushed back with backoff.
 
-When is an item "checked in"? Lending: we checked it out, so it is checked in once WMS no longer shows it on
-loan. Borrowing: a temp item is not on loan while its hold waits for the patron, so it counts as checked in
-only once reconciliation has seen it on loan and no longer does, or WMS shows it in a state a temp item only
-reaches after its return (routed home, Unavailable).
+When is an item "checked in"? The probe's verdict (``illbridge.wms.probe``): lending items were checked out
+by the bridge, so any status but on loan means returned; a borrowing temp item is not on loan while its hold
+waits for the patron, so it counts only once reconciliation has seen it on loan, or once WMS shows the status
+a temp item reaches only after its return (Unavailable, at its home branch).
 """
 
 from __future__ import annotations
@@ -15,15 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from illbridge.config import LibraryConfig
-from illbridge.errors import BridgeError, WmsProblem
-from illbridge.models import MappedItem, Mapping, Side, WmsItemCheckedIn
+from illbridge.errors import BridgeError
+from illbridge.models import Mapping, Side, WmsItemCheckedIn
 from illbridge.observability import logger, metrics
-from illbridge.workflow.common import ALREADY_CHECKED_IN, next_check_time
+from illbridge.wms.probe import probe_for
+from illbridge.workflow.common import next_check_time
 from illbridge.workflow.services import Services
-
-ON_LOAN = frozenset({"On Loan"})
-# Statuses a borrowing temp item only reaches after the patron's loan ended (routed to its home branch).
-TEMP_ITEM_RETURNED = frozenset({"Unavailable", "Returned"})
 
 
 @dataclass
@@ -32,14 +29,6 @@ class ReconcileReport:
     checked: int = 0
     checked_in: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
-
-
-def is_checked_in(side: Side, item: MappedItem, status: str) -> bool:
-    if status in ON_LOAN:
-        return False
-    if side == Side.LENDING:
-        return True
-    return item.seen_on_loan or status in TEMP_ITEM_RETURNED
 
 
 def reconcile_library(services: Services, config: LibraryConfig, *, limit: int = 200) -> ReconcileReport:
@@ -64,21 +53,16 @@ def reconcile_library(services: Services, config: LibraryConfig, *, limit: int =
 
 
 def probe_mapping(services: Services, config: LibraryConfig, mapping: Mapping) -> list[WmsItemCheckedIn]:
-    wms = services.wms(config)
+    probe = probe_for(config.wms, services.wms(config))
     events = []
     for item in mapping.items:
         if not item.created_in_wms or item.checked_in:
             continue
-        try:
-            status = wms.lookup_item(item.barcode).circulation_status
-        except WmsProblem as problem:
-            if problem.problem_type not in ALREADY_CHECKED_IN:
-                raise
-            status = problem.problem_type
-        if status in ON_LOAN:
-            item.seen_on_loan = True
-        item.wms_status = status
-        if is_checked_in(mapping.side, item, status):
+        seen_on_loan = item.seen_on_loan or mapping.side == Side.LENDING
+        result = probe.is_checked_in(item.barcode, seen_on_loan=seen_on_loan)
+        item.wms_status = result.circulation_status or result.detail
+        item.seen_on_loan = item.seen_on_loan or result.on_loan
+        if result.checked_in:
             events.append(
                 WmsItemCheckedIn(
                     library_id=config.library_id,

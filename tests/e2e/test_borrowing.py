@@ -1,0 +1,140 @@
+"""Borrowing, end to end in the sandbox (issue: borrowing workflow).
+
+A pair is created in the ReShare simulator, the lender fills and ships, the borrower marks it received: the
+bridge creates the temp item(s) and Pending hold(s) in the WMS simulator; staff check in at the pickup branch
+(hold Ready) and check out to the patron (due = the stricter date); the patron returns it, once with ReShare
+first and once with WMS first; both systems end right and the mapping's history tells the story.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from illbridge.workflow.services import current_services
+from sandbox.runtime import Sandbox
+from tests.e2e.conftest import Library, create_pair, settle, sim
+
+pytestmark = pytest.mark.e2e
+DUE = (datetime.now(UTC) + timedelta(days=21)).date()  # the lender's due date: stricter than 28-day policy
+
+
+def temp_items(sb: Sandbox, request_id: str) -> list[dict[str, Any]]:
+    return [t for t in sim(sb, "wms", "GET", "temp-items?registry_id=128807") if t["request_id"] == request_id]
+
+
+def holds_for(sb: Sandbox, barcode: str) -> list[dict[str, Any]]:
+    return [h for h in sim(sb, "wms", "GET", "holds?registry_id=128807") if h["item_barcode"] == barcode]
+
+
+def ship_and_receive(sb: Sandbox, pair: dict[str, Any], item_barcodes: list[str]) -> tuple[Library, Library]:
+    east, west = Library(sb, "east"), Library(sb, "west")
+    west.act(
+        pair["lender"]["id"],
+        "supplierCheckInToReshareAndSupplierMarkShipped",
+        {"itemBarcodes": [{"itemId": b} for b in item_barcodes]},
+    )
+    settle(sb)
+    east.act(pair["borrower"]["id"], "requesterReceived", {"note": "arrived"})
+    settle(sb)
+    return east, west
+
+
+def history_operations(sb: Sandbox, tenant: str, request_id: str) -> list[str]:
+    store = current_services().store
+    return [f"{h.step}:{h.operation}:{h.outcome.value}" for h in store.history(tenant, request_id)]
+
+
+@pytest.mark.parametrize("volumes", [1, 2], ids=["single-volume", "multi-volume"])
+@pytest.mark.parametrize("first", ["reshare", "wms"])
+def test_a_borrowed_item_goes_through_wms_and_back(sandbox: Sandbox, volumes: int, first: str) -> None:
+    sb = sandbox
+    items = [f"WEST-ITEM-{n:04d}" for n in ({1: [2], 2: [3, 4]}[volumes] if first == "reshare" else {1: [5], 2: [6, 7]}[volumes])]
+    # Given a pair whose lender fills and ships, and the borrower marks received
+    pair = create_pair(
+        sb,
+        volumes=[{"item_barcode": b, "call_number": f"QA76 .V{i}"} for i, b in enumerate(items)],
+        due_date=DUE.isoformat(),
+    )
+    borrower_id, hrid = pair["borrower"]["id"], pair["hrid"]
+    east, west = ship_and_receive(sb, pair, items)
+
+    # Then WMS holds one temp item per volume with the right barcode, request id, lender, due date, branch
+    created = temp_items(sb, f"ReShareRequest{hrid}")
+    expected = [hrid] if volumes == 1 else [f"{hrid}-{b[-4:]}" for b in items]
+    assert sorted(t["barcode"] for t in created) == sorted(expected)
+    for temp in created:
+        assert temp["lending_library"] == "262626"
+        assert temp["date_for_return"].startswith(DUE.isoformat())
+        assert temp["title"] == "The Name of the Rose"
+        [hold] = holds_for(sb, temp["barcode"])
+        assert (hold["status"], hold["pickup_branch"], hold["patron_barcode"]) == ("Pending", "128807", "EAST-P-0001")
+    # and the lender's item is checked out to the borrowing institution's account
+    lent = [
+        loan
+        for loan in sim(sb, "wms", "GET", "loans?registry_id=262626")
+        if loan["item_barcode"] in items and loan["active"]
+    ]
+    assert {loan["patron_barcode"] for loan in lent} == {"ILL-EAST"}
+
+    # When staff check each temp item in at the pickup branch, Then its hold is Ready and the patron notified
+    for barcode in expected:
+        sim(sb, "wms", "POST", "checkin", barcode=barcode, branch="128807")
+        assert holds_for(sb, barcode)[0]["status"] == "Ready"
+    notices = [n for n in sim(sb, "wms", "GET", "notices") if n["item"] in expected]
+    assert len(notices) == len(expected)
+    # When staff check it out to the patron, Then the due date is the stricter one (the lender's)
+    for barcode in expected:
+        answer = sim(sb, "wms", "POST", "checkout", item_barcode=barcode, patron_barcode="EAST-P-0001")
+        due = answer["loan"]["due"]
+        assert due.startswith(DUE.isoformat()), due
+    settle(sb)
+
+    # When the patron returns it
+    if first == "reshare":
+        east.act(borrower_id, "patronReturnedItem")
+        settle(sb)
+    else:
+        for barcode in expected:
+            sim(sb, "wms", "POST", "checkin", barcode=barcode, branch="128807")
+        services = current_services()
+        real_clock = services.clock
+        services.clock = lambda: real_clock() + timedelta(hours=2)  # reconciliation's next check is due
+        try:
+            settle(sb)
+        finally:
+            services.clock = real_clock
+    # Then ReShare shows it returned by the patron and WMS has every temp item checked in, home, Unavailable
+    assert east.state(borrower_id) == "REQ_AWAITING_RETURN_SHIPPING"
+    for temp in temp_items(sb, f"ReShareRequest{hrid}"):
+        assert temp["status"] == "Unavailable"
+        assert temp["branch"] == "128807"
+        assert temp["request_id"] == f"ReShareRequest{hrid}"
+
+    # When the item goes back and the lender completes
+    east.act(borrower_id, "shippedReturn")
+    settle(sb)
+    west.act(pair["lender"]["id"], "supplierCheckOutOfReshare")
+    settle(sb)
+    # Then both requests are complete, the lent item is back on the shelf, the borrower mapping is closed
+    assert east.state(borrower_id) == "REQ_REQUEST_COMPLETE"
+    assert west.state(pair["lender"]["id"]) == "RES_COMPLETE"
+    for barcode in items:
+        assert sim(sb, "wms", "GET", f"items/{barcode}?registry_id=262626")["status"] == "Available"
+    store = current_services().store
+    mapping = store.get_mapping("east", borrower_id)
+    assert mapping is not None and not mapping.open and all(i.checked_in for i in mapping.items)
+    assert store.list_attention("east") == [] or all(a.request_id != borrower_id for a in store.list_attention("east"))
+
+    # And the history tells the whole story, in order
+    story = history_operations(sb, "east", borrower_id)
+    accepted = [line for line in story if line.startswith("borrow_received:AcceptItem:success")]
+    assert len(accepted) == volumes
+    if first == "reshare":
+        assert sum(line.startswith("borrow_returned:CheckInItem:success") for line in story) == volumes
+    else:
+        assert "borrow_wms_returned:performAction patronReturnedItem:success" in story
+        assert not any("CheckInItem" in line for line in story)  # WMS did it; the bridge never re-sent it
+    assert story.index(accepted[0]) < len(story) - 1
