@@ -1,6 +1,7 @@
 """Signed webhooks: POST /webhooks/reshare (ReShare request events), POST /webhooks/wms (WMS check-ins)."""
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+
 from illbridge.errors import BadInput, BridgeError
 from illbridge.observability import logger, metrics, tracer
 from illbridge.workflow import webhooks

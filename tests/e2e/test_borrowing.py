@@ -8,7 +8,7 @@ first and once with WMS first; both systems end right and the mapping's history 
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -22,7 +22,9 @@ DUE = (datetime.now(UTC) + timedelta(days=21)).date()  # the lender's due date: 
 
 
 def temp_items(sb: Sandbox, request_id: str) -> list[dict[str, Any]]:
-    return [t for t in sim(sb, "wms", "GET", "temp-items?registry_id=128807") if t["request_id"] == request_id]
+    return [
+        t for t in sim(sb, "wms", "GET", "temp-items?registry_id=128807") if t["request_id"] == request_id
+    ]
 
 
 def holds_for(sb: Sandbox, barcode: str) -> list[dict[str, Any]]:
@@ -51,7 +53,10 @@ def history_operations(sb: Sandbox, tenant: str, request_id: str) -> list[str]:
 @pytest.mark.parametrize("first", ["reshare", "wms"])
 def test_a_borrowed_item_goes_through_wms_and_back(sandbox: Sandbox, volumes: int, first: str) -> None:
     sb = sandbox
-    items = [f"WEST-ITEM-{n:04d}" for n in ({1: [2], 2: [3, 4]}[volumes] if first == "reshare" else {1: [5], 2: [6, 7]}[volumes])]
+    items = [
+        f"WEST-ITEM-{n:04d}"
+        for n in ({1: [2], 2: [3, 4]}[volumes] if first == "reshare" else {1: [5], 2: [6, 7]}[volumes])
+    ]
     # Given a pair whose lender fills and ships, and the borrower marks received
     pair = create_pair(
         sb,
@@ -70,7 +75,11 @@ def test_a_borrowed_item_goes_through_wms_and_back(sandbox: Sandbox, volumes: in
         assert temp["date_for_return"].startswith(DUE.isoformat())
         assert temp["title"] == "The Name of the Rose"
         [hold] = holds_for(sb, temp["barcode"])
-        assert (hold["status"], hold["pickup_branch"], hold["patron_barcode"]) == ("Pending", "128807", "EAST-P-0001")
+        assert (hold["status"], hold["pickup_branch"], hold["patron_barcode"]) == (
+            "Pending",
+            "128807",
+            "EAST-P-0001",
+        )
     # and the lender's item is checked out to the borrowing institution's account
     lent = [
         loan
@@ -126,7 +135,9 @@ def test_a_borrowed_item_goes_through_wms_and_back(sandbox: Sandbox, volumes: in
     store = current_services().store
     mapping = store.get_mapping("east", borrower_id)
     assert mapping is not None and not mapping.open and all(i.checked_in for i in mapping.items)
-    assert store.list_attention("east") == [] or all(a.request_id != borrower_id for a in store.list_attention("east"))
+    assert store.list_attention("east") == [] or all(
+        a.request_id != borrower_id for a in store.list_attention("east")
+    )
 
     # And the history tells the whole story, in order
     story = history_operations(sb, "east", borrower_id)
