@@ -21,13 +21,15 @@ from illbridge.wms.ncip import DUPLICATE_ITEM
 from illbridge.workflow.common import (
     check_in,
     fetch_request,
+    mark_checked_in,
     masked,
     next_check,
+    plain,
     save,
     skipped_by_configuration,
     wait_for,
 )
-from illbridge.workflow.engine import StepContext, StepResult, retry_command, run_step
+from illbridge.workflow.engine import StepContext, StepResult, retry_command, run_for_change, run_step
 from illbridge.workflow.services import Services
 
 RECEIVED_STATES = frozenset({"REQ_CHECKED_IN", "REQ_OVERDUE"})  # patron may still have it
@@ -38,17 +40,7 @@ BRANCH_ID = re.compile(r"^\d{6}$")
 
 
 def on_item_received(services: Services, change: ReShareRequestChanged) -> StepResult:
-    config = services.configs.get(change.library_id)
-    return run_step(
-        services,
-        config,
-        tenant=change.tenant,
-        request_id=change.request_id,
-        hrid=change.hrid,
-        step=StepName.BORROW_RECEIVED,
-        trigger=change.state,
-        act=create_temp_items,
-    )
+    return run_for_change(services, change, StepName.BORROW_RECEIVED, create_temp_items)
 
 
 def create_temp_items(ctx: StepContext) -> StepResult:
@@ -200,7 +192,7 @@ def accept_item(ctx: StepContext, request: PatronRequest, mapping: Mapping, item
         "call_number": item.call_number,
     }
     logged = {**fields, "patron_barcode": masked(mapping.patron_barcode)}
-    with ctx.call("wms", "AcceptItem", {k: _plain(v) for k, v in logged.items()}) as answer:
+    with ctx.call("wms", "AcceptItem", {k: plain(v) for k, v in logged.items()}) as answer:
         try:
             wms.accept_item(**fields)
             answer["summary"] = (
@@ -215,25 +207,11 @@ def accept_item(ctx: StepContext, request: PatronRequest, mapping: Mapping, item
     item.created_in_wms = True
 
 
-def _plain(value: object) -> object:
-    return value.isoformat() if hasattr(value, "isoformat") else value
-
-
 # --- 3a. returned in ReShare first: check the temp items in --------------------------------------------
 
 
 def on_item_returned(services: Services, change: ReShareRequestChanged) -> StepResult:
-    config = services.configs.get(change.library_id)
-    return run_step(
-        services,
-        config,
-        tenant=change.tenant,
-        request_id=change.request_id,
-        hrid=change.hrid,
-        step=StepName.BORROW_RETURNED,
-        trigger=change.state,
-        act=check_in_temp_items,
-    )
+    return run_for_change(services, change, StepName.BORROW_RETURNED, check_in_temp_items)
 
 
 def check_in_temp_items(ctx: StepContext) -> StepResult:
@@ -258,21 +236,15 @@ def check_in_temp_items(ctx: StepContext) -> StepResult:
 
 
 def on_wms_check_in(services: Services, event: WmsItemCheckedIn) -> StepResult:
-    store = services.store
-    mapping = store.find_by_item(event.registry_id, event.item_barcode)
-    if mapping is None or mapping.side != Side.BORROWING:
+    mapping = mark_checked_in(services, event, Side.BORROWING)
+    if mapping is None:
         return StepResult(StepStatus.SKIPPED, {"reason": "no open borrowing mapping for this item"})
-    config = services.configs.get(mapping.library_id)
-    item = mapping.item(event.item_barcode)
-    if item is not None and not item.checked_in:
-        item.checked_in = True
-        mapping = store.save_mapping(mapping)
     if not all(i.checked_in for i in mapping.items if i.created_in_wms):
         waiting = [i.barcode for i in mapping.items if i.created_in_wms and not i.checked_in]
         return StepResult(StepStatus.SKIPPED, {"reason": "waiting for other volumes", "waiting": waiting})
     return run_step(
         services,
-        config,
+        services.configs.get(mapping.library_id),
         tenant=mapping.tenant,
         request_id=mapping.request_id,
         hrid=mapping.hrid,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from illbridge.models import ReShareRequestChanged, Side, StepName, StepStatus
 from illbridge.workflow.common import PENDING, WaitingForEarlierStep, check_in, save
-from illbridge.workflow.engine import StepContext, StepResult, run_step
+from illbridge.workflow.engine import StepContext, StepResult, run_for_change
 from illbridge.workflow.services import Services
 
 # The step that puts things into WMS for each side: closing waits for it when it is still going to run.
@@ -16,16 +16,11 @@ CREATING_STEP = {Side.BORROWING: StepName.BORROW_RECEIVED, Side.LENDING: StepNam
 
 
 def on_request_closed(services: Services, change: ReShareRequestChanged) -> StepResult:
-    config = services.configs.get(change.library_id)
-    return run_step(
+    return run_for_change(
         services,
-        config,
-        tenant=change.tenant,
-        request_id=change.request_id,
-        hrid=change.hrid,
-        step=StepName.REQUEST_CLOSED,
-        trigger=change.state,
-        act=lambda ctx: end_mapping(ctx, Side(change.side), change.state),
+        change,
+        StepName.REQUEST_CLOSED,
+        lambda ctx: end_mapping(ctx, Side(change.side), change.state),
     )
 
 

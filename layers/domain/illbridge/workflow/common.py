@@ -6,10 +6,11 @@ from datetime import datetime, timedelta
 
 from illbridge.config import LibraryConfig
 from illbridge.errors import StaleMapping, WmsProblem
-from illbridge.models import Mapping, Outcome, PatronRequest, StepName, StepStatus
+from illbridge.models import Mapping, Outcome, PatronRequest, Side, StepName, StepStatus, WmsItemCheckedIn
 from illbridge.observability import mask
 from illbridge.wms.ncip import CHECK_IN_ALREADY_DONE
 from illbridge.workflow.engine import StepContext
+from illbridge.workflow.services import Services
 
 # WMS answers to a check-in of something already checked in; the bridge counts them as success (wms.md §3).
 ALREADY_CHECKED_IN = CHECK_IN_ALREADY_DONE
@@ -81,6 +82,24 @@ def next_check(ctx: StepContext, mapping: Mapping) -> None:
 def skipped_by_configuration(ctx: StepContext, switch: str) -> StepStatus:
     ctx.note("skipped by configuration", f"the library's switch {switch} is off", Outcome.SKIPPED)
     return StepStatus.SKIPPED
+
+
+def plain(value: object) -> object:
+    """A value as a history line stores it (dates as ISO text)."""
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def mark_checked_in(services: Services, event: WmsItemCheckedIn, side: Side) -> Mapping | None:
+    """Record on the mapping that WMS checked this item in; None if no mapping of that side uses it."""
+    store = services.store
+    mapping = store.find_by_item(event.registry_id, event.item_barcode)
+    if mapping is None or mapping.side != side:
+        return None
+    item = mapping.item(event.item_barcode)
+    if item is not None and not item.checked_in:
+        item.checked_in = True
+        mapping = store.save_mapping(mapping)
+    return mapping
 
 
 def masked(barcode: str | None) -> str:

@@ -31,7 +31,7 @@ from illbridge.errors import (
     WmsProblem,
 )
 from illbridge.models import AttentionItem, HistoryEntry, Outcome, StepName, StepRecord, StepStatus
-from illbridge.models.events import AttentionRaised
+from illbridge.models.events import AttentionRaised, ReShareRequestChanged
 from illbridge.observability import logger, metrics
 from illbridge.workflow.services import Services
 
@@ -207,6 +207,25 @@ def run_step(
     store.resolve_attention(tenant, request_id, step.value)
     metrics.add_metric(name=f"Step{result.status.value.title()}", unit="Count", value=1)
     return result
+
+
+def run_for_change(
+    services: Services,
+    change: ReShareRequestChanged,
+    step: StepName,
+    act: Callable[[StepContext], StepResult],
+) -> StepResult:
+    """Run a step triggered by a ReShare state change, for the library the change belongs to."""
+    return run_step(
+        services,
+        services.configs.get(change.library_id),
+        tenant=change.tenant,
+        request_id=change.request_id,
+        hrid=change.hrid,
+        step=step,
+        trigger=change.state,
+        act=act,
+    )
 
 
 def _fail(ctx: StepContext, reason: str, fix: str, *, error: str) -> None:

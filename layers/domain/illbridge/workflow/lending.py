@@ -18,12 +18,21 @@ from illbridge.models import (
 from illbridge.workflow.common import (
     check_in,
     fetch_request,
+    mark_checked_in,
     masked,
     next_check,
+    plain,
     save,
     skipped_by_configuration,
 )
-from illbridge.workflow.engine import StepContext, StepResult, raise_attention, retry_command, run_step
+from illbridge.workflow.engine import (
+    StepContext,
+    StepResult,
+    raise_attention,
+    retry_command,
+    run_for_change,
+    run_step,
+)
 from illbridge.workflow.services import Services
 
 RETURNED_STATES = frozenset({"RES_ITEM_RETURNED", "RES_OVERDUE"})
@@ -33,17 +42,7 @@ RETURNED_STATES = frozenset({"RES_ITEM_RETURNED", "RES_OVERDUE"})
 
 
 def on_item_shipped(services: Services, change: ReShareRequestChanged) -> StepResult:
-    config = services.configs.get(change.library_id)
-    return run_step(
-        services,
-        config,
-        tenant=change.tenant,
-        request_id=change.request_id,
-        hrid=change.hrid,
-        step=StepName.LEND_SHIPPED,
-        trigger=change.state,
-        act=check_out_to_borrower,
-    )
+    return run_for_change(services, change, StepName.LEND_SHIPPED, check_out_to_borrower)
 
 
 def check_out_to_borrower(ctx: StepContext) -> StepResult:
@@ -147,36 +146,22 @@ def check_out(ctx: StepContext, mapping: Mapping, item: MappedItem) -> None:
         "desired_date_due": mapping.lender_due_date,
         "shipped_at": ctx.services.clock(),
     }
-    with ctx.call("wms", "CheckOutItem", {k: _plain(v) for k, v in fields.items()}) as answer:
+    with ctx.call("wms", "CheckOutItem", {k: plain(v) for k, v in fields.items()}) as answer:
         result = wms.check_out_item(**fields)
         item.wms_due_date = result.due_date
         answer["summary"] = (
             f"{item.barcode} checked out to {masked(mapping.borrowing_institution_account)}, "
             f"due {result.due_date.date() if result.due_date else 'per WMS policy'}"
         )
-        answer["response"] = {"due_date": _plain(result.due_date)}
+        answer["response"] = {"due_date": plain(result.due_date)}
     item.created_in_wms = True
-
-
-def _plain(value: object) -> object:
-    return value.isoformat() if hasattr(value, "isoformat") else value
 
 
 # --- 5. complete: check the item in ---------------------------------------------------------------------
 
 
 def on_request_complete(services: Services, change: ReShareRequestChanged) -> StepResult:
-    config = services.configs.get(change.library_id)
-    return run_step(
-        services,
-        config,
-        tenant=change.tenant,
-        request_id=change.request_id,
-        hrid=change.hrid,
-        step=StepName.LEND_RETURNED,
-        trigger=change.state,
-        act=check_in_lent_items,
-    )
+    return run_for_change(services, change, StepName.LEND_RETURNED, check_in_lent_items)
 
 
 def check_in_lent_items(ctx: StepContext) -> StepResult:
@@ -202,14 +187,9 @@ def check_in_lent_items(ctx: StepContext) -> StepResult:
 
 
 def on_wms_check_in(services: Services, event: WmsItemCheckedIn) -> StepResult:
-    store = services.store
-    mapping = store.find_by_item(event.registry_id, event.item_barcode)
-    if mapping is None or mapping.side != Side.LENDING:
+    mapping = mark_checked_in(services, event, Side.LENDING)
+    if mapping is None:
         return StepResult(StepStatus.SKIPPED, {"reason": "no open lending mapping for this item"})
-    item = mapping.item(event.item_barcode)
-    if item is not None and not item.checked_in:
-        item.checked_in = True
-        mapping = store.save_mapping(mapping)
     if not all(i.checked_in for i in mapping.items):
         return StepResult(StepStatus.SKIPPED, {"reason": "waiting for other volumes"})
     return run_step(

@@ -35,9 +35,55 @@ class PollReport:
 
 
 @dataclass
-class _Pending:
+class Transitions:
+    """Transitions recorded as seen but not yet on the bus, with what was seen before (to put it back)."""
+
     events: list[ReShareRequestChanged] = field(default_factory=list)
     previous: dict[str, tuple[str, datetime] | None] = field(default_factory=dict)
+
+    def observe(self, services: Services, config: LibraryConfig, request: PatronRequest, source: str) -> bool:
+        """Record the request's state as seen; if that is a real transition, queue its event. Returns whether."""
+        assert request.last_updated is not None
+        store = services.store
+        tenant = config.reshare.tenant
+        before = store.last_seen(tenant, request.id)
+        change = store.record_state_change(tenant, request.id, request.state.code, request.last_updated)
+        if not change.changed:
+            return False
+        self.previous[request.id] = before
+        self.events.append(
+            ReShareRequestChanged(
+                library_id=config.library_id,
+                tenant=tenant,
+                side=request.side,
+                request_id=request.id,
+                hrid=request.hrid or request.id,
+                state=request.state.code,
+                previous_state=change.previous_state,
+                last_updated=request.last_updated,
+                source=source,
+            )
+        )
+        return True
+
+    def flush(self, services: Services, tenant: str) -> int:
+        """Put the queued events on the bus; what the bus refuses has its last-seen state put back."""
+        if not self.events:
+            return 0
+        events, self.events = self.events, []
+        try:
+            return services.bus.put(events)
+        except EventsNotDelivered as exc:
+            for event in exc.failed:
+                assert isinstance(event, ReShareRequestChanged)
+                services.store.revert_state_change(
+                    tenant,
+                    event.request_id,
+                    event.state,
+                    event.last_updated,
+                    self.previous.get(event.request_id),
+                )
+            raise
 
 
 def poll_side(services: Services, config: LibraryConfig, side: Side) -> PollReport:
@@ -47,68 +93,23 @@ def poll_side(services: Services, config: LibraryConfig, side: Side) -> PollRepo
     cursor = store.get_cursor(tenant, side.value)
     since = cursor - OVERLAP if cursor else services.clock() - FIRST_LOOKBACK
     highest = cursor
-    pending = _Pending()
+    pending = Transitions()
     reshare = services.reshare(config)
     for request in reshare.changed_since(is_requester=side == Side.BORROWING, since=since):
         report.seen += 1
         if request.last_updated is None:
             continue
-        _observe(services, config, side, request, pending)
+        pending.observe(services, config, request, source="poller")
         if len(pending.events) >= BATCH:
-            report.transitions += _flush(services, tenant, pending)
+            report.transitions += pending.flush(services, tenant)
         if highest is None or request.last_updated > highest:
             highest = request.last_updated
-    report.transitions += _flush(services, tenant, pending)
+    report.transitions += pending.flush(services, tenant)
     if highest is not None:
         store.advance_cursor(tenant, side.value, highest)
     report.cursor = highest
     metrics.add_metric(name="TransitionsSeen", unit="Count", value=report.transitions)
     return report
-
-
-def _observe(
-    services: Services, config: LibraryConfig, side: Side, request: PatronRequest, pending: _Pending
-) -> None:
-    assert request.last_updated is not None
-    store = services.store
-    tenant = config.reshare.tenant
-    before = store.last_seen(tenant, request.id)
-    change = store.record_state_change(tenant, request.id, request.state.code, request.last_updated)
-    if not change.changed:
-        return
-    pending.previous[request.id] = before
-    pending.events.append(
-        ReShareRequestChanged(
-            library_id=config.library_id,
-            tenant=tenant,
-            side=side.value,
-            request_id=request.id,
-            hrid=request.hrid or request.id,
-            state=request.state.code,
-            previous_state=change.previous_state,
-            last_updated=request.last_updated,
-            source="poller",
-        )
-    )
-
-
-def _flush(services: Services, tenant: str, pending: _Pending) -> int:
-    if not pending.events:
-        return 0
-    events, pending.events = pending.events, []
-    try:
-        return services.bus.put(events)
-    except EventsNotDelivered as exc:
-        for event in exc.failed:
-            assert isinstance(event, ReShareRequestChanged)
-            services.store.revert_state_change(
-                tenant,
-                event.request_id,
-                event.state,
-                event.last_updated,
-                pending.previous.get(event.request_id),
-            )
-        raise
 
 
 def poll_all(services: Services) -> list[PollReport]:

@@ -19,9 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from illbridge.config import LibraryConfig
-from illbridge.errors import BadInput, BridgeError, ReShareNotFound
-from illbridge.models import ReShareRequestChanged, Side, WmsItemCheckedIn
+from illbridge.errors import BadInput, ReShareNotFound
+from illbridge.models import WmsItemCheckedIn
 from illbridge.observability import logger
+from illbridge.workflow.polling import Transitions
 from illbridge.workflow.services import Services
 
 MAX_BODY_BYTES = 256 * 1024
@@ -128,42 +129,18 @@ def handle_reshare_event(services: Services, headers: dict[str, str], body: str)
     except ReShareNotFound as exc:
         raise BadInput(f"ReShare tenant {event.tenant!r} has no request {request_id!r}") from exc
     assert request.last_updated is not None
-    store = services.store
-    before = store.last_seen(config.reshare.tenant, request.id)
-    change = store.record_state_change(
-        config.reshare.tenant, request.id, request.state.code, request.last_updated
-    )
-    if change.changed:
-        side = Side.BORROWING if request.is_requester else Side.LENDING
-        changed = ReShareRequestChanged(
-            library_id=config.library_id,
-            tenant=config.reshare.tenant,
-            side=side.value,
-            request_id=request.id,
-            hrid=request.hrid or request.id,
-            state=request.state.code,
-            previous_state=change.previous_state,
-            last_updated=request.last_updated,
-            source="webhook",
-        )
-        try:
-            services.bus.put([changed])
-        except BridgeError:
-            store.revert_state_change(
-                config.reshare.tenant, request.id, request.state.code, request.last_updated, before
-            )
-            raise
-    store.remember_webhook(config.library_id, webhook_id)
-    logger.info(
-        "ReShare webhook", extra={"hrid": request.hrid, "state": request.state.code, "new": change.changed}
-    )
+    transitions = Transitions()
+    changed = transitions.observe(services, config, request, source="webhook")
+    transitions.flush(services, config.reshare.tenant)
+    services.store.remember_webhook(config.library_id, webhook_id)
+    logger.info("ReShare webhook", extra={"hrid": request.hrid, "state": request.state.code, "new": changed})
     return WebhookAnswer(
         202,
         {
             "status": "accepted",
             "hrid": request.hrid,
             "state": request.state.code,
-            "transition": change.changed,
+            "transition": changed,
         },
     )
 
