@@ -37,7 +37,8 @@ def main(argv: list[str]) -> int:
         return 2
     done = threading.Event()
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, lambda *_: done.set())
+        for signum in (signal.SIGTERM, signal.SIGINT):  # a flag, not KeyboardInterrupt: stop() runs whole
+            signal.signal(signum, lambda *_: done.set())
     try:
         if not args.no_demo:
             sim.seed_demo()

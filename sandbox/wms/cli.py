@@ -40,6 +40,7 @@ def main(argv: list[str]) -> int:
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)  # a flag, not KeyboardInterrupt: stop() always runs whole
     try:
         while not stopped.wait(0.5):
             pass

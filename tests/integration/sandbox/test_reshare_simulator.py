@@ -1064,7 +1064,7 @@ def test_cli_serves_the_demo_and_stops_on_ctrl_c():
         tenants = requests.get(f"{url}/_sim/tenants", timeout=5).json()
         assert sorted(t["tenant"] for t in tenants) == ["east", "west"]
         process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=10) == 0
+        assert process.wait(timeout=30) == 0, process.stderr.read()
     finally:
         if process.poll() is None:
             process.kill()
