@@ -41,6 +41,11 @@ def _up(argv: list[str]) -> int:
         "-1 keeps the template's)",
     )
     parser.add_argument("--no-demo", action="store_true", help="no demo data and no demo libraries")
+    parser.add_argument(
+        "--no-relay",
+        action="store_true",
+        help="the ReShare simulator does not push state changes to the webhook (the poller alone sees them)",
+    )
     parser.add_argument("--quiet", action="store_true", help="log warnings and errors only")
     args = parser.parse_args(argv)
     if args.tick is not None and args.tick <= 0:
@@ -61,6 +66,7 @@ def _up(argv: list[str]) -> int:
         tick=args.tick,
         background=True,
         demo=not args.no_demo,
+        relay=not args.no_relay,
         visibility=None if args.visibility < 0 else args.visibility,
     )
     stopping = threading.Event()

@@ -34,6 +34,12 @@ Control (no auth, JSON in and out):
   pickup_locations?: [{slug, name, lmsLocationCode}]} -> 201 summary (upsert; requests are kept);
   `GET /_sim/tenants` -> [summary]
 - `POST /_sim/faults` (faults.py) -> 201 fault; `GET /_sim/faults`; `DELETE /_sim/faults` -> {cleared}
+- `POST /_sim/relay` {tenant, url, secret: "whsec_...", attempts?: 1-10 (default 3)} -> 201: play a site's
+  Kafka-to-HTTP relay (relay.py): from now on every state change of that tenant's requests is posted to `url`
+  as mod-rs's event, signed per Standard Webhooks, retried with the same webhook-id on failure;
+  `GET /_sim/relay` -> {targets, pending, deliveries: [{webhook_id, tenant, event, request_id, state,
+  delivered, statuses, headers, body}]}; `POST /_sim/relay/wait` -> {idle} once every delivery was tried;
+  `DELETE /_sim/relay` -> {cleared}
 - `POST /_sim/expire-tokens` -> {expired}; `POST /_sim/login-mode` {mode: both | legacy-only | expiry-only};
   `GET /_sim/login-mode`
 - `POST /_sim/run-overdue` {now?: ISO} -> {now, lender: [{tenant, id, hrid, state}], borrower: [...]}
@@ -67,6 +73,7 @@ from . import records as r
 from .faults import CallLog, Fault, FaultBook
 from .query import QueryError, parse_flag, run_list_query, stats_wrapper
 from .records import ItemSpec, PickupLocation
+from .relay import WebhookRelay
 from .state import SimError, Store, bad
 from .timefmt import iso_from_ms
 
@@ -438,6 +445,44 @@ def sim_clear_faults(sim: ReShareSimulator, call: Call) -> Response:
     return Response(200, {"cleared": sim.faults.clear()})
 
 
+@_route("POST", r"/_sim/relay")
+def sim_configure_relay(sim: ReShareSimulator, call: Call) -> Response:
+    body = call.json_object()
+    _no_unknown_keys(body, {"tenant", "url", "secret", "attempts"}, "relay")
+    tenant, url, secret = (_optional_str(body, key) for key in ("tenant", "url", "secret"))
+    if not tenant or tenant not in sim.store.tenants:
+        raise SimError(422, f"tenant must be one of {', '.join(sorted(sim.store.tenants)) or 'none'}")
+    if not url or not url.startswith(("http://", "https://")):
+        raise SimError(422, "url must be an http(s) URL (the bridge's POST /webhooks/reshare)")
+    attempts = body.get("attempts", 3)
+    if not isinstance(attempts, int) or isinstance(attempts, bool) or not 1 <= attempts <= 10:
+        raise SimError(422, "attempts must be an integer from 1 to 10")
+    try:
+        target = sim.relay.configure(tenant, url, secret or "", attempts)
+    except Exception as exc:  # standardwebhooks refuses a malformed secret
+        raise SimError(422, f"secret must be a Standard Webhooks secret (whsec_<base64>): {exc}") from exc
+    return Response(201, target.summary())
+
+
+@_route("GET", r"/_sim/relay")
+def sim_relay(sim: ReShareSimulator, call: Call) -> Response:
+    return Response(
+        200,
+        {"targets": sim.relay.targets(), "pending": sim.relay.pending, "deliveries": sim.relay.deliveries()},
+    )
+
+
+@_route("POST", r"/_sim/relay/wait")
+def sim_relay_wait(sim: ReShareSimulator, call: Call) -> Response:
+    idle = sim.relay.wait_idle(timeout=30)
+    return Response(200 if idle else 504, {"idle": idle, "pending": sim.relay.pending})
+
+
+@_route("DELETE", r"/_sim/relay")
+def sim_clear_relay(sim: ReShareSimulator, call: Call) -> Response:
+    return Response(200, {"cleared": sim.relay.clear()})
+
+
 @_route("POST", r"/_sim/expire-tokens")
 def sim_expire_tokens(sim: ReShareSimulator, call: Call) -> Response:
     return Response(200, {"expired": sim.store.expire_tokens()})
@@ -763,6 +808,8 @@ class ReShareSimulator:
         self.store = Store(token_ttl)
         self.faults = FaultBook(self.store.lock)
         self.calls = CallLog(self.store.lock)
+        self.relay = WebhookRelay()
+        self.store.state_listeners.append(self.relay.state_changed)
         self.stopping = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -781,6 +828,7 @@ class ReShareSimulator:
             target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="reshare-simulator", daemon=True
         )
         self._thread.start()
+        self.relay.start()
         log.info("ReShare simulator listening on %s", self.base_url)
         return self.base_url
 
@@ -790,6 +838,7 @@ class ReShareSimulator:
         if server is None:
             return
         self.stopping.set()
+        self.relay.stop()
         server.shutdown()
         server.close_open_connections()
         server.server_close()
@@ -828,3 +877,4 @@ class ReShareSimulator:
             self.store.reset()
             self.faults.clear()
             self.calls.clear()
+            self.relay.clear()

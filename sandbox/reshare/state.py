@@ -293,6 +293,8 @@ class Store:
     def __init__(self, token_ttl: float = 600) -> None:
         self.lock = threading.RLock()
         self.token_ttl = token_ttl
+        # called on every state change, under the lock, with (tenant, id, title, state, dueDate): the relay
+        self.state_listeners: list[Callable[[str, str, str | None, str, str | None], None]] = []
         self.reset()
 
     # -- housekeeping -------------------------------------------------
@@ -1072,6 +1074,8 @@ class Store:
         req.state = to_state
         req.last_updated_ms = stamp
         req.undo = None
+        for listener in self.state_listeners:
+            listener(req.tenant, req.id, req.title, to_state, req.due_date_rs)
 
     def _touch(self, req: PatronRequest) -> None:
         req.last_updated_ms = self.tenants[req.tenant].tick()

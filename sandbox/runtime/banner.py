@@ -77,6 +77,12 @@ def render(sb: Sandbox) -> str:
                 f"{config.wms.registry_id} (WSKey {config.wms.wskey}/{demo['secrets']['wskey_secret']})"
             )
             lines.append(f"        webhook secret {WEBHOOK_SECRETS[library_id]}")
+        relayed = [t["tenant"] for t in sb.reshare.relay.targets()] if sb.reshare is not None else []
+        if relayed:
+            lines.append(
+                f"ReShare relay: state changes of {', '.join(relayed)} are also pushed, signed, to "
+                f"{urls['gateway']}/webhooks/reshare (the poller still runs; each change acts once)"
+            )
         lines += [
             "Try first: a request pair whose lender (west) has already shipped the item to east:",
             f"  {first_request(urls['reshare'])}",

@@ -61,6 +61,7 @@ class Sandbox:
         tick: float | None = None,
         background: bool = False,
         demo: bool = True,
+        relay: bool = False,
         visibility: int | None = DEFAULT_VISIBILITY,
         template_path: str | Path | None = None,
         stack_name: str = STACK_NAME,
@@ -71,6 +72,7 @@ class Sandbox:
         self.tick = tick
         self.background = background
         self.demo = demo
+        self.relay = relay  # the ReShare simulator pushes the demo tenants' state changes to the gateway
         self.visibility = visibility
         self.template_path = Path(template_path) if template_path else ROOT / "template.yaml"
         self.root = self.template_path.resolve().parent
@@ -182,6 +184,8 @@ class Sandbox:
             api_id=self.stack.api_id,
         )
         self.urls["gateway"] = self.gateway.start()
+        if self.relay and self.demo:
+            self.connect_relay()
         lap("gateway")
 
         if self.background:
@@ -195,6 +199,18 @@ class Sandbox:
             )
             self._relay_thread.start()
         lap("background")
+
+    def connect_relay(self) -> list[str]:
+        """Make the ReShare simulator push every demo tenant's state changes to ``POST /webhooks/reshare``,
+        signed with that library's webhook secret, as a site's Kafka-to-HTTP relay would (reshare.md §6)."""
+        from sandbox.demo import WEBHOOK_SECRETS
+
+        url = f"{self.urls['gateway']}/webhooks/reshare"
+        tenants = []
+        for library_id, config in self.libraries.items():
+            self.reshare.relay.configure(config.reshare.tenant, url, WEBHOOK_SECRETS[library_id])
+            tenants.append(config.reshare.tenant)
+        return tenants
 
     def _environment(self) -> dict[str, str]:
         """What every function gets: the template's Globals environment (resolved) and the local AWS settings."""
@@ -400,7 +416,8 @@ class Sandbox:
         return self.functions.invoke(function_logical_id, event)
 
     def run_schedule(self, function_logical_id: str, event: str | None = None) -> ScheduleRun:
-        """Fire the function's schedule once, now (retries per its RetryPolicy without waiting, then its DLQ)."""
+        """Fire the function's schedule once, now: retries per the function's EventInvokeConfig without waiting,
+        then the invocation record to its OnFailure queue (``ScheduleRun.record``)."""
         assert self.scheduler is not None, "start() first"
         return self.scheduler.fire(self.scheduler.for_function(function_logical_id, event))
 
