@@ -8,11 +8,17 @@ string ``"{}"``, ``resources`` the schedule's ARN) and for ``Schedule`` an Event
 (``source`` ``aws.events``, ``detail`` ``{}``, ``resources`` the rule's ARN), as ``sam local generate-event
 cloudwatch scheduled-event`` shows.
 
-A failed invocation is retried per the event's RetryPolicy (``MaximumRetryAttempts`` and
-``MaximumEventAgeInSeconds``; the services' default is 185 attempts within 24 hours), with exponential backoff
-in the background and none when fired by hand; then the event goes to the DeadLetterConfig queue with
-Scheduler's dead-letter message attributes (ERROR_CODE, ERROR_MESSAGE, EXECUTION_ID, RETRY_ATTEMPTS,
-SCHEDULE_ARN, TARGET_ARN).
+Scheduler (and an EventBridge rule) invokes the function asynchronously, so the schedule's RetryPolicy and
+DeadLetterConfig only cover failures to *deliver* the invocation, which do not happen locally (the function is
+in-process). A handler error is Lambda's to handle, per the function's ``EventInvokeConfig`` (``Globals`` merged
+under the function's own; Lambda's defaults are 2 retries and 6 hours): the same event is retried up to
+``MaximumRetryAttempts`` times (Lambda waits about 1 then 2 minutes; the sandbox 1 then 2 seconds in the
+background and not at all when fired by hand), unless the event grows older than ``MaximumEventAgeInSeconds``.
+Then the invocation record Lambda sends to an ``OnFailure`` destination (``version``, ``timestamp``,
+``requestContext`` with ``condition`` ``RetriesExhausted`` or ``EventAgeExceeded``, ``requestPayload`` the event,
+``responseContext`` with ``functionError`` ``Unhandled``, ``responsePayload`` the error) becomes the body of a
+message to the destination queue. Only ``Type: SQS`` destinations are emulated; without one the event is dropped
+(logged), as Lambda drops it.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,9 +42,14 @@ log = logging.getLogger("sandbox.runtime")
 SCHEDULE_TYPES = ("Schedule", "ScheduleV2")
 _RATE = re.compile(r"^rate\(\s*(\d+)\s+(minute|minutes|hour|hours|day|days)\s*\)$")
 _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+# the schedule's RetryPolicy defaults (delivery failures only)
 DEFAULT_RETRIES = 185
 DEFAULT_MAX_AGE = 86400
-MAX_BACKOFF = 60.0
+# Lambda's asynchronous invocation defaults, and the sandbox's waits before the 1st and 2nd retry (Lambda's are
+# about 60 s and 120 s)
+ASYNC_DEFAULT_RETRIES = 2
+ASYNC_DEFAULT_MAX_AGE = 21600
+RETRY_WAITS = (1.0, 2.0)
 
 
 def rate_seconds(expression: str) -> float | None:
@@ -54,6 +65,30 @@ def rate_seconds(expression: str) -> float | None:
     return float(value * _UNIT_SECONDS[match.group(2).rstrip("s")])
 
 
+@dataclass(frozen=True)
+class AsyncInvokeConfig:
+    """A function's ``EventInvokeConfig``: what Lambda does when an asynchronous invocation fails."""
+
+    retry_attempts: int = ASYNC_DEFAULT_RETRIES
+    max_event_age: float = ASYNC_DEFAULT_MAX_AGE
+    on_failure_type: str | None = None  # SQS | SNS | S3 | Lambda | EventBridge
+    on_failure_arn: str | None = None
+
+    @classmethod
+    def of_function(cls, function: str, stack: Stack) -> AsyncInvokeConfig:
+        globals_ = (stack.template.get("Globals") or {}).get("Function") or {}
+        props = (stack.resources.get(function) or {}).get("Properties") or {}
+        raw = {**(globals_.get("EventInvokeConfig") or {}), **(props.get("EventInvokeConfig") or {})}
+        config = stack.resolve(raw, f"{function}.EventInvokeConfig")
+        on_failure = (config.get("DestinationConfig") or {}).get("OnFailure") or {}
+        return cls(
+            retry_attempts=int(config.get("MaximumRetryAttempts", ASYNC_DEFAULT_RETRIES)),
+            max_event_age=float(config.get("MaximumEventAgeInSeconds", ASYNC_DEFAULT_MAX_AGE)),
+            on_failure_type=on_failure.get("Type"),
+            on_failure_arn=on_failure.get("Destination"),
+        )
+
+
 @dataclass
 class Schedule:
     function: str
@@ -62,12 +97,14 @@ class Schedule:
     expression: str
     period: float | None  # seconds; None = not on a rate
     input: str | None
+    # the schedule's RetryPolicy and DeadLetterConfig: for failures to deliver the invocation (none locally)
     retry_attempts: int
     max_event_age: float
     dead_letter_arn: str | None
     enabled: bool
     name: str
     arn: str
+    invoke_config: AsyncInvokeConfig = field(default_factory=AsyncInvokeConfig)
 
     @classmethod
     def from_event(cls, source: EventSource, stack: Stack) -> Schedule:
@@ -83,6 +120,16 @@ class Schedule:
             arn = f"arn:{stack.partition}:scheduler:{stack.region}:{stack.account_id}:schedule/{group}/{name}"
         else:
             arn = f"arn:{stack.partition}:events:{stack.region}:{stack.account_id}:rule/{name}"
+        invoke_config = AsyncInvokeConfig.of_function(source.function, stack)
+        if invoke_config.on_failure_type not in (None, "SQS") or (
+            invoke_config.on_failure_type == "SQS" and not invoke_config.on_failure_arn
+        ):
+            log.warning(
+                "%s: OnFailure %s destination %s is not emulated: failed events are dropped",
+                source.function,
+                invoke_config.on_failure_type,
+                invoke_config.on_failure_arn or "(generated by SAM)",
+            )
         return cls(
             function=source.function,
             event=source.name,
@@ -96,6 +143,7 @@ class Schedule:
             enabled=enabled,
             name=name,
             arn=arn,
+            invoke_config=invoke_config,
         )
 
     def event_payload(self, account_id: str, region: str) -> Any:
@@ -122,7 +170,8 @@ class ScheduleRun:
     attempts: int
     result: Any = None
     error: HandlerError | None = None
-    dead_lettered: bool = False
+    dead_lettered: bool = False  # the invocation record was sent to the OnFailure destination queue
+    record: dict[str, Any] | None = None  # the invocation record of a failed run
 
 
 class Scheduler:
@@ -132,14 +181,14 @@ class Scheduler:
         functions: Functions,
         stack: Stack,
         sqs: Any,
-        dead_letter_urls: dict[str, str],  # queue ARN -> URL
+        queue_urls: dict[str, str],  # queue ARN -> URL (OnFailure destinations)
         tick: float | None = None,
     ) -> None:
         self.schedules = schedules
         self.functions = functions
         self.stack = stack
         self.sqs = sqs
-        self.dead_letter_urls = dead_letter_urls
+        self.queue_urls = queue_urls
         self.tick = tick
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -153,13 +202,18 @@ class Scheduler:
         raise KeyError(f"{function} has no schedule{f' {event}' if event else ''} (schedules: {known})")
 
     def fire(self, schedule: Schedule, sleep: Callable[[float], bool] | None = None) -> ScheduleRun:
-        """Invoke once, with the schedule's retries; ``sleep(seconds) -> stopped`` paces retries."""
+        """Invoke once, asynchronously as Lambda does: its EventInvokeConfig retries, then its OnFailure queue.
+
+        ``sleep(seconds) -> stopped`` paces the retries; without it they follow at once.
+        """
         event = schedule.event_payload(self.stack.account_id, self.stack.region)
-        first = time.monotonic()
-        execution_id = str(uuid.uuid4())
+        config = schedule.invoke_config
+        request_id = str(uuid.uuid4())  # one asynchronous invocation, whatever its attempts
+        queued = time.monotonic()
         attempts = 0
+        condition = "RetriesExhausted"
         error: HandlerError | None = None
-        for attempt in range(schedule.retry_attempts + 1):
+        for attempt in range(config.retry_attempts + 1):
             attempts = attempt + 1
             try:
                 result = self.functions.invoke(schedule.function, event)
@@ -169,33 +223,34 @@ class Scheduler:
                 run = ScheduleRun(schedule.function, True, attempts, result)
                 self._record(run)
                 return run
-            if attempt == schedule.retry_attempts:
+            if attempt == config.retry_attempts:
                 break
-            backoff = min(MAX_BACKOFF, 2.0**attempt)
-            if time.monotonic() - first + (backoff if sleep else 0) > schedule.max_event_age:
+            wait = RETRY_WAITS[min(attempt, len(RETRY_WAITS) - 1)] if sleep else 0.0
+            if time.monotonic() - queued + wait > config.max_event_age:
+                condition = "EventAgeExceeded"
                 break
-            if sleep is not None and sleep(backoff):
-                break  # stopping
-        run = ScheduleRun(schedule.function, False, attempts, error=error)
-        if schedule.dead_letter_arn:
-            url = self.dead_letter_urls.get(schedule.dead_letter_arn)
-            if url is None:
-                log.error("%s: dead-letter queue %s is unknown", schedule.name, schedule.dead_letter_arn)
-            else:
-                self.sqs.send_message(
-                    QueueUrl=url,
-                    MessageBody=json.dumps(event),
-                    MessageAttributes=_dead_letter_attributes(
-                        schedule, self.functions.specs[schedule.function].arn, execution_id, attempts, error
-                    ),
-                )
-                run.dead_lettered = True
+            if sleep is not None and sleep(wait):
+                log.warning("%s: stopping; %s is not retried", schedule.name, schedule.function)
+                run = ScheduleRun(schedule.function, False, attempts, error=error)
+                self._record(run)
+                return run
+        assert error is not None
+        spec = self.functions.specs[schedule.function]
+        record = invocation_record(spec.arn, request_id, condition, attempts, event, error)
+        run = ScheduleRun(schedule.function, False, attempts, error=error, record=record)
+        url = self.queue_urls.get(config.on_failure_arn or "") if config.on_failure_type == "SQS" else None
+        if url is not None:
+            self.sqs.send_message(QueueUrl=url, MessageBody=json.dumps(record))
+            run.dead_lettered = True
+        elif config.on_failure_type == "SQS" and config.on_failure_arn:
+            log.error("%s: OnFailure queue %s is unknown", schedule.function, config.on_failure_arn)
         log.error(
-            "%s: %s failed %d time(s)%s",
+            "%s: %s failed %d time(s) (%s); %s",
             schedule.name,
             schedule.function,
             attempts,
-            "; event sent to the dead-letter queue" if run.dead_lettered else "",
+            condition,
+            f"invocation record sent to {config.on_failure_arn}" if run.dead_lettered else "event dropped",
         )
         self._record(run)
         return run
@@ -248,18 +303,20 @@ class Scheduler:
         self._threads = []
 
 
-def _dead_letter_attributes(
-    schedule: Schedule, target_arn: str, execution_id: str, attempts: int, error: HandlerError | None
+def invocation_record(
+    function_arn: str, request_id: str, condition: str, attempts: int, event: Any, error: HandlerError
 ) -> dict[str, Any]:
-    def text(value: str) -> dict[str, str]:
-        return {"DataType": "String", "StringValue": value[:1000] or "-"}
-
-    message = f"{error.error_type}: {error.error_message}" if error else "unknown"
+    """What Lambda sends an OnFailure destination for an asynchronous invocation that failed."""
     return {
-        "ERROR_CODE": text("Sandbox.FunctionError"),
-        "ERROR_MESSAGE": text(message),
-        "EXECUTION_ID": text(execution_id),
-        "RETRY_ATTEMPTS": {"DataType": "Number", "StringValue": str(attempts - 1)},
-        "SCHEDULE_ARN": text(schedule.arn),
-        "TARGET_ARN": text(target_arn),
+        "version": "1.0",
+        "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "requestContext": {
+            "requestId": request_id,
+            "functionArn": f"{function_arn}:$LATEST",
+            "condition": condition,
+            "approximateInvokeCount": attempts,
+        },
+        "requestPayload": event,
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+        "responsePayload": {**error.payload(), "requestId": request_id},
     }

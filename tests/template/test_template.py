@@ -102,6 +102,30 @@ def test_every_rule_target_and_schedule_has_an_explicit_retry_policy_and_dlq() -
         assert "Arn" in event["Properties"]["DeadLetterConfig"], name
 
 
+def test_scheduled_functions_send_failed_runs_to_the_schedule_dlq() -> None:
+    # Schedules invoke asynchronously: their DeadLetterConfig only sees failed deliveries. A handler error is
+    # retried by Lambda per EventInvokeConfig, then its invocation record goes to the OnFailure destination.
+    scheduled = {
+        name: [
+            event["Properties"]
+            for event in fn["Properties"].get("Events", {}).values()
+            if event["Type"] in ("Schedule", "ScheduleV2")
+        ]
+        for name, fn in FUNCTIONS.items()
+    }
+    scheduled = {name: events for name, events in scheduled.items() if events}
+    assert set(scheduled) == {"ReSharePollerFunction", "WmsReconcilerFunction"}
+    for name, events in scheduled.items():
+        config = FUNCTIONS[name]["Properties"]["EventInvokeConfig"]
+        assert config["MaximumRetryAttempts"] == 2, name
+        assert 60 <= config["MaximumEventAgeInSeconds"] <= 21600, name
+        on_failure = config["DestinationConfig"]["OnFailure"]
+        assert on_failure["Type"] == "SQS", name
+        for props in events:
+            assert on_failure["Destination"] == props["DeadLetterConfig"]["Arn"], name
+        assert on_failure["Destination"] == {"Fn::GetAtt": ["ScheduleDeadLetterQueue", "Arn"]}, name
+
+
 def test_queue_sources_report_partial_failures_and_cap_concurrency() -> None:
     sources = [
         (name, event["Properties"])

@@ -575,19 +575,47 @@ def test_a_failing_schedule_is_retried_then_dead_lettered(
         raise RuntimeError("ReShare is down")
 
     monkeypatch.setattr(sb.function("ReSharePollerFunction").module, "handler", fail)
-    retry = RESOURCES["ReSharePollerFunction"]["Properties"]["Events"]["Poll"]["Properties"]["RetryPolicy"]
-    # When its schedule fires
+    invoke_config = RESOURCES["ReSharePollerFunction"]["Properties"]["EventInvokeConfig"]
+    assert invoke_config["DestinationConfig"]["OnFailure"]["Type"] == "SQS"
+    # When its schedule fires (Scheduler invokes asynchronously: the handler error is Lambda's to retry)
     run = sb.run_schedule("ReSharePollerFunction")
-    # Then it was tried 1 + MaximumRetryAttempts times with the same event, then sent to the schedule's DLQ
+    # Then it was tried 1 + EventInvokeConfig.MaximumRetryAttempts times with the same event...
     assert not run.ok and run.dead_lettered
-    assert len(calls) == run.attempts == 1 + retry["MaximumRetryAttempts"]
+    assert len(calls) == run.attempts == 1 + invoke_config["MaximumRetryAttempts"]
     assert len(set(calls)) == 1
+    # ...then Lambda's invocation record went to the OnFailure destination, the schedule's DLQ
     [message] = take_all(sqs, sb.queue_url("ScheduleDeadLetterQueue"))
-    assert json.loads(message["Body"])["id"] == calls[0]
-    attributes = {k: v["StringValue"] for k, v in message["MessageAttributes"].items()}
-    assert attributes["RETRY_ATTEMPTS"] == str(retry["MaximumRetryAttempts"])
-    assert "ReShare is down" in attributes["ERROR_MESSAGE"]
-    assert attributes["TARGET_ARN"].endswith(":function:reshare-wms-bridge-local-ReSharePollerFunction")
+    record = json.loads(message["Body"])
+    assert record == run.record
+    assert set(record) == {
+        "version",
+        "timestamp",
+        "requestContext",
+        "requestPayload",
+        "responseContext",
+        "responsePayload",
+    }
+    assert record["version"] == "1.0"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", record["timestamp"])
+    context = record["requestContext"]
+    assert uuid.UUID(context["requestId"])
+    assert context["functionArn"] == (
+        "arn:aws:lambda:eu-west-1:123456789012:function:reshare-wms-bridge-local-ReSharePollerFunction:$LATEST"
+    )
+    assert context["condition"] == "RetriesExhausted"
+    assert context["approximateInvokeCount"] == run.attempts
+    assert record["requestPayload"]["id"] == calls[0]
+    assert record["requestPayload"]["source"] == "aws.scheduler"
+    assert record["responseContext"] == {
+        "statusCode": 200,
+        "executedVersion": "$LATEST",
+        "functionError": "Unhandled",
+    }
+    assert record["responsePayload"]["errorType"] == "RuntimeError"
+    assert record["responsePayload"]["errorMessage"] == "ReShare is down"
+    assert record["responsePayload"]["stackTrace"]
+    # (no Scheduler dead-letter attributes: the schedule delivered its invocation)
+    assert not message.get("MessageAttributes")
 
 
 # --- queues -----------------------------------------------------------------------------------------------
