@@ -17,6 +17,7 @@ from illbridge.config import LibraryConfig
 from illbridge.errors import BridgeError
 from illbridge.models import PatronRequest, ReShareRequestChanged, Side
 from illbridge.observability import logger, metrics
+from illbridge.timeutil import epoch_ms
 from illbridge.workflow.services import Services
 
 OVERLAP = timedelta(minutes=2)  # re-read a little before the cursor: clocks and commits are not instant
@@ -47,6 +48,10 @@ class Transitions:
         store = services.store
         tenant = config.reshare.tenant
         before = store.last_seen(tenant, request.id)
+        if before is not None and epoch_ms(before[1]) >= epoch_ms(request.last_updated):
+            # seen already (the cursor's overlap re-reads it) or a stale read: record_state_change would refuse
+            # it too, so skip its two conditional writes; the common case of a repeat poll costs one read
+            return False
         change = store.record_state_change(tenant, request.id, request.state.code, request.last_updated)
         if not change.changed:
             return False
