@@ -34,6 +34,7 @@ Control (no auth, JSON in and out):
   pickup_locations?: [{slug, name, lmsLocationCode}]} -> 201 summary (upsert; requests are kept);
   `GET /_sim/tenants` -> [summary]
 - `POST /_sim/faults` (faults.py) -> 201 fault; `GET /_sim/faults`; `DELETE /_sim/faults` -> {cleared}
+- `POST /_sim/settings` {tenant, key, value} -> 200: set one app setting (e.g. host_lms_integration = wms2)
 - `POST /_sim/relay` {tenant, url, secret: "whsec_...", attempts?: 1-10 (default 3)} -> 201: play a site's
   Kafka-to-HTTP relay (relay.py): from now on every state change of that tenant's requests is posted to `url`
   as mod-rs's event, signed per Standard Webhooks, retried with the same webhook-id on failure;
@@ -443,6 +444,18 @@ def sim_list_faults(sim: ReShareSimulator, call: Call) -> Response:
 @_route("DELETE", r"/_sim/faults")
 def sim_clear_faults(sim: ReShareSimulator, call: Call) -> Response:
     return Response(200, {"cleared": sim.faults.clear()})
+
+
+@_route("POST", r"/_sim/settings")
+def sim_set_setting(sim: ReShareSimulator, call: Call) -> Response:
+    body = call.json_object()
+    _no_unknown_keys(body, {"tenant", "key", "value"}, "setting")
+    tenant, key, value = (_optional_str(body, name) for name in ("tenant", "key", "value"))
+    if not tenant or not key or value is None:
+        raise SimError(422, "tenant, key and value are required")
+    with sim.store.lock:
+        sim.store.tenant(tenant).settings[key] = r.make_setting(key, value)
+    return Response(200, {"tenant": tenant, "key": key, "value": value})
 
 
 @_route("POST", r"/_sim/relay")

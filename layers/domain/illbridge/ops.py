@@ -3,6 +3,7 @@
     python -m illbridge.ops attention --tenant east
     python -m illbridge.ops show --tenant east --request <request id>
     python -m illbridge.ops retry --tenant east --request <request id> --step borrow_received
+    python -m illbridge.ops check [--library east]     # configuration against ReShare and WMS; exit 1 if wrong
 
 It runs with the same environment as the functions (TABLE_NAME, EVENT_BUS_NAME, CONFIG_PREFIX, ...).
 A retry releases the failed step and puts its triggering event on the bus again, so the step runs through its
@@ -18,6 +19,7 @@ from typing import Any
 
 from illbridge.errors import BridgeError
 from illbridge.models import ReShareRequestChanged, StepName, WmsItemCheckedIn
+from illbridge.workflow import checks
 from illbridge.workflow.services import Services, current_services
 
 WMS_TRIGGERED = {StepName.BORROW_WMS_RETURNED, StepName.LEND_WMS_RETURNED}
@@ -75,6 +77,12 @@ def retry(services: Services, tenant: str, request_id: str, step: StepName) -> d
     return {"released": released, "sent": event.model_dump(mode="json")}
 
 
+def check(services: Services, library_id: str | None = None) -> list[dict[str, Any]]:
+    """Every configuration check of one library, or of all; each with what to fix when it fails."""
+    ids = [library_id] if library_id else services.configs.library_ids()
+    return [f.as_dict() for i in ids for f in checks.check_library(services, services.configs.get(i))]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m illbridge.ops", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -87,9 +95,15 @@ def main(argv: list[str] | None = None) -> int:
     retrying.add_argument("--tenant", required=True)
     retrying.add_argument("--request", required=True)
     retrying.add_argument("--step", required=True, choices=[s.value for s in StepName])
+    checking = commands.add_parser("check", help="check libraries' configuration against ReShare and WMS")
+    checking.add_argument("--library", help="one library id (default: every configured library)")
     args = parser.parse_args(argv)
     services = current_services()
     try:
+        if args.command == "check":
+            findings = check(services, args.library)
+            print(json.dumps(findings, indent=2))
+            return 0 if all(f["ok"] for f in findings) else 1
         if args.command == "attention":
             result: Any = attention(services, args.tenant)
         elif args.command == "show":

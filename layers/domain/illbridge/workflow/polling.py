@@ -18,6 +18,7 @@ from illbridge.errors import BridgeError
 from illbridge.models import PatronRequest, ReShareRequestChanged, Side
 from illbridge.observability import logger, metrics
 from illbridge.timeutil import epoch_ms
+from illbridge.workflow.checks import require_manual_integration
 from illbridge.workflow.services import Services
 
 OVERLAP = timedelta(minutes=2)  # re-read a little before the cursor: clocks and commits are not instant
@@ -123,7 +124,9 @@ def poll_all(services: Services) -> list[PollReport]:
     for library_id in services.configs.library_ids():
         for side in (Side.BORROWING, Side.LENDING):
             try:
-                reports.append(poll_side(services, services.configs.get(library_id), side))
+                config = services.configs.get(library_id)
+                require_manual_integration(services, config)  # else ReShare and the bridge both act in WMS
+                reports.append(poll_side(services, config, side))
             except BridgeError as exc:
                 logger.error(
                     "poll failed", extra={"library_id": library_id, "side": side.value, "error": str(exc)}

@@ -1,0 +1,129 @@
+"""The bridge checks a library's configuration against ReShare and WMS before acting for it (product.md).
+
+- ReShare: the bridge's user can log in to the tenant, and the tenant's ``host_lms_integration`` is
+  ``manual``. Any other value (``wms2``, ...) means mod-rs calls WMS itself at the same staff actions
+  (reshare.md §7), so both would create temp items and check items out: the poller refuses to poll such a
+  library (its run fails, retries, and ends in the schedule's dead-letter queue, whose alarm tells staff).
+- WMS: the WSKey gets a token and every partner account (the patron a lent item is checked out to) is a
+  patron WMS knows.
+
+``python -m illbridge.ops check [--library ID]`` runs every check and prints what to fix.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from illbridge.config import LibraryConfig
+from illbridge.errors import BridgeError, PatronNotFound
+from illbridge.workflow.services import Services
+
+MANUAL = "manual"
+SETTING = "host_lms_integration"
+
+
+@dataclass
+class Finding:
+    library_id: str
+    check: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class HostLmsIntegrationOn(BridgeError):
+    """The ReShare tenant calls WMS itself: the bridge must not act as well."""
+
+
+def host_lms_finding(services: Services, config: LibraryConfig) -> Finding:
+    tenant = config.reshare.tenant
+    try:
+        value = services.reshare(config).app_setting(SETTING)
+    except BridgeError as exc:
+        return Finding(
+            config.library_id,
+            "reshare",
+            False,
+            f"cannot read ReShare tenant {tenant!r}: {exc}",
+            "Check the ReShare URL, tenant, user and password in the library's configuration and secret.",
+        )
+    if value != MANUAL:
+        return Finding(
+            config.library_id,
+            "reshare",
+            False,
+            f"ReShare tenant {tenant!r} has {SETTING} = {value!r}: mod-rs would also call WMS at the same "
+            "staff actions, so temp items and check-outs would happen twice",
+            f"In ReShare set {SETTING} to '{MANUAL}' for tenant {tenant!r} (Settings > Resource sharing > "
+            "Host LMS integration); the bridge starts polling it at the next run.",
+        )
+    return Finding(config.library_id, "reshare", True, f"tenant {tenant!r}: logged in, {SETTING} = {MANUAL}")
+
+
+def wms_findings(services: Services, config: LibraryConfig) -> list[Finding]:
+    wms = services.wms(config)
+    accounts = sorted({*config.partner_accounts.values(), *filter(None, [config.default_partner_account])})
+    findings = []
+    for account in accounts:
+        try:
+            wms.lookup_patron(account)
+        except PatronNotFound:
+            findings.append(
+                Finding(
+                    config.library_id,
+                    "wms",
+                    False,
+                    f"partner account {account!r} is not a patron in WMS registry {config.wms.registry_id}",
+                    "Create the partner library's ILL patron in WMS, or correct partner_accounts.",
+                )
+            )
+        except BridgeError as exc:
+            findings.append(
+                Finding(
+                    config.library_id,
+                    "wms",
+                    False,
+                    f"cannot look up patrons in WMS registry {config.wms.registry_id}: {exc}",
+                    "Check the WSKey, its secret and its scopes (SCIM, NCIP) in the library's secret.",
+                )
+            )
+            return findings
+        else:
+            findings.append(Finding(config.library_id, "wms", True, f"partner account {account!r} found"))
+    return findings
+
+
+def check_library(services: Services, config: LibraryConfig) -> list[Finding]:
+    return [host_lms_finding(services, config), *wms_findings(services, config)]
+
+
+RECHECK_SECONDS = 900.0  # a warm instance asks ReShare again this often: a switched setting is seen soon
+_verified: dict[str, float] = {}  # library/tenant -> when it was last seen "manual" (monotonic)
+_verified_lock = threading.Lock()
+
+
+def require_manual_integration(services: Services, config: LibraryConfig) -> None:
+    """Raise HostLmsIntegrationOn unless the tenant is ``manual`` (asked at most every RECHECK_SECONDS)."""
+    key = f"{config.library_id}/{config.reshare.tenant}"
+    with _verified_lock:
+        if time.monotonic() - _verified.get(key, -RECHECK_SECONDS) < RECHECK_SECONDS:
+            return
+    finding = host_lms_finding(services, config)
+    if not finding.ok:
+        with _verified_lock:
+            _verified.pop(key, None)
+        raise HostLmsIntegrationOn(f"{finding.detail}. {finding.fix}")
+    with _verified_lock:
+        _verified[key] = time.monotonic()
+
+
+def forget_verified() -> None:
+    """Check every tenant again at the next poll (tests, and after a configuration change)."""
+    with _verified_lock:
+        _verified.clear()

@@ -1,0 +1,80 @@
+"""The configuration check (product.md: "check its own configuration before first use"): the ReShare tenant's
+``host_lms_integration`` must be ``manual``, or mod-rs and the bridge would both act in WMS (reshare.md §7).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from illbridge import ops
+from illbridge.workflow import checks
+from illbridge.workflow.polling import poll_all
+from illbridge.workflow.services import current_services
+from sandbox import events
+from sandbox.runtime import Sandbox
+from tests.e2e.conftest import create_pair, sim
+
+
+@pytest.fixture(scope="module")
+def sb() -> Iterator[Sandbox]:
+    sandbox = Sandbox(background=False, visibility=1)
+    sandbox.start()
+    try:
+        yield sandbox
+    finally:
+        sandbox.stop()
+
+
+@pytest.fixture(autouse=True)
+def fresh_checks() -> Iterator[None]:
+    checks.forget_verified()
+    yield
+    checks.forget_verified()
+
+
+def queued(sb: Sandbox, queue: str) -> int:
+    sqs = sb.boto3_client("sqs")
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=sb.queue_url(queue), AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"])
+
+
+def test_the_demo_libraries_pass_every_check(sb: Sandbox, capsys: pytest.CaptureFixture[str]) -> None:
+    assert ops.main(["check"]) == 0
+    findings = json.loads(capsys.readouterr().out)
+    assert {(f["library_id"], f["check"]) for f in findings} == {
+        ("east", "reshare"),
+        ("east", "wms"),
+        ("west", "reshare"),
+        ("west", "wms"),
+    }
+    assert all(f["ok"] for f in findings), findings
+
+
+def test_a_tenant_that_calls_wms_itself_is_not_polled_until_it_is_switched_to_manual(
+    sb: Sandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given west's ReShare tenant set to call WMS itself, and a pair west has shipped
+    sim(sb, "reshare", "POST", "settings", tenant="west", key="host_lms_integration", value="wms2")
+    create_pair(sb, volumes=[{"item_barcode": "WEST-ITEM-0901"}], lender_state="RES_ITEM_SHIPPED")
+    before = queued(sb, "LendShippedQueue")
+    # When the check runs, Then it fails for west, naming the setting and the fix
+    assert ops.main(["check", "--library", "west"]) == 1
+    [reshare] = [f for f in json.loads(capsys.readouterr().out) if f["check"] == "reshare"]
+    assert not reshare["ok"] and "'wms2'" in reshare["detail"] and "manual" in reshare["fix"]
+    # When the poller runs, Then it refuses west (the run fails: retries, then the schedule's DLQ and alarm),
+    # east is still polled, and nothing of west's reaches a step queue
+    summary = {f"{r.library_id}/{r.side}": r for r in poll_all(current_services())}
+    assert summary["west/lending"].error and "host_lms_integration" in summary["west/lending"].error
+    assert summary["east/borrowing"].error is None
+    with pytest.raises(Exception, match="host_lms_integration"):
+        sb.invoke("ReSharePollerFunction", events.load("reshare_poller/scheduled.json"))
+    assert queued(sb, "LendShippedQueue") == before
+    # When staff switch it to manual, Then the next poll takes up the shipment (a failed check is not cached)
+    sim(sb, "reshare", "POST", "settings", tenant="west", key="host_lms_integration", value="manual")
+    assert sb.invoke("ReSharePollerFunction", events.load("reshare_poller/scheduled.json"))["failed"] == 0
+    assert queued(sb, "LendShippedQueue") == before + 1
