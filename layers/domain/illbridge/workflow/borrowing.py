@@ -10,6 +10,7 @@ from illbridge.errors import NeedsStaff, PatronNotFound, WmsProblem
 from illbridge.models import (
     MappedItem,
     Mapping,
+    Outcome,
     PatronRequest,
     ReShareRequestChanged,
     Side,
@@ -33,6 +34,18 @@ from illbridge.workflow.engine import StepContext, StepResult, retry_command, ru
 from illbridge.workflow.services import Services
 
 RECEIVED_STATES = frozenset({"REQ_CHECKED_IN", "REQ_OVERDUE"})  # patron may still have it
+# The patron is done with the item (returned, shipped back) or the request ended: no temp item any more.
+PAST_RECEIVED_STATES = frozenset(
+    {
+        "REQ_AWAITING_RETURN_SHIPPING",
+        "REQ_SHIPPED_TO_SUPPLIER",
+        "REQ_REQUEST_COMPLETE",
+        "REQ_CANCELLED",
+        "REQ_UNFILLED",
+        "REQ_END_OF_ROTA",
+        "REQ_FILLED_LOCALLY",
+    }
+)
 BRANCH_ID = re.compile(r"^\d{6}$")
 
 
@@ -47,6 +60,13 @@ def create_temp_items(ctx: StepContext) -> StepResult:
     if not ctx.config.steps.create_temp_item_on_received:
         return StepResult(skipped_by_configuration(ctx, "create_temp_item_on_received"))
     request = fetch_request(ctx)
+    state = request.state.code
+    if state in PAST_RECEIVED_STATES and ctx.services.store.get_mapping(ctx.tenant, ctx.request_id) is None:
+        # A late (or out-of-order) delivery: the returned/closed steps may already have run and found nothing
+        # to check in, so a temp item created now would keep its hold forever. Nothing was sent before (no
+        # mapping), so there is nothing in WMS to account for.
+        ctx.note("nothing to create", f"ReShare already shows {state}: no temp item or hold", Outcome.SKIPPED)
+        return StepResult(StepStatus.SKIPPED, {"reshare_state": state})
     mapping = borrowing_mapping(ctx, request)
     check_patron(ctx, mapping)
     for barcode in [i.barcode for i in mapping.items if not i.created_in_wms]:

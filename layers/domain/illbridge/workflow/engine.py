@@ -116,7 +116,8 @@ class StepContext:
 
 
 def outcome_of(exc: BaseException) -> Outcome:
-    if isinstance(exc, WmsProblem | ReShareActionRejected | PatronNotFound | ReShareNotFound):
+    # NeedsStaff raised inside a call: the answer was a definite "no" (e.g. an unknown patron), not a fault
+    if isinstance(exc, WmsProblem | ReShareActionRejected | PatronNotFound | ReShareNotFound | NeedsStaff):
         return Outcome.PROBLEM
     if isinstance(exc, WmsOutcomeUnknown) or type(exc).__name__ == "ReShareOutcomeUnknown":
         return Outcome.UNKNOWN

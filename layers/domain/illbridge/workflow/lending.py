@@ -8,6 +8,7 @@ from illbridge.errors import NeedsStaff, PatronNotFound, WmsProblem
 from illbridge.models import (
     MappedItem,
     Mapping,
+    Outcome,
     PatronRequest,
     ReShareRequestChanged,
     Side,
@@ -16,6 +17,8 @@ from illbridge.models import (
     WmsItemCheckedIn,
 )
 from illbridge.workflow.common import (
+    PENDING,
+    WaitingForEarlierStep,
     check_in,
     fetch_request,
     mark_checked_in,
@@ -36,6 +39,7 @@ from illbridge.workflow.engine import (
 from illbridge.workflow.services import Services
 
 RETURNED_STATES = frozenset({"RES_ITEM_RETURNED", "RES_OVERDUE"})
+CLOSED_STATES = frozenset({"RES_COMPLETE", "RES_CANCELLED", "RES_UNFILLED"})
 
 
 # --- 4. shipped: check the item out to the borrowing institution's account ------------------------------
@@ -49,6 +53,16 @@ def check_out_to_borrower(ctx: StepContext) -> StepResult:
     if not ctx.config.steps.check_out_on_shipped:
         return StepResult(skipped_by_configuration(ctx, "check_out_on_shipped"))
     request = fetch_request(ctx)
+    state = request.state.code
+    if state in CLOSED_STATES and ctx.services.store.get_mapping(ctx.tenant, ctx.request_id) is None:
+        # A late (or out-of-order) delivery: the complete step may already have run and found nothing to
+        # check in, so a check-out now would leave the item on loan for good. Nothing was sent before.
+        ctx.note(
+            "nothing to check out",
+            f"ReShare already shows {state}: the item is not checked out",
+            Outcome.SKIPPED,
+        )
+        return StepResult(StepStatus.SKIPPED, {"reshare_state": state})
     mapping = lending_mapping(ctx, request)
     check_account(ctx, mapping)
     differences = []
@@ -168,6 +182,9 @@ def check_in_lent_items(ctx: StepContext) -> StepResult:
     if not ctx.config.steps.check_in_on_complete:
         return StepResult(skipped_by_configuration(ctx, "check_in_on_complete"))
     store = ctx.services.store
+    shipped = store.get_step(ctx.tenant, ctx.request_id, StepName.LEND_SHIPPED)
+    if shipped is not None and shipped.status in PENDING:
+        raise WaitingForEarlierStep(f"{StepName.LEND_SHIPPED.value} of {ctx.hrid} is still running")
     mapping = store.get_mapping(ctx.tenant, ctx.request_id)
     if mapping is None:
         ctx.note("nothing to check in", "the bridge never checked this request's item out")
