@@ -1,0 +1,1 @@
+"""Benchmarks: ``make bench`` (``python -m bench``) runs them and rewrites ``bench/RESULTS.md``."""

@@ -1,0 +1,113 @@
+"""How one poll scales with the number of changed requests, in the sandbox (moto server + ReShare simulator).
+
+For each size N, in a fresh process: create N request pairs whose lender has shipped (so each pair is two
+changed requests, one of them a transition that some step reacts to), then time one poll of every library and
+side, counting the PutEvents calls it made and the peak Python memory it allocated (tracemalloc). What must
+hold: the cost per changed request stays flat as N grows (the poller pages and flushes as it goes), PutEvents
+carries 10 entries per call, and memory does not grow with N. Ratios are compared within one run, never
+against fixed times (shared machines are noisy).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import tracemalloc
+from typing import Any
+
+import requests
+
+SIZES = (50, 200, 800)
+
+
+def measure(size: int) -> dict[str, Any]:
+    from sandbox.runtime import Sandbox
+
+    sb = Sandbox(background=False, visibility=1).start()
+    try:
+        with requests.Session() as http:
+            for n in range(size):
+                answer = http.post(
+                    f"{sb.urls['reshare']}/_sim/requests",
+                    json={
+                        "title": f"Bench title {n}",
+                        "patron_barcode": "EAST-P-0001",
+                        "pickup_location_slug": "east-main",
+                        "volumes": [{"item_barcode": f"WEST-BENCH-{n:05d}"}],
+                        "lender_state": "RES_ITEM_SHIPPED",
+                    },
+                    timeout=30,
+                )
+                answer.raise_for_status()
+        from illbridge.workflow.polling import poll_all
+        from illbridge.workflow.services import current_services
+
+        services = current_services()
+        client = services.bus.client
+        calls: list[int] = []
+        real_put = client.put_events
+
+        def counting_put(**kwargs: Any) -> Any:
+            calls.append(len(kwargs["Entries"]))
+            return real_put(**kwargs)
+
+        client.put_events = counting_put
+        began = time.perf_counter()
+        poll_all(services)  # first sight of every request (a new deployment): every one is a transition
+        first = time.perf_counter() - began
+        began = time.perf_counter()
+        reports = poll_all(services)  # nothing new: the cost of reading N changes and finding no transition
+        idle = time.perf_counter() - began
+        tracemalloc.start()  # memory in a third poll of its own: tracemalloc slows what it traces
+        poll_all(services)
+        _, idle_peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        return {
+            "size": size,
+            "changed_requests": sum(r.seen for r in reports),
+            "first_poll_s": round(first, 3),
+            "first_poll_put_calls": len(calls),
+            "first_poll_entries_per_call": round(sum(calls) / len(calls), 2) if calls else 0,
+            "max_entries_per_call": max(calls, default=0),
+            "repeat_poll_s": round(idle, 3),
+            "repeat_poll_ms_per_request": round(1000 * idle / max(1, sum(r.seen for r in reports)), 3),
+            "repeat_poll_peak_kib": round(idle_peak / 1024, 1),
+        }
+    finally:
+        sb.stop()
+
+
+def run() -> list[dict[str, Any]]:
+    results = []
+    for size in SIZES:  # one process per size: one sandbox per process, and no warm state carried over
+        out = subprocess.run(
+            [sys.executable, "-m", "bench.poller", str(size)], check=True, capture_output=True, text=True
+        ).stdout
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    return results
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    base = results[0]["repeat_poll_ms_per_request"] or 1
+    lines = [
+        "| pairs | changed requests seen | first poll | PutEvents calls | entries per call (max) "
+        "| repeat poll | per request | vs smallest | peak memory |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['size']} | {r['changed_requests']} | {r['first_poll_s']} s | {r['first_poll_put_calls']} | "
+            f"{r['first_poll_entries_per_call']} ({r['max_entries_per_call']}) | {r['repeat_poll_s']} s | "
+            f"{r['repeat_poll_ms_per_request']} ms | {r['repeat_poll_ms_per_request'] / base:.2f}x | "
+            f"{r['repeat_poll_peak_kib']} KiB |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import logging
+
+    logging.disable(logging.CRITICAL)
+    print(json.dumps(measure(int(sys.argv[1]))))
