@@ -22,6 +22,6 @@ def handler(event, context):
         "failed": len(failed),
     }
     logger.info("poll done", extra=summary)
-    if failed:  # the schedule's retry policy tries again; after that its dead-letter queue alarms
+    if failed:  # Lambda retries the run (EventInvokeConfig), then sends it to ScheduleDeadLetterQueue (alarm)
         raise PollFailed("; ".join(f"{r.library_id}/{r.side}: {r.error}" for r in failed))
     return summary

@@ -387,7 +387,13 @@ def test_a_request_wms_cannot_take_becomes_one_clear_attention_item(sandbox: San
     assert step_queue_depth(sb) == 0
     assert east.state(borrower_id) == "REQ_CHECKED_IN"
 
-    # When staff fix the cause and run the retry
+    # When staff retry before fixing anything, Then the step runs again and fails the same way: still one item
+    ops_cli("retry", "--tenant", "east", "--request", borrower_id, "--step", "borrow_received")
+    settle(sb)
+    assert [a.reason for a in attention_for("east", borrower_id)] == [item.reason]
+    assert history("east", borrower_id).count("borrow_received:attention raised:problem") == 2
+
+    # When staff fix the cause and run the retry (again within the hour: it is not taken for a duplicate)
     if case == "unmapped-pickup-location":
         fixed: contextlib.AbstractContextManager[None] = pickup_branch_mapped(sb, "east-annex", "262630")
         branch = "262630"

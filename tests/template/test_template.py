@@ -147,3 +147,23 @@ def test_the_api_has_both_webhooks() -> None:
         if event["Type"] == "Api"
     }
     assert {("POST", "/webhooks/reshare"), ("POST", "/webhooks/wms")} <= routes
+
+
+def test_every_alarm_may_publish_to_the_topics_it_notifies() -> None:
+    # A custom topic policy replaces SNS's default one: CloudWatch alarms need their own statement
+    policies = of_type("AWS::SNS::TopicPolicy").values()
+    for name, alarm in of_type("AWS::CloudWatch::Alarm").items():
+        for action in alarm["Properties"].get("AlarmActions", []):
+            topic = action["Ref"]
+            statements = [
+                st
+                for policy in policies
+                if {"Ref": topic} in policy["Properties"]["Topics"]
+                for st in policy["Properties"]["PolicyDocument"]["Statement"]
+            ]
+            assert any(
+                st["Effect"] == "Allow"
+                and st["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+                and st["Action"] == "sns:Publish"
+                for st in statements
+            ), (name, topic)

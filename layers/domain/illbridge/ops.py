@@ -3,6 +3,7 @@
     python -m illbridge.ops attention --tenant east
     python -m illbridge.ops show --tenant east --request <request id>
     python -m illbridge.ops retry --tenant east --request <request id> --step borrow_received
+    python -m illbridge.ops resolve --tenant east --request <request id> --step lend_shipped   # dealt with
     python -m illbridge.ops check [--library east]     # configuration against ReShare and WMS; exit 1 if wrong
 
 It runs with the same environment as the functions (TABLE_NAME, EVENT_BUS_NAME, CONFIG_PREFIX, ...).
@@ -95,6 +96,12 @@ def main(argv: list[str] | None = None) -> int:
     retrying.add_argument("--tenant", required=True)
     retrying.add_argument("--request", required=True)
     retrying.add_argument("--step", required=True, choices=[s.value for s in StepName])
+    resolving = commands.add_parser(
+        "resolve", help="take an attention item off the list (dealt with by hand)"
+    )
+    resolving.add_argument("--tenant", required=True)
+    resolving.add_argument("--request", required=True)
+    resolving.add_argument("--step", required=True, choices=[s.value for s in StepName])
     checking = commands.add_parser("check", help="check libraries' configuration against ReShare and WMS")
     checking.add_argument("--library", help="one library id (default: every configured library)")
     args = parser.parse_args(argv)
@@ -104,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
             findings = check(services, args.library)
             print(json.dumps(findings, indent=2))
             return 0 if all(f["ok"] for f in findings) else 1
+        if args.command == "resolve":
+            resolved = services.store.resolve_attention(args.tenant, args.request, args.step)
+            print(json.dumps({"resolved": resolved}))
+            return 0 if resolved else 1
         if args.command == "attention":
             result: Any = attention(services, args.tenant)
         elif args.command == "show":

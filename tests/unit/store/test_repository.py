@@ -538,6 +538,22 @@ def test_attention_lists_only_unresolved_items_of_the_tenant_newest_first(
     assert store.resolve_attention(TENANT, "nope", StepName.LEND_SHIPPED) is False
 
 
+def test_a_step_that_succeeds_resolves_only_attention_raised_before_it_started(
+    store: BridgeStore, clock: Any
+) -> None:
+    # Given an item raised by an earlier attempt, and a warning the succeeding run raised itself
+    t0 = clock.now
+    store.raise_attention(attention("r1", "borrow_received", t0 - timedelta(minutes=5)))
+    store.raise_attention(
+        attention("r2", "lend_shipped", t0 + timedelta(seconds=1), reason="due dates differ")
+    )
+    # When each step's success resolves what was raised before the run started (at t0)
+    assert store.resolve_attention(TENANT, "r1", "borrow_received", raised_before=t0) is True
+    assert store.resolve_attention(TENANT, "r2", "lend_shipped", raised_before=t0) is False
+    # Then the earlier failure is off the list and the run's own warning stays on it
+    assert [(a.request_id, a.reason) for a in store.list_attention(TENANT)] == [("r2", "due dates differ")]
+
+
 # --- webhook ids, the ops view ---------------------------------------------------------------------------
 
 

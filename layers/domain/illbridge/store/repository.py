@@ -777,10 +777,18 @@ class BridgeStore:
             self._table.put_item(Item=row)
         return item
 
-    def resolve_attention(self, tenant: str, request_id: str, step: str) -> bool:
-        """Take the item off the list (it stays on the request, resolved); whether one was open."""
+    def resolve_attention(
+        self, tenant: str, request_id: str, step: str, *, raised_before: datetime | None = None
+    ) -> bool:
+        """Take the item off the list (it stays on the request, resolved); whether one was open.
+
+        ``raised_before``: only an item raised before then (a step that succeeds resolves what earlier attempts
+        raised, not a warning it raised itself in this run).
+        """
         expr = _Expression()
         condition = f"attribute_exists({expr.n('attention_key')})"
+        if raised_before is not None:
+            condition += f" AND {expr.n('attention_at')} < {expr.v(keys.timestamp(raised_before))}"
         expr.set("resolved", True).set("resolved_at", self._now()).remove("attention_key", "attention_at")
         try:
             with _dynamodb("UpdateItem"):

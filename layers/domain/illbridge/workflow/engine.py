@@ -185,6 +185,7 @@ def run_step(
     # StepAlreadyClaimed propagates: transient, the message comes back after the visibility timeout.
 
     attempt = ctx.attempt
+    started = services.clock()
     try:
         result = act(ctx)
     except BridgeError as exc:
@@ -205,7 +206,7 @@ def run_step(
         _fail(ctx, reason, fix, error=str(exc))
         return StepResult(StepStatus.FAILED, {"reason": reason})
     store.complete_step(tenant, request_id, step, attempt=attempt, status=result.status, result=result.detail)
-    store.resolve_attention(tenant, request_id, step.value)
+    store.resolve_attention(tenant, request_id, step.value, raised_before=started)  # keep this run's warnings
     metrics.add_metric(name=f"Step{result.status.value.title()}", unit="Count", value=1)
     return result
 
