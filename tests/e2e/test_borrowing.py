@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from illbridge.models import StepName, StepStatus
 from illbridge.workflow.services import current_services
 from sandbox.runtime import Sandbox
 from tests.e2e.conftest import Library, create_pair, settle, sim
@@ -149,3 +150,35 @@ def test_a_borrowed_item_goes_through_wms_and_back(sandbox: Sandbox, volumes: in
         assert "borrow_wms_returned:performAction patronReturnedItem:success" in story
         assert not any("CheckInItem" in line for line in story)  # WMS did it; the bridge never re-sent it
     assert story.index(accepted[0]) < len(story) - 1
+
+
+def test_received_and_returned_between_two_polls_ends_clean_without_a_temp_item(sandbox: Sandbox) -> None:
+    sb = sandbox
+    # Given a pair shipped by the lender and seen by the bridge
+    pair = create_pair(sb, volumes=[{"item_barcode": "WEST-ITEM-0009"}], due_date=DUE.isoformat())
+    borrower_id, hrid = pair["borrower"]["id"], pair["hrid"]
+    east, west = Library(sb, "east"), Library(sb, "west")
+    west.act(
+        pair["lender"]["id"],
+        "supplierCheckInToReshareAndSupplierMarkShipped",
+        {"itemBarcodes": [{"itemId": "WEST-ITEM-0009"}]},
+    )
+    settle(sb)
+    # When the borrower receives it and the patron returns it before the next poll (REQ_CHECKED_IN never seen)
+    east.act(borrower_id, "requesterReceived")
+    east.act(borrower_id, "patronReturnedItem")
+    settle(sb)
+    # Then no temp item was made, the returned step succeeded with nothing to do, and nobody is asked anything
+    assert temp_items(sb, f"ReShareRequest{hrid}") == []
+    store = current_services().store
+    record = store.get_step("east", borrower_id, StepName.BORROW_RETURNED)
+    assert record is not None and record.status == StepStatus.SUCCEEDED
+    assert "borrow_returned:nothing to check in:info" in history_operations(sb, "east", borrower_id)
+    assert all(a.request_id != borrower_id for a in store.list_attention("east"))
+    # and the rest of the life goes on to complete on both sides
+    east.act(borrower_id, "shippedReturn")
+    west.act(pair["lender"]["id"], "supplierCheckOutOfReshare")
+    settle(sb)
+    assert east.state(borrower_id) == "REQ_REQUEST_COMPLETE"
+    assert sim(sb, "wms", "GET", "items/WEST-ITEM-0009?registry_id=262626")["status"] == "Available"
+    assert temp_items(sb, f"ReShareRequest{hrid}") == []

@@ -237,8 +237,17 @@ def on_item_returned(services: Services, change: ReShareRequestChanged) -> StepR
 def check_in_temp_items(ctx: StepContext) -> StepResult:
     if not ctx.config.steps.check_in_on_returned:
         return StepResult(skipped_by_configuration(ctx, "check_in_on_returned"))
+    store = ctx.services.store
+    if store.get_step(ctx.tenant, ctx.request_id, StepName.BORROW_RECEIVED) is None and (
+        store.get_mapping(ctx.tenant, ctx.request_id) is None
+    ):
+        # Received and returned between two polls (or the received event is still on its way): ReShare is
+        # already past receipt, so borrow_received will create nothing either (create_temp_items), and
+        # waiting for it could only end in an attention item about nothing.
+        ctx.note("nothing to check in", "returned before the bridge saw it received: no temp item was made")
+        return StepResult(StepStatus.SUCCEEDED, {"checked_in": []})
     received = wait_for(ctx, StepName.BORROW_RECEIVED)
-    mapping = ctx.services.store.get_mapping(ctx.tenant, ctx.request_id)
+    mapping = store.get_mapping(ctx.tenant, ctx.request_id)
     created = [i for i in mapping.items if i.created_in_wms] if mapping else []
     if mapping is None or not created:
         ctx.note("nothing to check in", f"no temp item was created in WMS (received step {received})")
