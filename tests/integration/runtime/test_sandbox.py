@@ -837,6 +837,24 @@ def test_python_m_sandbox_up_starts_within_30s_and_stops_cleanly_on_sigint() -> 
         # and it serves: the gateway answers like API Gateway, the simulators answer
         assert requests.get(f"{gateway.group(1)}/nowhere", timeout=10).status_code == 403
         assert requests.get(f"{urls['ReShare']}/_sim/tenants", timeout=10).status_code == 200
+        # a delivery to the webhook with a bad signature gets 401 and a JSON reason
+        forged = {
+            "webhook-id": "msg_1",
+            "webhook-timestamp": str(int(time.time())),
+            "webhook-signature": "v1,AAAA",
+        }
+        bad = requests.post(f"{gateway.group(1)}/webhooks/reshare", data="{}", headers=forged, timeout=10)
+        assert (bad.status_code, bad.json()["error"]) == (401, "unauthorized")
+        # and the ReShare simulator relays state changes, signed, to the webhook, which takes them
+        assert "ReShare relay: state changes of east, west" in output
+        requests.post(
+            f"{urls['ReShare']}/_sim/requests",
+            json={"title": "Relayed", "patron_barcode": "EAST-P-0001", "pickup_location_slug": "east-main"},
+            timeout=10,
+        ).raise_for_status()
+        assert requests.post(f"{urls['ReShare']}/_sim/relay/wait", timeout=40).json()["idle"] is True
+        deliveries = requests.get(f"{urls['ReShare']}/_sim/relay", timeout=10).json()["deliveries"]
+        assert deliveries and all(d["statuses"][-1] in (200, 202) for d in deliveries), deliveries
         assert _children(process.pid) == []
         # When it gets SIGINT (Ctrl-C)
         time.sleep(1.5)  # let a scheduled run happen
