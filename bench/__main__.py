@@ -28,6 +28,10 @@ the repeat poll re-reads the same changes (cursor overlap) and finds none: that 
 changed request, which must stay flat as N grows, with memory that does not grow with N.
 
 {poller.table(results)}
+
+History: before the poller skipped requests already seen at their `lastUpdated` (2026-11-29), a repeat poll
+made three DynamoDB calls per request (a read and two refused conditional writes) and cost 13.5 ms per
+request at 50 and 200 pairs on this kind of machine; it is one read now.
 """
     RESULTS.write_text(text)
     print(text)
