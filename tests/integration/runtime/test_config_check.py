@@ -18,16 +18,6 @@ from sandbox.runtime import Sandbox
 from tests.e2e.conftest import create_pair, sim
 
 
-@pytest.fixture(scope="module")
-def sb() -> Iterator[Sandbox]:
-    sandbox = Sandbox(background=False, visibility=1)
-    sandbox.start()
-    try:
-        yield sandbox
-    finally:
-        sandbox.stop()
-
-
 @pytest.fixture(autouse=True)
 def fresh_checks() -> Iterator[None]:
     checks.forget_verified()

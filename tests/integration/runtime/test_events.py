@@ -6,7 +6,6 @@ driving its real function in the sandbox through a request pair's life.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,16 +33,6 @@ def function_of(sample: str) -> str:
 
 def trigger(function: str) -> str:
     return {e["Type"] for e in FUNCTIONS[function]["Properties"]["Events"].values()}.pop()
-
-
-@pytest.fixture(scope="module")
-def sb() -> Iterator[Sandbox]:
-    sandbox = Sandbox(background=False, visibility=1)
-    sandbox.start()
-    try:
-        yield sandbox
-    finally:
-        sandbox.stop()
 
 
 # --- the corpus itself ----------------------------------------------------------------------------------

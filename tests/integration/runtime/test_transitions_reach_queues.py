@@ -15,10 +15,8 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 import requests
 
 from sandbox import events
@@ -52,16 +50,6 @@ LIFE: list[tuple[str, str, dict[str, Any], list[tuple[str, str, str]]]] = [
         ],
     ),
 ]
-
-
-@pytest.fixture(scope="module")
-def sb() -> Iterator[Sandbox]:
-    sandbox = Sandbox(background=False, visibility=1)
-    sandbox.start()
-    try:
-        yield sandbox
-    finally:
-        sandbox.stop()
 
 
 def arrived(sb: Sandbox) -> Counter[tuple[str, str, str, str]]:
