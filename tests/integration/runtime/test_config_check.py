@@ -8,12 +8,15 @@ import json
 from collections.abc import Iterator
 
 import pytest
+import requests
 
 from illbridge import ops
 from illbridge.workflow import checks
 from illbridge.workflow.polling import poll_all
 from illbridge.workflow.services import current_services
 from sandbox import events
+from sandbox.demo import WEBHOOK_SECRETS
+from sandbox.reshare.relay import reshare_event, signed_headers
 from sandbox.runtime import Sandbox
 from tests.e2e.conftest import create_pair, sim
 
@@ -50,7 +53,7 @@ def test_a_tenant_that_calls_wms_itself_is_not_polled_until_it_is_switched_to_ma
 ) -> None:
     # Given west's ReShare tenant set to call WMS itself, and a pair west has shipped
     sim(sb, "reshare", "POST", "settings", tenant="west", key="host_lms_integration", value="wms2")
-    create_pair(sb, volumes=[{"item_barcode": "WEST-ITEM-0901"}], lender_state="RES_ITEM_SHIPPED")
+    pair = create_pair(sb, volumes=[{"item_barcode": "WEST-ITEM-0901"}], lender_state="RES_ITEM_SHIPPED")
     before = queued(sb, "LendShippedQueue")
     # When the check runs, Then it fails for west, naming the setting and the fix
     assert ops.main(["check", "--library", "west"]) == 1
@@ -63,6 +66,18 @@ def test_a_tenant_that_calls_wms_itself_is_not_polled_until_it_is_switched_to_ma
     assert summary["east/borrowing"].error is None
     with pytest.raises(Exception, match="host_lms_integration"):
         sb.invoke("ReSharePollerFunction", events.load("reshare_poller/scheduled.json"))
+    assert queued(sb, "LendShippedQueue") == before
+    # and a signed webhook about west's request is answered 503 (the relay tries again later), nothing queued
+    body = json.dumps(
+        reshare_event("west", pair["lender"]["id"], "t", "RES_ITEM_SHIPPED", None), separators=(",", ":")
+    )
+    answer = requests.post(
+        f"{sb.urls['gateway']}/webhooks/reshare",
+        data=body,
+        headers=signed_headers(WEBHOOK_SECRETS["west"], body),
+        timeout=30,
+    )
+    assert answer.status_code == 503 and "host_lms_integration" in answer.json()["message"], answer.text
     assert queued(sb, "LendShippedQueue") == before
     # When staff switch it to manual, Then the next poll takes up the shipment (a failed check is not cached)
     sim(sb, "reshare", "POST", "settings", tenant="west", key="host_lms_integration", value="manual")

@@ -38,7 +38,12 @@ class Finding:
 
 
 class HostLmsIntegrationOn(BridgeError):
-    """The ReShare tenant calls WMS itself: the bridge must not act as well."""
+    """The ReShare tenant calls WMS itself (or cannot be asked): the bridge must not act as well.
+
+    Transient: once staff set the tenant to ``manual`` the next poll, or the webhook sender's next try (503),
+    goes through."""
+
+    transient = True
 
 
 def host_lms_finding(services: Services, config: LibraryConfig) -> Finding:

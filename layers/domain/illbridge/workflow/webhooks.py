@@ -22,6 +22,7 @@ from illbridge.config import LibraryConfig
 from illbridge.errors import BadInput, ReShareNotFound
 from illbridge.models import WmsItemCheckedIn
 from illbridge.observability import logger
+from illbridge.workflow.checks import require_manual_integration
 from illbridge.workflow.polling import Transitions
 from illbridge.workflow.services import Services
 
@@ -124,6 +125,7 @@ def handle_reshare_event(services: Services, headers: dict[str, str], body: str)
     webhook_id = _header(headers, "webhook-id") or ""
     if services.store.webhook_seen(config.library_id, webhook_id):
         return WebhookAnswer(200, {"status": "duplicate", "webhook_id": webhook_id})
+    require_manual_integration(services, config)  # else 503: ReShare itself acts in WMS for this tenant
     try:
         request = services.reshare(config).get_request(request_id)
     except ReShareNotFound as exc:
