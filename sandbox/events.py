@@ -12,8 +12,8 @@ Each file is what AWS hands the function, built on what ``sam local generate-eve
 
 Regenerate with ``.venv/bin/python -m sandbox.events`` (``--check`` compares instead of writing); the tests use
 the files (``tests/integration/runtime/test_events.py``) and check them against ``sam local generate-event``.
-Use one by hand with the sandbox up: ``sam local invoke`` needs Docker, so
-``python -c "from sandbox.runtime import Sandbox; ..."`` or the tests show how to invoke in-process.
+``sam local invoke -e events/...`` needs Docker; in-process, with the sandbox, the same files run as
+``Sandbox().start().invoke("BorrowReceivedFunction", load("borrow_received/item-received.json"))``.
 """
 
 from __future__ import annotations
