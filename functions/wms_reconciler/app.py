@@ -1,8 +1,13 @@
 """Scheduled: ask WMS about open mappings whose next check is due; put WmsItemCheckedIn events."""
 
+from illbridge.errors import BridgeError
 from illbridge.observability import logger, metrics, tracer
 from illbridge.workflow.reconcile import reconcile_all
 from illbridge.workflow.services import current_services
+
+
+class ReconcileFailed(BridgeError):
+    transient = True
 
 
 @logger.inject_lambda_context
@@ -16,4 +21,8 @@ def handler(event, context):
         "errors": [e for r in reports for e in r.errors],
     }
     logger.info("reconciliation done", extra=summary)
+    if summary["errors"]:  # Lambda retries the run (EventInvokeConfig), then ScheduleDeadLetterQueue alarms
+        raise ReconcileFailed(
+            f"{len(summary['errors'])} request(s) not reconciled: " + "; ".join(summary["errors"])
+        )
     return summary

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from illbridge.config import LibraryConfig
 from illbridge.errors import BridgeError
-from illbridge.models import Mapping, Side, WmsItemCheckedIn
+from illbridge.models import HistoryEntry, Mapping, Outcome, Side, WmsItemCheckedIn
 from illbridge.observability import logger, metrics
 from illbridge.wms.probe import probe_for
 from illbridge.workflow.common import next_check_time
@@ -48,6 +48,9 @@ def reconcile_library(services: Services, config: LibraryConfig, *, limit: int =
                 "reconciliation of one request failed", extra={"hrid": mapping.hrid, "error": str(exc)}
             )
             report.errors.append(f"{mapping.hrid}: {exc}")
+            record_failure(services, mapping, exc)
+            if not exc.transient:  # a definite answer (e.g. WMS no longer knows the item): ask again later,
+                schedule_next(services, config, mapping)  # with backoff, not on every run
     metrics.add_metric(name="ReconciledRequests", unit="Count", value=report.checked)
     return report
 
@@ -76,6 +79,23 @@ def probe_mapping(services: Services, config: LibraryConfig, mapping: Mapping) -
                 )
             )
     return events
+
+
+def record_failure(services: Services, mapping: Mapping, exc: BridgeError) -> None:
+    """A history line on the request, so `ops show` says why its check-in was not noticed."""
+    services.store.add_history(
+        mapping.tenant,
+        mapping.request_id,
+        HistoryEntry(
+            at=services.clock(),
+            step="reconcile",
+            system="wms",
+            operation="LookupItem (reconciliation)",
+            outcome=Outcome.ERROR if exc.transient else Outcome.PROBLEM,
+            summary=str(exc),
+            response={"error": type(exc).__name__, "retry": "next run" if exc.transient else "next check"},
+        ),
+    )
 
 
 def schedule_next(services: Services, config: LibraryConfig, mapping: Mapping) -> None:

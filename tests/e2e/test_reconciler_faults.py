@@ -1,0 +1,84 @@
+"""The WMS reconciler when WMS cannot answer: the run fails visibly (retries, then ScheduleDeadLetterQueue and
+its alarm), the request's history says why, and the check is made again once WMS is back."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+import pytest
+import requests
+
+from illbridge.workflow.services import current_services
+from sandbox.runtime import Sandbox
+from tests.e2e.conftest import Library, create_pair, settle, sim
+
+pytestmark = pytest.mark.e2e
+
+
+@contextmanager
+def two_hours_on() -> Iterator[None]:
+    """The bridge's clock two hours ahead: every open mapping's next reconciliation check is due."""
+    services = current_services()
+    real_clock = services.clock
+    services.clock = lambda: real_clock() + timedelta(hours=2)
+    try:
+        yield
+    finally:
+        services.clock = real_clock
+
+
+def history(tenant: str, request_id: str) -> list[str]:
+    store = current_services().store
+    return [f"{h.step}:{h.operation}:{h.outcome.value}" for h in store.history(tenant, request_id)]
+
+
+def test_wms_down_during_reconciliation_fails_the_run_visibly_and_is_caught_up(sandbox: Sandbox) -> None:
+    sb = sandbox
+    # Given a borrowed item on the hold shelf: its temp item is one reconciliation watches
+    pair = create_pair(sb, volumes=[{"item_barcode": "WEST-ITEM-0010"}])
+    borrower_id, hrid = pair["borrower"]["id"], pair["hrid"]
+    west, east = Library(sb, "west"), Library(sb, "east")
+    west.act(
+        pair["lender"]["id"],
+        "supplierCheckInToReshareAndSupplierMarkShipped",
+        {"itemBarcodes": [{"itemId": "WEST-ITEM-0010"}]},
+    )
+    settle(sb)
+    east.act(borrower_id, "requesterReceived")
+    settle(sb)
+    store = current_services().store
+    mapping = store.get_mapping("east", borrower_id)
+    assert mapping is not None and mapping.next_check_at is not None
+    due = mapping.next_check_at
+
+    # When WMS answers every LookupItem with 503 and the reconciler's schedule fires (two hours on)
+    sim(sb, "wms", "POST", "faults", operation="LookupItem", kind="http_error", status=503, times=1000)
+    try:
+        with two_hours_on():
+            run = sb.run_schedule("WmsReconcilerFunction")
+    finally:
+        requests.delete(f"{sb.urls['wms']}/_sim/faults", timeout=10)
+
+    # Then the run failed after Lambda's retries, and its record is in ScheduleDeadLetterQueue, naming the request
+    assert not run.ok and run.dead_lettered and run.attempts == 3
+    sqs = sb.boto3_client("sqs")
+    url = sb.queue_url("ScheduleDeadLetterQueue")
+    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+    records = [json.loads(m["Body"]) for m in messages]
+    for message in messages:
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    assert any(hrid in r["responsePayload"]["errorMessage"] for r in records), records
+    # and the request's history says why, while its check stays due (WMS was only unavailable)
+    assert "reconcile:LookupItem (reconciliation):error" in history("east", borrower_id)
+    mapping = store.get_mapping("east", borrower_id)
+    assert mapping is not None and mapping.next_check_at == due
+
+    # When WMS is back, Then the next run checks it and schedules the next check
+    with two_hours_on():
+        again = sb.run_schedule("WmsReconcilerFunction")
+    assert again.ok, again.error
+    mapping = store.get_mapping("east", borrower_id)
+    assert mapping is not None and mapping.next_check_at is not None and mapping.next_check_at > due
