@@ -86,8 +86,8 @@ def render(sb: Sandbox) -> str:
         lines += [
             "Try first: a request pair whose lender (west) has already shipped the item to east:",
             f"  {first_request(urls['reshare'])}",
-            "Then watch this terminal: the poller notices the shipment and the lend_shipped step checks the item",
-            "out in WMS to east's ILL account (ILL-EAST). See it with:",
+            "Then watch this terminal: the relayed webhook (or the next poll) brings the shipment in, and the",
+            "lend_shipped step checks the item out in WMS to east's ILL account (ILL-EAST). See it with:",
             f"  curl -s '{urls['wms']}/_sim/loans?registry_id=262626'",
         ]
     lines += ["Ctrl-C stops everything.", rule]
