@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -9,7 +11,9 @@ import pytest
 import requests
 
 from illbridge.config import ReShareSettings
+from illbridge.config.loader import settings_parameter
 from illbridge.reshare.client import ReShareClient
+from illbridge.workflow.services import current_services
 from sandbox.runtime import Sandbox
 
 DEMO_PASSWORDS = {"east": "east-password", "west": "west-password"}
@@ -81,3 +85,28 @@ def settle(sb: Sandbox, rounds: int = 6) -> None:
         processed += sb.drain(wait_invisible=True)
         if processed == 0:
             return
+
+
+def _merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in changes.items():
+        merged[key] = _merged(base.get(key) or {}, value) if isinstance(value, dict) else value
+    return merged
+
+
+@contextlib.contextmanager
+def library_settings(sb: Sandbox, library_id: str, **changes: Any) -> Iterator[None]:
+    """Staff change a library's settings where a deployment keeps them (SSM; nested dicts are merged), and the
+    functions see it at once (their configuration cache is cleared); the old settings are put back after."""
+    ssm = sb.boto3_client("ssm")
+    name = settings_parameter(sb.env.get("CONFIG_PREFIX", "/reshare-wms-bridge"), library_id)
+    original = ssm.get_parameter(Name=name)["Parameter"]["Value"]
+    configs = current_services().configs
+    try:
+        changed = _merged(json.loads(original), changes)
+        ssm.put_parameter(Name=name, Value=json.dumps(changed), Type="String", Overwrite=True)
+        configs.ssm.clear_cache()  # the functions' cached configuration would otherwise last max_age
+        yield
+    finally:
+        ssm.put_parameter(Name=name, Value=original, Type="String", Overwrite=True)
+        configs.ssm.clear_cache()

@@ -22,18 +22,16 @@ import contextlib
 import io
 import json
 import random
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from illbridge import ops
-from illbridge.config.loader import settings_parameter
 from illbridge.models import AttentionItem, StepName, StepStatus
 from illbridge.workflow.services import current_services
 from sandbox.runtime import Sandbox
-from tests.e2e.conftest import Library, create_pair, settle, sim
+from tests.e2e.conftest import Library, create_pair, library_settings, settle, sim
 
 pytestmark = pytest.mark.e2e
 DUE = (datetime.now(UTC) + timedelta(days=21)).date()
@@ -298,24 +296,6 @@ def test_every_event_twice_shuffled_and_a_lost_accept_item_answer(
 # --- 2. clear attention items -----------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def pickup_branch_mapped(sb: Sandbox, slug: str, branch: str) -> Iterator[None]:
-    """Staff add a pickup location to east's configuration (and it is put back afterwards)."""
-    ssm = sb.boto3_client("ssm")
-    name = settings_parameter(sb.env.get("CONFIG_PREFIX", "/reshare-wms-bridge"), "east")
-    original = ssm.get_parameter(Name=name)["Parameter"]["Value"]
-    changed = json.loads(original)
-    changed["pickup_branches"][slug] = branch
-    configs = current_services().configs
-    try:
-        ssm.put_parameter(Name=name, Value=json.dumps(changed), Type="String", Overwrite=True)
-        configs.ssm.clear_cache()  # the functions' cached configuration would otherwise last max_age
-        yield
-    finally:
-        ssm.put_parameter(Name=name, Value=original, Type="String", Overwrite=True)
-        configs.ssm.clear_cache()
-
-
 def ops_cli(*argv: str) -> Any:
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
@@ -395,7 +375,9 @@ def test_a_request_wms_cannot_take_becomes_one_clear_attention_item(sandbox: San
 
     # When staff fix the cause and run the retry (again within the hour: it is not taken for a duplicate)
     if case == "unmapped-pickup-location":
-        fixed: contextlib.AbstractContextManager[None] = pickup_branch_mapped(sb, "east-annex", "262630")
+        fixed: contextlib.AbstractContextManager[None] = library_settings(
+            sb, "east", pickup_branches={"east-annex": "262630"}
+        )
         branch = "262630"
     else:
         sim(
