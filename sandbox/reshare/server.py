@@ -55,7 +55,6 @@ traceback and answered 400.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
@@ -66,10 +65,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from ..http import AllMethodsHandler, BodyError, BodyRules, ServedSimulator, TrackingServer, read_body
 from . import records as r
 from .faults import CallLog, Fault, FaultBook
 from .query import QueryError, parse_flag, run_list_query, stats_wrapper
@@ -82,6 +82,15 @@ log = logging.getLogger(__name__)
 
 MAX_BODY = 1024 * 1024
 MAX_DRAINED = 16 * MAX_BODY
+_BODY_RULES = BodyRules(
+    max_body=MAX_BODY,
+    drain_limit=MAX_DRAINED,
+    refused_encoding="chunked bodies are not supported: send Content-Length",
+    bad_length="bad Content-Length: {raw!r}",
+    negative_length="bad Content-Length: negative",
+    too_large="body too large: {length} bytes (limit {limit})",
+    only_chunked=True,
+)
 _TENANT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,48}$")
 
 
@@ -587,38 +596,16 @@ def _error(status: int, message: str) -> Response:
     return Response(status, {"status": False, "message": message})
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+class _Server(TrackingServer):
     sim: ReShareSimulator
 
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
-        self.open_sockets: set[socket.socket] = set()
-        self.sockets_lock = threading.Lock()
         super().__init__(address, handler)
 
-    def get_request(self) -> tuple[socket.socket, Any]:
-        sock, address = super().get_request()
-        with self.sockets_lock:
-            self.open_sockets.add(sock)
-        return sock, address
 
-    def shutdown_request(self, request: Any) -> None:
-        with self.sockets_lock:
-            self.open_sockets.discard(request)
-        super().shutdown_request(request)
-
-    def close_open_connections(self) -> None:
-        with self.sockets_lock:
-            sockets = list(self.open_sockets)
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
-
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(AllMethodsHandler):
     protocol_version = "HTTP/1.1"
     server_version = "ReShareSimulator/1.0"
     timeout = 60  # seconds a client may idle on a kept-alive connection
@@ -626,30 +613,9 @@ class _Handler(BaseHTTPRequestHandler):
     wbufsize = 64 * 1024  # buffered: one write per answer (flushed after each call)
     server: _Server
 
-    def do_GET(self) -> None:
-        self._handle("GET")
-
-    def do_POST(self) -> None:
-        self._handle("POST")
-
-    def do_PUT(self) -> None:
-        self._handle("PUT")
-
-    def do_DELETE(self) -> None:
-        self._handle("DELETE")
-
-    def do_PATCH(self) -> None:
-        self._handle("PATCH")
-
-    def do_HEAD(self) -> None:
-        self._handle("HEAD")
-
-    def do_OPTIONS(self) -> None:
-        self._handle("OPTIONS")
-
     # -- one call ---------------------------------------------------------
 
-    def _handle(self, method: str) -> None:
+    def handle_method(self, method: str) -> None:
         sim = self.server.sim
         record: dict[str, Any] = {
             "method": method,
@@ -660,6 +626,8 @@ class _Handler(BaseHTTPRequestHandler):
             response = self._respond(sim, method, record)
         except SimError as error:
             response = Response(error.status, error.body or {"status": False, "message": error.message})
+        except BodyError as error:
+            response = _error(error.status, error.message)
         except QueryError as error:
             response = _error(400, str(error))
         except Exception as error:
@@ -685,7 +653,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise bad("path traversal is not allowed")
         control = path == "/_sim" or path.startswith("/_sim/")
         record["sim"] = control  # control calls stay out of the call log
-        raw_body = self._read_body()
+        raw_body = read_body(self, _BODY_RULES)
         try:
             query = parse_qs(target.query, keep_blank_values=True, max_num_fields=500)
         except ValueError as error:
@@ -738,33 +706,6 @@ class _Handler(BaseHTTPRequestHandler):
             return _error(405, f"method {call.method} is not allowed on {call.path}")
         return _error(404, f"no such endpoint: {call.path}")
 
-    def _read_body(self) -> bytes:
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            self.close_connection = True
-            raise SimError(411, "chunked bodies are not supported: send Content-Length")
-        raw_length = self.headers.get("Content-Length")
-        if raw_length is None:
-            return b""
-        try:
-            length = int(raw_length)
-        except ValueError:
-            self.close_connection = True
-            raise bad(f"bad Content-Length: {raw_length!r}") from None
-        if length < 0:
-            self.close_connection = True
-            raise bad("bad Content-Length: negative")
-        if length > MAX_BODY:
-            self.close_connection = True
-            if length <= MAX_DRAINED:  # read it away so the client gets the answer rather than a reset
-                remaining = length
-                while remaining > 0:
-                    chunk = self.rfile.read(min(remaining, 65536))
-                    if not chunk:
-                        break
-                    remaining -= len(chunk)
-            raise SimError(413, f"body too large: {length} bytes (limit {MAX_BODY})")
-        return self.rfile.read(length) if length else b""
-
     def _write(self, response: Response, head_only: bool = False) -> None:
         body = json.dumps(response.body).encode("utf-8")
         try:
@@ -809,7 +750,7 @@ class _Handler(BaseHTTPRequestHandler):
 # ================================================================ the public object
 
 
-class ReShareSimulator:
+class ReShareSimulator(ServedSimulator):
     """A ReShare (mod-rs through Okapi) simulator serving real HTTP on loopback.
 
     >>> sim = ReShareSimulator(port=0); url = sim.start(); sim.seed_demo(); ...; sim.stop()
@@ -837,10 +778,7 @@ class ReShareSimulator:
         server = _Server((self.host, self._wanted_port), _Handler)
         server.sim = self
         self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="reshare-simulator", daemon=True
-        )
-        self._thread.start()
+        self._thread = server.serve_in_thread("reshare-simulator")
         self.relay.start()
         log.info("ReShare simulator listening on %s", self.base_url)
         return self.base_url
@@ -852,31 +790,15 @@ class ReShareSimulator:
             return
         self.stopping.set()
         self.relay.stop()
-        server.shutdown()
-        server.close_open_connections()
-        server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
+        server.stop_serving(thread, timeout=5)
         self._server = None
         self._thread = None
-
-    def __enter__(self) -> ReShareSimulator:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     @property
     def port(self) -> int:
         if self._server is None:
             raise RuntimeError("the simulator is not started")
         return int(self._server.server_address[1])
-
-    @property
-    def base_url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
 
     # -- data ----------------------------------------------------------------
 

@@ -55,12 +55,19 @@ import contextlib
 import json
 import logging
 import re
-import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from ..http import (
+    AllMethodsHandler,
+    BodyError,
+    BodyRules,
+    BodyTruncated,
+    ServedSimulator,
+    TrackingServer,
+    read_body,
+)
 from . import ncip as nc
 from . import scim
 from . import state as st
@@ -70,6 +77,17 @@ log = logging.getLogger("sandbox.wms")
 MAX_BODY = 1024 * 1024
 DRAIN_LIMIT = 16 * 1024 * 1024
 XML_MEDIA_TYPES = ("application/xml", "text/xml")
+_BODY_RULES = BodyRules(
+    max_body=MAX_BODY,
+    drain_limit=DRAIN_LIMIT,
+    refused_encoding="Transfer-Encoding is not supported; send Content-Length",
+    bad_length="invalid Content-Length",
+    negative_length="invalid Content-Length",
+    too_large="payload too large",
+    strip_length=True,
+    drain_errors_ok=True,
+    strict_length=True,
+)
 
 
 class _Drop(Exception):
@@ -84,53 +102,20 @@ class _HttpError(Exception):
         self.headers = headers or {}
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+class _Server(TrackingServer):
+    track_threads = True
+    connection_thread_name = "wms-sim-conn"
 
     def __init__(self, address: tuple[str, int], sim: WmsSimulator) -> None:
         self.sim = sim
         self.stop_event = threading.Event()
-        self._track_lock = threading.Lock()
-        self._conn_threads: set[threading.Thread] = set()
-        self._connections: set[socket.socket] = set()
         super().__init__(address, _Handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        thread = threading.Thread(
-            target=self._serve_connection, args=(request, client_address), name="wms-sim-conn", daemon=True
-        )
-        with self._track_lock:
-            self._connections.add(request)
-            self._conn_threads.add(thread)
-        thread.start()
-
-    def _serve_connection(self, request: Any, client_address: Any) -> None:
-        try:
-            self.process_request_thread(request, client_address)
-        finally:
-            with self._track_lock:
-                self._connections.discard(request)
-                self._conn_threads.discard(threading.current_thread())
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         log.debug("connection error from %s", client_address, exc_info=True)
 
-    def close_connections(self) -> None:
-        with self._track_lock:
-            connections = list(self._connections)
-        for conn in connections:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
 
-    def join_threads(self, timeout: float) -> None:
-        with self._track_lock:
-            threads = list(self._conn_threads)
-        for thread in threads:
-            thread.join(timeout)
-
-
-class WmsSimulator:
+class WmsSimulator(ServedSimulator):
     """The WMS Circulation simulator: ``start()`` serves on loopback in a background thread."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, token_ttl: int = 1200) -> None:
@@ -149,10 +134,7 @@ class WmsSimulator:
                 return self.base_url
             server = _Server((self.host, self._requested_port), self)
             self._server = server
-            self._thread = threading.Thread(
-                target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="wms-sim", daemon=True
-            )
-            self._thread.start()
+            self._thread = server.serve_in_thread("wms-sim")
             log.info("WMS simulator listening on %s", self.base_url)
             return self.base_url
 
@@ -162,32 +144,15 @@ class WmsSimulator:
             if server is None:
                 return
             server.stop_event.set()
-            server.shutdown()
-            server.close_connections()
-            server.join_threads(5.0)
-            server.server_close()
-            if thread is not None:
-                thread.join(5.0)
+            server.stop_serving(thread, timeout=5.0)
             self._server = None
             self._thread = None
-
-    def __enter__(self) -> WmsSimulator:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     @property
     def port(self) -> int:
         if self._server is None:
             return self._requested_port
         return int(self._server.server_address[1])
-
-    @property
-    def base_url(self) -> str:
-        host = self.host if ":" not in self.host else f"[{self.host}]"
-        return f"http://{host}:{self.port}"
 
     def seed_demo(self) -> None:
         self.state.seed_demo()
@@ -229,7 +194,7 @@ _route("/_sim/token-ttl", GET="sim_token_ttl", POST="sim_set_token_ttl")
 _route("/_sim/expire-tokens", POST="sim_expire_tokens")
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(AllMethodsHandler):
     server: _Server
     server_version = "WmsSimulator/1.0"
     sys_version = ""
@@ -265,28 +230,7 @@ class _Handler(BaseHTTPRequestHandler):
     def state(self) -> st.WmsState:
         return self.server.sim.state
 
-    def do_GET(self) -> None:
-        self._dispatch("GET")
-
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-    def do_PUT(self) -> None:
-        self._dispatch("PUT")
-
-    def do_PATCH(self) -> None:
-        self._dispatch("PATCH")
-
-    def do_DELETE(self) -> None:
-        self._dispatch("DELETE")
-
-    def do_HEAD(self) -> None:
-        self._dispatch("HEAD")
-
-    def do_OPTIONS(self) -> None:
-        self._dispatch("OPTIONS")
-
-    def _dispatch(self, method: str) -> None:
+    def handle_method(self, method: str) -> None:
         self._responded = False
         self._method = method
         parts = urlsplit(self.path)
@@ -349,35 +293,15 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, body, content_type, **headers)
 
     def _read_body(self) -> bytes:
-        encoding = self.headers.get("Transfer-Encoding")
-        if encoding and encoding.strip().lower() != "identity":
-            self.close_connection = True
-            raise _HttpError(411, {"error": "Transfer-Encoding is not supported; send Content-Length"})
-        raw = self.headers.get("Content-Length")
-        if raw is None:
-            return b""
         try:
-            length = int(raw.strip())
-            if length < 0:
-                raise ValueError(raw)
-        except ValueError:
-            self.close_connection = True
-            raise _HttpError(400, {"error": "invalid Content-Length"}) from None
-        if length > MAX_BODY:
-            self.close_connection = True
-            if length <= DRAIN_LIMIT:
-                remaining = length
-                with contextlib.suppress(OSError):
-                    while remaining > 0:
-                        chunk = self.rfile.read(min(65536, remaining))
-                        if not chunk:
-                            break
-                        remaining -= len(chunk)
-            raise _HttpError(413, {"error": "payload too large", "limit_bytes": MAX_BODY})
-        body = self.rfile.read(length)
-        if len(body) < length:
-            raise _Drop()
-        return body
+            return read_body(self, _BODY_RULES)
+        except BodyError as exc:
+            payload: dict[str, Any] = {"error": exc.message}
+            if exc.status == 413:
+                payload["limit_bytes"] = MAX_BODY
+            raise _HttpError(exc.status, payload) from None
+        except BodyTruncated:
+            raise _Drop() from None
 
     def _json_body(self) -> dict[str, Any]:
         body = self._read_body()
