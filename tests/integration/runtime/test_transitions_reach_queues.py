@@ -17,12 +17,14 @@ import threading
 from collections import Counter
 from typing import Any
 
+import pytest
 import requests
 
+from illbridge.workflow.services import current_services
 from sandbox import events
 from sandbox.demo import WEBHOOK_SECRETS
 from sandbox.reshare.relay import signed_headers
-from sandbox.runtime import Sandbox
+from sandbox.runtime import HandlerError, Sandbox
 from tests.e2e.conftest import Library, create_pair
 
 STEP_QUEUES = ("BorrowReceived", "BorrowReturned", "LendShipped", "LendReturned", "RequestClosed")
@@ -185,3 +187,35 @@ def test_a_webhook_with_a_bad_signature_changes_nothing(sb: Sandbox) -> None:
     # and the transition is still there for the poller to find, once
     poll(sb)
     assert arrived(sb) == Counter([("BorrowReceived", "borrowing", "REQ_CHECKED_IN", pair["borrower"]["id"])])
+
+
+def test_a_transition_the_bus_refuses_is_not_lost_and_the_next_poll_delivers_it_once(
+    sb: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a pair the poller has seen, and then the lender ships
+    pair = create_pair(sb, volumes=[{"item_barcode": "WEST-ITEM-0303"}], lender_state="RES_AWAIT_SHIP")
+    poll(sb)
+    arrived(sb)
+    act(sb, pair, "west", "supplierMarkShipped", {})
+    # When the poller runs while the bus refuses every entry (after its own retries)
+    bus = current_services().bus
+    monkeypatch.setattr(bus, "backoff_seconds", 0)
+    monkeypatch.setattr(
+        bus.client,
+        "put_events",
+        lambda **kw: {
+            "FailedEntryCount": len(kw["Entries"]),
+            "Entries": [
+                {"ErrorCode": "InternalException", "ErrorMessage": "bus down"} for _ in kw["Entries"]
+            ],
+        },
+    )
+    with pytest.raises(HandlerError, match="not put on the bus"):
+        poll(sb)
+    # Then nothing reached a queue, and nothing was marked as seen either
+    assert arrived(sb) == Counter()
+    monkeypatch.undo()
+    # When the bus is back, Then the next poll delivers the transition, once
+    poll(sb)
+    poll(sb)
+    assert arrived(sb) == Counter([("LendShipped", "lending", "RES_ITEM_SHIPPED", pair["lender"]["id"])])
