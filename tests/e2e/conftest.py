@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -74,6 +75,37 @@ def create_pair(sb: Sandbox, **overrides: Any) -> dict[str, Any]:
         **overrides,
     }
     return sim(sb, "reshare", "POST", "requests", **body)
+
+
+def ship(sb: Sandbox, pair: dict[str, Any], item_barcodes: list[str]) -> None:
+    """The lender (west) checks the items in to ReShare and ships them; the bridge catches up."""
+    Library(sb, "west").act(
+        pair["lender"]["id"],
+        "supplierCheckInToReshareAndSupplierMarkShipped",
+        {"itemBarcodes": [{"itemId": b} for b in item_barcodes]},
+    )
+    settle(sb)
+
+
+def ship_and_receive(sb: Sandbox, pair: dict[str, Any], item_barcodes: list[str]) -> tuple[Library, Library]:
+    """Shipped by the lender, received by the borrower (east), the bridge caught up: (east, west)."""
+    ship(sb, pair, item_barcodes)
+    east = Library(sb, "east")
+    east.act(pair["borrower"]["id"], "requesterReceived", {"note": "arrived"})
+    settle(sb)
+    return east, Library(sb, "west")
+
+
+@contextlib.contextmanager
+def reconciliation_due() -> Iterator[None]:
+    """The bridge's clock two hours ahead: every open mapping's next reconciliation check is due."""
+    services = current_services()
+    real_clock = services.clock
+    services.clock = lambda: real_clock() + timedelta(hours=2)
+    try:
+        yield
+    finally:
+        services.clock = real_clock
 
 
 def settle(sb: Sandbox, rounds: int = 6) -> None:

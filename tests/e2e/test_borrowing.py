@@ -16,7 +16,7 @@ import pytest
 from illbridge.models import StepName, StepStatus
 from illbridge.workflow.services import current_services
 from sandbox.runtime import Sandbox
-from tests.e2e.conftest import Library, create_pair, settle, sim
+from tests.e2e.conftest import Library, create_pair, reconciliation_due, settle, ship, ship_and_receive, sim
 
 pytestmark = pytest.mark.e2e
 DUE = (datetime.now(UTC) + timedelta(days=21)).date()  # the lender's due date: stricter than 28-day policy
@@ -30,19 +30,6 @@ def temp_items(sb: Sandbox, request_id: str) -> list[dict[str, Any]]:
 
 def holds_for(sb: Sandbox, barcode: str) -> list[dict[str, Any]]:
     return [h for h in sim(sb, "wms", "GET", "holds?registry_id=128807") if h["item_barcode"] == barcode]
-
-
-def ship_and_receive(sb: Sandbox, pair: dict[str, Any], item_barcodes: list[str]) -> tuple[Library, Library]:
-    east, west = Library(sb, "east"), Library(sb, "west")
-    west.act(
-        pair["lender"]["id"],
-        "supplierCheckInToReshareAndSupplierMarkShipped",
-        {"itemBarcodes": [{"itemId": b} for b in item_barcodes]},
-    )
-    settle(sb)
-    east.act(pair["borrower"]["id"], "requesterReceived", {"note": "arrived"})
-    settle(sb)
-    return east, west
 
 
 def history_operations(sb: Sandbox, tenant: str, request_id: str) -> list[str]:
@@ -109,13 +96,8 @@ def test_a_borrowed_item_goes_through_wms_and_back(sandbox: Sandbox, volumes: in
     else:
         for barcode in expected:
             sim(sb, "wms", "POST", "checkin", barcode=barcode, branch="128807")
-        services = current_services()
-        real_clock = services.clock
-        services.clock = lambda: real_clock() + timedelta(hours=2)  # reconciliation's next check is due
-        try:
+        with reconciliation_due():
             settle(sb)
-        finally:
-            services.clock = real_clock
     # Then ReShare shows it returned by the patron and WMS has every temp item checked in, home, Unavailable
     assert east.state(borrower_id) == "REQ_AWAITING_RETURN_SHIPPING"
     for temp in temp_items(sb, f"ReShareRequest{hrid}"):
@@ -158,12 +140,7 @@ def test_received_and_returned_between_two_polls_ends_clean_without_a_temp_item(
     pair = create_pair(sb, volumes=[{"item_barcode": "WEST-ITEM-0009"}], due_date=DUE.isoformat())
     borrower_id, hrid = pair["borrower"]["id"], pair["hrid"]
     east, west = Library(sb, "east"), Library(sb, "west")
-    west.act(
-        pair["lender"]["id"],
-        "supplierCheckInToReshareAndSupplierMarkShipped",
-        {"itemBarcodes": [{"itemId": "WEST-ITEM-0009"}]},
-    )
-    settle(sb)
+    ship(sb, pair, ["WEST-ITEM-0009"])
     # When the borrower receives it and the patron returns it before the next poll (REQ_CHECKED_IN never seen)
     east.act(borrower_id, "requesterReceived")
     east.act(borrower_id, "patronReturnedItem")

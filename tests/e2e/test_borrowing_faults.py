@@ -31,7 +31,7 @@ from illbridge import ops
 from illbridge.models import AttentionItem, StepName, StepStatus
 from illbridge.workflow.services import current_services
 from sandbox.runtime import Sandbox
-from tests.e2e.conftest import Library, create_pair, library_settings, settle, sim
+from tests.e2e.conftest import Library, create_pair, library_settings, settle, ship_and_receive, sim
 
 pytestmark = pytest.mark.e2e
 DUE = (datetime.now(UTC) + timedelta(days=21)).date()
@@ -327,15 +327,7 @@ def test_a_request_wms_cannot_take_becomes_one_clear_attention_item(sandbox: San
     spec = CASES[case]
     pair = create_pair(sb, volumes=[{"item_barcode": spec["item"], "call_number": "PQ1 .A"}], **spec["pair"])
     borrower_id, hrid = pair["borrower"]["id"], pair["hrid"]
-    east, west = Library(sb, "east"), Library(sb, "west")
-    west.act(
-        pair["lender"]["id"],
-        "supplierCheckInToReshareAndSupplierMarkShipped",
-        {"itemBarcodes": [{"itemId": spec["item"]}]},
-    )
-    settle(sb)
-    east.act(borrower_id, "requesterReceived", {"note": "arrived"})
-    settle(sb)
+    east, _ = ship_and_receive(sb, pair, [spec["item"]])
 
     # Then exactly one attention item, saying what is wrong, what to fix and how to retry
     [item] = attention_for("east", borrower_id)

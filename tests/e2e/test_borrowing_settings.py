@@ -12,7 +12,15 @@ import pytest
 from illbridge.models import StepName, StepStatus
 from illbridge.workflow.services import current_services
 from sandbox.runtime import Sandbox
-from tests.e2e.conftest import Library, create_pair, library_settings, settle, sim
+from tests.e2e.conftest import (
+    Library,
+    create_pair,
+    library_settings,
+    reconciliation_due,
+    settle,
+    ship_and_receive,
+    sim,
+)
 
 pytestmark = pytest.mark.e2e
 DUE = (datetime.now(UTC) + timedelta(days=21)).date()
@@ -22,15 +30,7 @@ EAST = "128807"
 def received(sb: Sandbox, item: str) -> tuple[dict[str, Any], Library, Library]:
     """A single-volume pair the lender shipped and the borrower received, with the bridge caught up."""
     pair = create_pair(sb, volumes=[{"item_barcode": item}], due_date=DUE.isoformat())
-    east, west = Library(sb, "east"), Library(sb, "west")
-    west.act(
-        pair["lender"]["id"],
-        "supplierCheckInToReshareAndSupplierMarkShipped",
-        {"itemBarcodes": [{"itemId": item}]},
-    )
-    settle(sb)
-    east.act(pair["borrower"]["id"], "requesterReceived")
-    settle(sb)
+    east, west = ship_and_receive(sb, pair, [item])
     return pair, east, west
 
 
@@ -87,13 +87,8 @@ def test_a_wms_first_return_asks_staff_to_update_reshare_when_the_bridge_may_not
         sim(sb, "wms", "POST", "checkin", barcode=hrid, branch=EAST)
         sim(sb, "wms", "POST", "checkout", item_barcode=hrid, patron_barcode="EAST-P-0001")
         sim(sb, "wms", "POST", "checkin", barcode=hrid, branch=EAST)
-        services = current_services()
-        real_clock = services.clock
-        services.clock = lambda: real_clock() + timedelta(hours=2)  # reconciliation's next check is due
-        try:
+        with reconciliation_due():
             settle(sb)
-        finally:
-            services.clock = real_clock
         # Then ReShare is left as it was, and staff get exactly one item telling them to update it
         assert east.state(borrower_id) == "REQ_CHECKED_IN"
         [item] = attention(borrower_id)

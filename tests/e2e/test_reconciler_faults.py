@@ -4,30 +4,15 @@ its alarm), the request's history says why, and the check is made again once WMS
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import timedelta
 
 import pytest
 import requests
 
 from illbridge.workflow.services import current_services
 from sandbox.runtime import Sandbox
-from tests.e2e.conftest import Library, create_pair, settle, sim
+from tests.e2e.conftest import create_pair, reconciliation_due, ship_and_receive, sim
 
 pytestmark = pytest.mark.e2e
-
-
-@contextmanager
-def two_hours_on() -> Iterator[None]:
-    """The bridge's clock two hours ahead: every open mapping's next reconciliation check is due."""
-    services = current_services()
-    real_clock = services.clock
-    services.clock = lambda: real_clock() + timedelta(hours=2)
-    try:
-        yield
-    finally:
-        services.clock = real_clock
 
 
 def history(tenant: str, request_id: str) -> list[str]:
@@ -40,15 +25,7 @@ def test_wms_down_during_reconciliation_fails_the_run_visibly_and_is_caught_up(s
     # Given a borrowed item on the hold shelf: its temp item is one reconciliation watches
     pair = create_pair(sb, volumes=[{"item_barcode": "WEST-ITEM-0010"}])
     borrower_id, hrid = pair["borrower"]["id"], pair["hrid"]
-    west, east = Library(sb, "west"), Library(sb, "east")
-    west.act(
-        pair["lender"]["id"],
-        "supplierCheckInToReshareAndSupplierMarkShipped",
-        {"itemBarcodes": [{"itemId": "WEST-ITEM-0010"}]},
-    )
-    settle(sb)
-    east.act(borrower_id, "requesterReceived")
-    settle(sb)
+    ship_and_receive(sb, pair, ["WEST-ITEM-0010"])
     store = current_services().store
     mapping = store.get_mapping("east", borrower_id)
     assert mapping is not None and mapping.next_check_at is not None
@@ -57,7 +34,7 @@ def test_wms_down_during_reconciliation_fails_the_run_visibly_and_is_caught_up(s
     # When WMS answers every LookupItem with 503 and the reconciler's schedule fires (two hours on)
     sim(sb, "wms", "POST", "faults", operation="LookupItem", kind="http_error", status=503, times=1000)
     try:
-        with two_hours_on():
+        with reconciliation_due():
             run = sb.run_schedule("WmsReconcilerFunction")
     finally:
         requests.delete(f"{sb.urls['wms']}/_sim/faults", timeout=10)
@@ -77,7 +54,7 @@ def test_wms_down_during_reconciliation_fails_the_run_visibly_and_is_caught_up(s
     assert mapping is not None and mapping.next_check_at == due
 
     # When WMS is back, Then the next run checks it and schedules the next check
-    with two_hours_on():
+    with reconciliation_due():
         again = sb.run_schedule("WmsReconcilerFunction")
     assert again.ok, again.error
     mapping = store.get_mapping("east", borrower_id)
