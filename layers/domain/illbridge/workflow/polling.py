@@ -120,17 +120,24 @@ def poll_side(services: Services, config: LibraryConfig, side: Side) -> PollRepo
 
 def poll_all(services: Services) -> list[PollReport]:
     """Every configured library, both sides; one library's failure does not stop the others."""
+    sides = (Side.BORROWING, Side.LENDING)
     reports = []
     for library_id in services.configs.library_ids():
-        for side in (Side.BORROWING, Side.LENDING):
+        try:
+            config = services.configs.get(library_id)
+            require_manual_integration(services, config)  # else ReShare and the bridge both act in WMS
+        except BridgeError as exc:  # neither side can be polled
+            reports += [_poll_failed(library_id, side, exc) for side in sides]
+            continue
+        for side in sides:
             try:
-                config = services.configs.get(library_id)
-                require_manual_integration(services, config)  # else ReShare and the bridge both act in WMS
                 reports.append(poll_side(services, config, side))
             except BridgeError as exc:
-                logger.error(
-                    "poll failed", extra={"library_id": library_id, "side": side.value, "error": str(exc)}
-                )
-                metrics.add_metric(name="PollFailures", unit="Count", value=1)
-                reports.append(PollReport(library_id, side.value, error=str(exc)))
+                reports.append(_poll_failed(library_id, side, exc))
     return reports
+
+
+def _poll_failed(library_id: str, side: Side, exc: BridgeError) -> PollReport:
+    logger.error("poll failed", extra={"library_id": library_id, "side": side.value, "error": str(exc)})
+    metrics.add_metric(name="PollFailures", unit="Count", value=1)
+    return PollReport(library_id, side.value, error=str(exc))
