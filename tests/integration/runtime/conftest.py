@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -17,3 +18,17 @@ def sb() -> Iterator[Sandbox]:
         yield sandbox
     finally:
         sandbox.stop()
+
+
+def take_all(sqs: Any, url: str) -> list[dict[str, Any]]:
+    """Every visible message of a queue, deleted."""
+    taken: list[dict[str, Any]] = []
+    while True:
+        messages = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], AttributeNames=["All"]
+        ).get("Messages", [])
+        if not messages:
+            return taken
+        for message in messages:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        taken += messages

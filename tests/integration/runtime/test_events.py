@@ -17,6 +17,7 @@ from sandbox.demo import WEBHOOK_SECRETS
 from sandbox.runtime import Sandbox
 from sandbox.template import load_template
 from tests.e2e.conftest import Library, create_pair, sim
+from tests.integration.runtime.conftest import take_all
 
 ROOT = Path(__file__).resolve().parents[3]
 RESOURCES = load_template(ROOT / "template.yaml")["Resources"]
@@ -114,10 +115,7 @@ def test_each_step_sample_is_routed_by_the_bus_to_exactly_its_own_queue(sb: Sand
     # Then it lands in the queue the sample says it came from, and in no other step queue
     landed = {}
     for logical_id in ("BorrowReceived", "BorrowReturned", "LendShipped", "LendReturned", "RequestClosed"):
-        url = sb.queue_url(f"{logical_id}Queue")
-        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
-        for message in got:
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        got = take_all(sqs, sb.queue_url(f"{logical_id}Queue"))
         landed[logical_id] = [json.loads(m["Body"])["detail"] for m in got]
     expected = record["eventSourceARN"].rsplit("-", 1)[1].removesuffix("Queue")
     assert {k: len(v) for k, v in landed.items() if v} == {expected: 1}

@@ -33,6 +33,7 @@ from sandbox.runtime.aws import provision
 from sandbox.runtime.cfn import Stack
 from sandbox.runtime.scheduler import Scheduler
 from sandbox.template import load_template
+from tests.integration.runtime.conftest import take_all
 
 ROOT = Path(__file__).resolve().parents[3]
 TEMPLATE = load_template(ROOT / "template.yaml")
@@ -112,20 +113,6 @@ def sb() -> Iterator[Sandbox]:
 @pytest.fixture
 def sqs(sb: Sandbox) -> Any:
     return sb.boto3_client("sqs")
-
-
-def take_all(sqs: Any, url: str) -> list[dict[str, Any]]:
-    """Every visible message of a queue, deleted."""
-    taken: list[dict[str, Any]] = []
-    while True:
-        messages = sqs.receive_message(
-            QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], AttributeNames=["All"]
-        ).get("Messages", [])
-        if not messages:
-            return taken
-        for message in messages:
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-        taken += messages
 
 
 def counts(sqs: Any, url: str) -> tuple[int, int]:

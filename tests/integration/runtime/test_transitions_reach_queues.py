@@ -26,6 +26,7 @@ from sandbox.demo import WEBHOOK_SECRETS
 from sandbox.reshare.relay import signed_headers
 from sandbox.runtime import HandlerError, Sandbox
 from tests.e2e.conftest import Library, create_pair
+from tests.integration.runtime.conftest import take_all
 
 STEP_QUEUES = ("BorrowReceived", "BorrowReturned", "LendShipped", "LendReturned", "RequestClosed")
 ITEM = "WEST-ITEM-0301"
@@ -59,12 +60,9 @@ def arrived(sb: Sandbox) -> Counter[tuple[str, str, str, str]]:
     sqs = sb.boto3_client("sqs")
     seen: Counter[tuple[str, str, str, str]] = Counter()
     for name in STEP_QUEUES:
-        url = sb.queue_url(f"{name}Queue")
-        while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
-            for message in messages:
-                detail = json.loads(message["Body"])["detail"]
-                seen[(name, detail["side"], detail["state"], detail["request_id"])] += 1
-                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        for message in take_all(sqs, sb.queue_url(f"{name}Queue")):
+            detail = json.loads(message["Body"])["detail"]
+            seen[(name, detail["side"], detail["state"], detail["request_id"])] += 1
     return seen
 
 
