@@ -1,7 +1,6 @@
 # ReShare <-> WMS Circulation bridge. `make run` starts the bridge on the embedded sandbox; `make test` runs
 # every test suite. Both install what they need first.
 SHELL := /bin/bash
-PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
@@ -9,16 +8,23 @@ REGION ?= eu-west-1
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= $(REGION)
 
-# sam build needs a Python matching the Lambda runtime (3.12) on PATH: find one (PATH, then pyenv).
-PY312_DIR = $(shell for p in "$$(pyenv root 2>/dev/null)"/versions/3.12*/bin "$$HOME"/.pyenv/versions/3.12*/bin \
-	  $$(dirname "$$(command -v python3.12 2>/dev/null)" 2>/dev/null) /usr/local/bin /usr/bin; do \
-	  [ -x "$$p/python3.12" ] && "$$p/python3.12" -c "import sys" 2>/dev/null && { echo $$p; break; }; done)
+# One Python: the functions' runtime, 3.12, for the venv, the tests and sam build alike. Found on PATH, then
+# under pyenv; PYTHON=/path/to/python3.12 overrides.
+PY312_DIR = $(shell for p in $$(dirname "$$(command -v python3.12 2>/dev/null)" 2>/dev/null) \
+	  "$$(pyenv root 2>/dev/null)"/versions/3.12*/bin "$$HOME"/.pyenv/versions/3.12*/bin /usr/local/bin /usr/bin; do \
+	  [ -x "$$p/python3.12" ] && "$$p/python3.12" -c "import venv, ensurepip" 2>/dev/null && { echo $$p; break; }; done)
+PYTHON ?= $(if $(PY312_DIR),$(PY312_DIR)/python3.12,python3.12)
+NEED_PY312 = echo "No Python 3.12 found (the Lambda runtime is python3.12). Install one, then run make again:"; \
+	  echo "  Debian/Ubuntu: apt-get install python3.12 python3.12-venv"; \
+	  echo "  pyenv:         pyenv install 3.12"; \
+	  echo "  or:            make PYTHON=/path/to/python3.12 ..."; exit 1
 
 .PHONY: setup test check lint typecheck validate build run demo bench clean
 
 $(STAMP): requirements-dev.txt layers/domain/requirements.txt
-	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11) on PATH"; exit 1; }
-	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	@"$(PYTHON)" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null || { $(NEED_PY312); }
+	@[ -x $(BIN)/python ] && $(BIN)/python -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null \
+	  || { rm -rf $(VENV); "$(PYTHON)" -m venv $(VENV); }
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	@touch $(STAMP)
@@ -41,8 +47,7 @@ validate: setup
 check: lint typecheck validate test ## the one gate: ruff, mypy, sam validate --lint, tests
 
 build: setup ## sam build (finds a Python 3.12 for the python3.12 runtime)
-	@[ -n "$(PY312_DIR)" ] || { echo "sam build needs python3.12 on PATH (or under pyenv)"; exit 1; }
-	PATH="$(PY312_DIR):$$PATH" $(BIN)/sam build --cached --parallel
+	PATH="$(dir $(abspath $(BIN)/python)):$$PATH" $(BIN)/sam build --cached --parallel
 
 run: setup ## start the whole bridge on one machine (moto + ReShare and WMS simulators + local gateway)
 	$(BIN)/python -m sandbox up

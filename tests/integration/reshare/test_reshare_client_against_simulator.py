@@ -7,7 +7,6 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,8 +23,9 @@ from illbridge.errors import (
 from illbridge.models.patron_request import PatronRequest
 from illbridge.reshare import ReShareClient
 from sandbox.reshare import ReShareSimulator
+from tests.reference import RESHARE_ACTIONS
 
-SAMPLES = Path("/work/shared/reshare/samples/actions")
+SAMPLES = RESHARE_ACTIONS
 BORROWER_HAPPY_PATH = [
     "REQ_IDLE",
     "REQ_VALIDATED",

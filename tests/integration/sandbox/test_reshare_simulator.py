@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.client
 import itertools
 import json
-import os
 import random
 import signal
 import subprocess
@@ -19,8 +18,9 @@ import pytest
 import requests
 
 from sandbox.reshare import ReShareSimulator
+from tests.reference import RESHARE_ACTIONS
 
-SAMPLES = Path(os.environ.get("RESHARE_SAMPLES_DIR", "/work/shared/reshare/samples")) / "actions"
+SAMPLES = RESHARE_ACTIONS
 REPO = Path(__file__).resolve().parents[3]
 
 BORROWER_HAPPY_PATH = [
@@ -527,7 +527,7 @@ def test_undo_reverts_patron_returned(client):
 
 def _sample_bodies() -> dict[str, dict[str, Any]]:
     if not SAMPLES.is_dir():
-        pytest.fail(f"ReShare action samples not found at {SAMPLES} (set RESHARE_SAMPLES_DIR)")
+        pytest.fail(f"ReShare action samples not found at {SAMPLES}")
     return {path.stem: json.loads(path.read_text()) for path in sorted(SAMPLES.glob("*.json"))}
 
 

@@ -8,7 +8,6 @@ import json
 import socket
 import time
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,8 +16,9 @@ import xmlschema
 from lxml import etree
 
 from sandbox.wms import WmsSimulator
+from tests.reference import NCIP
 
-SHARED = Path("/work/shared/ncip")
+SHARED = NCIP
 XSD = SHARED / "ncip_v2_02.xsd"
 CIRCILL = SHARED / "samples" / "circill"
 SCIM_SAMPLES = SHARED / "samples" / "scim"

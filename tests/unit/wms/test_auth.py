@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import pytest
 from wms_fakes import Reply, settings_for, token_reply
@@ -12,8 +11,8 @@ from illbridge.errors import WmsAuthError, WmsProtocolError, WmsUnavailable
 from illbridge.wms.auth import FetchedToken, TokenCache
 from illbridge.wms.client import WmsClient
 from illbridge.wms.transport import new_session
+from tests.reference import CIRCILL
 
-CIRCILL = Path("/work/shared/ncip/samples/circill")
 TIMEOUT = (1.0, 2.0)
 
 

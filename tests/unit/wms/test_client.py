@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 import requests
@@ -25,9 +24,9 @@ from illbridge.wms.auth import TokenCache
 from illbridge.wms.client import Exchange, WmsClient
 from illbridge.wms.probe import LookupItemProbe, NoProbe, probe_for, verdict
 from illbridge.wms.transport import never_sent
+from tests.reference import CIRCILL, NCIP_XSD
 
-CIRCILL = Path("/work/shared/ncip/samples/circill")
-XSD = "/work/shared/ncip/ncip_v2_02.xsd"
+XSD = str(NCIP_XSD)
 
 
 def circill(name: str) -> Reply:

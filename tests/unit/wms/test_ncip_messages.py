@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 import xmlschema
@@ -11,8 +10,9 @@ from lxml import etree
 
 from illbridge.config.library import WmsSettings
 from illbridge.wms import ncip
+from tests.reference import NCIP_XSD
 
-XSD = Path("/work/shared/ncip/ncip_v2_02.xsd")
+XSD = NCIP_XSD
 NS = {"n": "http://www.niso.org/2008/ncip"}
 SCHEME = "{http://www.niso.org/2008/ncip}Scheme"
 

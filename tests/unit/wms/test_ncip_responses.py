@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
 from illbridge.errors import UnsafeXml, WmsProblem, WmsProtocolError
 from illbridge.wms import ncip
 from illbridge.wms.safexml import MalformedXml, parse_xml, text
+from tests.reference import NCIP_SAMPLES
 
-SAMPLES = Path("/work/shared/ncip/samples")
+SAMPLES = NCIP_SAMPLES
 CIRCILL = SAMPLES / "circill"
 
 

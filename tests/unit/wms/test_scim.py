@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from base64 import b64decode
 from datetime import UTC, date, datetime
-from pathlib import Path
 from urllib.parse import parse_qs
 
 import pytest
@@ -15,8 +14,8 @@ from illbridge.errors import PatronNotFound, WmsAuthError, WmsProtocolError, Wms
 from illbridge.wms.auth import TokenCache
 from illbridge.wms.client import WmsClient
 from illbridge.wms.scim import Patron, search_body
+from tests.reference import SCIM
 
-SCIM = Path("/work/shared/ncip/samples/scim")
 SEARCH = "/idaas/scim/v2/Users/.search"
 
 
