@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from unittest import mock
 
 import pytest
@@ -34,7 +34,6 @@ ROOT = Path(__file__).resolve().parents[3]
 STORE_PACKAGE = ROOT / "layers" / "domain" / "illbridge" / "store"
 TENANT = "diku"
 LEASE = 120
-T = TypeVar("T")
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -57,7 +56,7 @@ def a_mapping(request_id: str = "req-1", *, tenant: str = TENANT, **changes: Any
     return Mapping(**fields)
 
 
-def race(workers: list[Callable[[], T]]) -> list[T | BaseException]:
+def race[T](workers: list[Callable[[], T]]) -> list[T | BaseException]:
     """Run the workers in threads released together by a barrier; each one's result or exception."""
     barrier = threading.Barrier(len(workers))
     results: list[T | BaseException | None] = [None] * len(workers)
