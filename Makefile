@@ -19,7 +19,11 @@ NEED_PY312 = echo "No Python 3.12 found (the Lambda runtime is python3.12). Inst
 	  echo "  pyenv:         pyenv install 3.12"; \
 	  echo "  or:            make PYTHON=/path/to/python3.12 ..."; exit 1
 
-.PHONY: setup test check lint typecheck validate build run demo bench clean
+.PHONY: setup python test check lint typecheck validate build run demo bench clean
+
+python: ## print the Python 3.12 the venv is made with; fails, saying what to install, when there is none
+	@"$(PYTHON)" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null || { $(NEED_PY312); }
+	@echo "$(PYTHON)"
 
 $(STAMP): requirements-dev.txt layers/domain/requirements.txt
 	@"$(PYTHON)" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null || { $(NEED_PY312); }

@@ -1,4 +1,4 @@
-"""A site's Kafka-to-HTTP relay, played by the ReShare simulator (reshare.md §6).
+"""A site's Kafka-to-HTTP relay, played by the ReShare simulator (docs/reshare.md#events).
 
 mod-rs publishes every state change to its tenant's ``<tenant>_mod_rs_PatronRequestEvents`` topic as
 ``{event: "STATUS_<STATE>_ind", tenant, oid: "org.olf.rs.PatronRequest:<id>", payload: {id, title, state,

@@ -87,7 +87,7 @@ RES_OVERDUE, ->> borrower in REQ_SHIPPED / REQ_CHECKED_IN -> REQ_OVERDUE; then a
 REQ_CHECKED_IN past its due date -> REQ_OVERDUE. The due date is midnight UTC of `dueDateRS`.
 
 Notes.
-1. reshare.md §2: reference data and tests disagree on whether the lender enters RES_AWAITING_RETURN_SHIPPING
+1. docs/reshare.md#states: reference data and tests disagree on whether the lender enters RES_AWAITING_RETURN_SHIPPING
    when the borrower marks received. The simulator leaves it in RES_ITEM_SHIPPED by default (the bridge must
    treat RES_ITEM_SHIPPED, RES_AWAITING_RETURN_SHIPPING and RES_OVERDUE alike as "on loan");
    `POST /_sim/options {"lender_on_received": "RES_AWAITING_RETURN_SHIPPING"}` switches to the other reading.

@@ -202,7 +202,7 @@ class Sandbox:
 
     def connect_relay(self) -> list[str]:
         """Make the ReShare simulator push every demo tenant's state changes to ``POST /webhooks/reshare``,
-        signed with that library's webhook secret, as a site's Kafka-to-HTTP relay would (reshare.md §6)."""
+        signed with that library's webhook secret, as a site's Kafka-to-HTTP relay would (docs/reshare.md#events)."""
         from sandbox.demo import WEBHOOK_SECRETS
 
         url = f"{self.urls['gateway']}/webhooks/reshare"

@@ -202,7 +202,7 @@ def test_a_loan_goes_through_every_happy_path_state_on_both_sides(sim, east, wes
         ("REQ_SHIPPED_TO_SUPPLIER", "RES_ITEM_RETURNED"),
         ("REQ_REQUEST_COMPLETE", "RES_COMPLETE"),
     ]
-    # And each full record's audit lists every state of reshare.md §2's happy path, in order, and ends terminal
+    # And each full record's audit lists every state of the happy path in docs/reshare.md#states, in order, and ends terminal
     borrower, lender = east.get_request(borrower_id), west.get_request(lender_id)
     assert audit_states(borrower) == BORROWER_HAPPY_PATH
     assert audit_states(lender) == LENDER_HAPPY_PATH
@@ -318,7 +318,7 @@ def test_multi_volume_requests_carry_hrid_dash_last4_temp_barcodes(sim, east, we
     # When the borrower's request is read
     borrower = east.get_request(pair["borrower"]["id"])
 
-    # Then each volume's temp barcode is hrid + "-" + the last 4 of the lender's itemId (reshare.md §5)
+    # Then each volume's temp barcode is hrid + "-" + the last 4 of the lender's itemId (docs/reshare.md#request-fields)
     expected = [f"{hrid}-1111", f"{hrid}-2222", f"{hrid}-3333"]
     assert [v.temporary_item_barcode for v in borrower.volumes or []] == expected
     assert [barcode for _, barcode in borrower.temp_item_barcodes()] == expected

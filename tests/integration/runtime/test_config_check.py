@@ -1,5 +1,6 @@
-"""The configuration check (product.md: "check its own configuration before first use"): the ReShare tenant's
-``host_lms_integration`` must be ``manual``, or mod-rs and the bridge would both act in WMS (reshare.md §7).
+"""The configuration check (docs/configuration.md#checking-a-library-before-first-use): the ReShare tenant's
+``host_lms_integration`` must be ``manual``, or mod-rs and the bridge would both act in WMS
+(docs/reshare.md#host-lms-integration).
 """
 
 from __future__ import annotations

@@ -499,7 +499,7 @@ def test_the_gateway_answers_like_api_gateway_for_unknown_routes_big_bodies_and_
 
 def test_the_real_webhook_function_refuses_an_unsigned_delivery(sb: Sandbox) -> None:
     # Given the template's own WebhookFunction behind the gateway
-    # When a delivery without Standard Webhooks signature headers arrives, Then 401 (product.md)
+    # When a delivery without Standard Webhooks signature headers arrives, Then 401 (docs/operations.md#webhook-answers)
     answer = requests.post(
         f"{sb.urls['gateway']}/webhooks/reshare",
         data=json.dumps({"event": "STATUS_REQ_CHECKED_IN_ind"}),

@@ -1,4 +1,4 @@
-"""The configuration of one library (product.md, "Per-library configuration").
+"""The configuration of one library (docs/configuration.md#settings).
 
 Settings live in SSM Parameter Store as JSON at ``<prefix>/libraries/<library_id>``; secrets (WSKey secret,
 ReShare password, webhook secrets) in Secrets Manager at ``<prefix>/libraries/<library_id>`` (leading slash
@@ -33,7 +33,7 @@ class WmsSettings(BaseModel):
     scim_url: HttpUrl
     wskey: str = Field(min_length=1)
     wskey_secret: SecretStr
-    # The CircILL dialect (wms.md §2); every value configurable, ReShare's defaults.
+    # The CircILL dialect (docs/wms.md#the-circill-dialect); every value configurable, ReShare's defaults.
     from_system_id: str = "ReShare"
     to_system_id: str = "WMS Circ"
     requested_action_type: str = "Hold For Fulfillment"
@@ -45,7 +45,7 @@ class WmsSettings(BaseModel):
     # "institution" (registry id scheme). The value comes from partner_agency_ids, else the ReShare symbol's
     # part after the colon.
     lending_agency_scheme: Literal["symbol", "institution"] = "symbol"
-    # How the bridge notices WMS check-ins: NCIP LookupItem, or nothing (webhook feed only). wms.md §4.
+    # How the bridge notices WMS check-ins: NCIP LookupItem, or nothing (webhook feed only). docs/wms.md#no-callbacks
     checkin_probe: Literal["lookup_item", "none"] = "lookup_item"
     timeout_seconds: float = Field(default=20.0, gt=0, le=120)
 

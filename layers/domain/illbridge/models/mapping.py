@@ -17,7 +17,7 @@ class Side(StrEnum):
 
 
 class StepName(StrEnum):
-    """The workflow steps of the seed (product.md)."""
+    """The workflow steps (docs/architecture.md#the-workflow-steps)."""
 
     BORROW_RECEIVED = "borrow_received"  # temp item + hold on receipt
     BORROW_RETURNED = "borrow_returned"  # check the temp item in when ReShare says returned

@@ -1,4 +1,4 @@
-"""A ReShare (mod-rs) patron request, as the API renders it (reshare.md §5).
+"""A ReShare (mod-rs) patron request, as the API renders it (docs/reshare.md#request-fields).
 
 Unknown fields are kept (``extra="allow"``): mod-rs adds fields between releases and the bridge must not break.
 List results are *brief* records: ``volumes`` and ``resolvedPickupLocation`` are then absent.
@@ -99,7 +99,7 @@ class PatronRequest(BaseModel):
             return None
 
     def temp_item_barcodes(self) -> list[tuple[Volume | None, str]]:
-        """The borrower's temporary item barcodes, one per volume (reshare.md §5).
+        """The borrower's temporary item barcodes, one per volume (docs/reshare.md#request-fields).
 
         The temp barcode is the hrid for a single volume, else hrid + "-" + the last 4 characters of the
         lender's itemId. A barcode ReShare already put on the volume wins.

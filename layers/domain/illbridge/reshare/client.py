@@ -1,4 +1,4 @@
-"""A careful client for the part of ReShare's API (mod-rs, through Okapi) the bridge uses (reshare.md §4).
+"""A careful client for the part of ReShare's API (mod-rs, through Okapi) the bridge uses (docs/reshare.md#the-api).
 
 What it promises:
 

@@ -1,4 +1,4 @@
-"""OCLC OAuth client-credentials tokens, cached until shortly before they expire (wms.md §1).
+"""OCLC OAuth client-credentials tokens, cached until shortly before they expire (docs/wms.md#transport-and-auth).
 
 ``POST <oauth_url>`` with ``grant_type=client_credentials&scope=<scope>`` and HTTP Basic (WSKey, secret);
 the answer is JSON with ``access_token`` and ``expires_in`` (1200 s assumed when absent).

@@ -1,4 +1,5 @@
-"""NCIP 2.02 in OCLC's CircILL dialect (wms.md §2-3): message builders and response readers.
+"""NCIP 2.02 in OCLC's CircILL dialect: message builders and response readers (docs/wms.md#the-circill-dialect
+and the sections on each operation after it).
 
 Builders are pure functions of the library's ``WmsSettings`` and typed keyword arguments; each returns the
 UTF-8 bytes of one ``NCIPMessage`` (with an XML declaration) that validates against ``ncip_v2_02.xsd``: the
@@ -68,9 +69,10 @@ AGENCY_SCHEMES: dict[str, str] = {"symbol": SYMBOL_SCHEME, "institution": INSTIT
 
 Operation = Literal["AcceptItem", "CheckOutItem", "CheckInItem", "LookupItem"]
 
-# Problem types the workflow treats as "already done" (wms.md §3, architecture "exactly once"): an AcceptItem
-# answered Duplicate Item for the bridge's own temp barcode; a check-in of something already checked in
-# (ReShare's list: Item Not Checked Out, Not On Loan, Unknown Item, 9022). Whether to accept them is the
+# Problem types the workflow treats as "already done" (docs/wms.md#acceptitem, docs/wms.md#checkinitem,
+# docs/architecture.md#exactly-once-against-systems-that-are-not-idempotent): an AcceptItem answered
+# Duplicate Item for the bridge's own temp barcode; a check-in of something already checked in (ReShare's
+# list: Item Not Checked Out, Not On Loan, Unknown Item, 9022). Whether to accept them is the
 # caller's decision; the client always raises WmsProblem.
 DUPLICATE_ITEM = "Duplicate Item"
 CHECK_IN_ALREADY_DONE = frozenset({"Item Not Checked Out", "Not On Loan", "Unknown Item", "9022"})

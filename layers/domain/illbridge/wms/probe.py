@@ -1,4 +1,4 @@
-"""How the bridge notices that staff checked an item in at WMS (WMS has no callbacks, wms.md §4).
+"""How the bridge notices that staff checked an item in at WMS (WMS has no callbacks, docs/wms.md#no-callbacks).
 
 ``CheckinProbe.is_checked_in(barcode)`` returns a ``ProbeResult`` with the raw circulation status *and* a
 verdict. Whether WMS answers LookupItem at all is unconfirmed, so the probe is an interface chosen per library
@@ -16,10 +16,10 @@ The verdict (``checked_in``) - "has this item been checked in since the loan the
   Available per the collection policy - all mean "checked in".
 - any other status when the loan was *not* seen (``seen_on_loan=False``, the default) -> ``True`` only for
   ``Not Available`` (WMS "Unavailable"), the status a borrowing temp item takes at its home branch after the
-  patron returned it (wms.md §4). A temp item that was never lent out goes Pending -> (check-in at the pickup
-  branch) Available For Pickup -> On Loan; none of those may count as returned, and ``In Transit`` cannot be
-  told apart from the trip to the pickup branch. A caller that remembers seeing ``On Loan`` passes
-  ``seen_on_loan=True`` and gets the earlier answer.
+  patron returned it (docs/wms.md#what-wms-does-on-its-side). A temp item that was never lent out goes
+  Pending -> (check-in at the pickup branch) Available For Pickup -> On Loan; none of those may count as
+  returned, and ``In Transit`` cannot be told apart from the trip to the pickup branch. A caller that
+  remembers seeing ``On Loan`` passes ``seen_on_loan=True`` and gets the earlier answer.
 - WMS does not know the item (``Unknown Item``) -> ``found=False, checked_in=None``: undecided (WMS may delete
   returned temp items); the caller decides.
 

@@ -1,4 +1,4 @@
-"""WMS patron look-up through OCLC's identity SCIM search (wms.md §1): request body and answer reading.
+"""WMS patron look-up through OCLC's identity SCIM search (docs/wms.md#patron-look-up-scim): request body and answer reading.
 
 WMS has no NCIP LookupUser: ``POST .../idaas/scim/v2/Users/.search`` with a SCIM SearchRequest filtering on
 ``External_ID`` (the patron barcode). ``Resources[0]`` carries the expiry date (persona schema) and the

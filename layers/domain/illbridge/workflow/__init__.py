@@ -1,1 +1,1 @@
-"""The workflow steps of the seed (product.md): each one claims, acts, records and announces."""
+"""The workflow steps (docs/architecture.md#the-workflow-steps): each one claims, acts, records and announces."""

@@ -1,4 +1,5 @@
-"""Borrowing (product.md steps 1-3): temp item + hold on receipt, check-in on return, WMS-first returns."""
+"""Borrowing (steps 1-3, docs/architecture.md#the-workflow-steps): temp item + hold on receipt, check-in on
+return, WMS-first returns."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
-"""The bridge checks a library's configuration against ReShare and WMS before acting for it (product.md).
+"""The bridge checks a library's configuration against ReShare and WMS before acting for it
+(docs/configuration.md#checking-a-library-before-first-use).
 
 - ReShare: the bridge's user can log in to the tenant, and the tenant's ``host_lms_integration`` is
   ``manual``. Any other value (``wms2``, ...) means mod-rs calls WMS itself at the same staff actions
-  (reshare.md §7), so both would create temp items and check items out: the poller refuses to poll such a
+  (docs/reshare.md#host-lms-integration), so both would create temp items and check items out: the poller refuses to poll such a
   library (its run fails, retries, and ends in the schedule's dead-letter queue, whose alarm tells staff).
 - WMS: the WSKey gets a token and every partner account (the patron a lent item is checked out to) is a
   patron WMS knows.

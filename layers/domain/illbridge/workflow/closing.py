@@ -1,4 +1,4 @@
-"""Cancelled, unfilled, closed and completed requests end their mapping cleanly (product.md).
+"""Cancelled, unfilled, closed and completed requests end their mapping cleanly (docs/architecture.md#the-workflow-steps).
 
 A temp item that was created is checked in, so no hold is left dangling on a patron's list without a
 record of why; a lent item still checked out to a borrowing institution is checked in too.

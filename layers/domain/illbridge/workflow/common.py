@@ -12,7 +12,7 @@ from illbridge.wms.ncip import CHECK_IN_ALREADY_DONE
 from illbridge.workflow.engine import StepContext
 from illbridge.workflow.services import Services
 
-# WMS answers to a check-in of something already checked in; the bridge counts them as success (wms.md §3).
+# WMS answers to a check-in of something already checked in; the bridge counts them as success (docs/wms.md#checkinitem).
 ALREADY_CHECKED_IN = CHECK_IN_ALREADY_DONE
 # Steps that are still going to happen (a later step must wait for them rather than skip their work).
 PENDING = frozenset({StepStatus.IN_PROGRESS, StepStatus.RETRYABLE})

@@ -1,4 +1,5 @@
-"""Lending (product.md steps 4-6): check-out to the borrowing institution on shipment, check-in on return."""
+"""Lending (steps 4-6, docs/architecture.md#the-workflow-steps): check-out to the borrowing institution on
+shipment, check-in on return."""
 
 from __future__ import annotations
 
@@ -130,7 +131,8 @@ def lending_mapping(ctx: StepContext, request: PatronRequest) -> Mapping:
 
 
 def check_account(ctx: StepContext, mapping: Mapping) -> None:
-    """The borrowing institution's account must exist, be unblocked and unexpired (product.md step 4)."""
+    """The borrowing institution's account must exist, be unblocked and unexpired (step 4,
+    docs/architecture.md#the-workflow-steps)."""
     wms = ctx.services.wms(ctx.config)
     account = mapping.borrowing_institution_account or ""
     fix = (

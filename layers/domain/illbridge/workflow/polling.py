@@ -1,4 +1,4 @@
-"""The ReShare poller: ReShare has no webhooks (reshare.md §6), so the bridge asks for changes.
+"""The ReShare poller: ReShare has no webhooks (docs/reshare.md#events), so the bridge asks for changes.
 
 Per library and side: list requests with ``lastUpdated >= cursor - overlap`` in ``lastUpdated`` order, keep only
 real transitions (a conditional "did the state change" write on the stored last-seen state: exactly one of two

@@ -1,4 +1,4 @@
-"""Reconciliation: noticing WMS-side check-ins, since WMS has no callbacks (wms.md §4).
+"""Reconciliation: noticing WMS-side check-ins, since WMS has no callbacks (docs/wms.md#no-callbacks).
 
 For each library, the open mappings whose next check is due (a sparse index: never a table scan) are probed
 item by item; an item WMS shows as checked in becomes a ``WmsItemCheckedIn`` event, the same event the WMS

@@ -54,7 +54,7 @@ class ReShareEventPayload(BaseModel):
 
 
 class ReShareEvent(BaseModel):
-    """The shape mod-rs publishes (reshare.md §6): ``{event, tenant, oid, payload: {id, title, state, dueDate}}``."""
+    """The shape mod-rs publishes (docs/reshare.md#events): ``{event, tenant, oid, payload: {id, title, state, dueDate}}``."""
 
     model_config = ConfigDict(extra="forbid")
     event: str = Field(pattern=r"^STATUS_[A-Z_]+_ind$")
