@@ -2,8 +2,21 @@
 
 Every ``AWS::Serverless::Function`` is read from the template (CodeUri, Handler, Timeout, MemorySize,
 Environment merged over ``Globals``, ReservedConcurrentExecutions, Events). Handler modules are all called
-``app.py``, so each is imported from its file under a module name of its own. The handler attribute is looked
-up at every invocation, so a test may replace it on the loaded module (``monkeypatch.setattr``).
+``app.py``, so each is imported from its file under a module name of its own.
+
+Execution environments, as Lambda runs them: an invocation runs in an environment nobody else is using at the
+time, with its own instance of the handler module (so its own module-level globals: a Powertools
+``BatchProcessor``, an ``APIGatewayRestResolver`` and its ``current_event``). A free environment is reused (a
+warm start); when every environment of a function is busy a new one is made (a cold start: the handler module
+is executed again), up to ``ReservedConcurrentExecutions`` (further invocations wait, where Lambda throttles).
+The layer's packages (``illbridge``, Powertools, boto3) are imported once per process and shared by every
+environment: what they cache (settings, clients, configuration) is the same for every environment, and
+what they keep per invocation must not live in their module globals (docs/sandbox.md, "Execution
+environments").
+
+``FunctionSpec.module`` is the first environment's module. The handler attribute is looked up at every
+invocation; a test that replaces it there (``monkeypatch.setattr(spec.module, "handler", ...)``) replaces it
+for every environment, as deploying new code would.
 
 The environment is process-wide: what every function shares (``Globals``) is put into ``os.environ`` when the
 sandbox starts; a function whose own ``Environment`` adds or changes variables gets them around its call, under
@@ -21,7 +34,7 @@ import time
 import traceback
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -76,9 +89,15 @@ class FunctionSpec:
     environment: dict[str, str]  # Globals + the function's own, resolved
     reserved_concurrency: int | None
     events: list[EventSource]
-    module: ModuleType | None = None
+    module: ModuleType | None = None  # the first environment's handler module
     load_error: HandlerError | None = None
     _limit: threading.BoundedSemaphore | None = field(default=None, repr=False)
+    # the execution environments: every one made, the free ones (reused last-in first-out, as Lambda keeps
+    # its most recently used instances warm), and what the first one's handler attribute was when loaded
+    environments: list[ModuleType] = field(default_factory=list, repr=False)
+    _free: list[ModuleType] = field(default_factory=list, repr=False)
+    _loaded_handler: Any = field(default=None, repr=False)
+    _pool_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 
 class LambdaContext:
@@ -203,9 +222,27 @@ class Functions:
             self.load(spec)
 
     def load(self, spec: FunctionSpec) -> None:
+        """Make the function's first execution environment (an import error is kept for every invoke)."""
+        self._drop_environments(spec)
+        try:
+            module = self._new_environment(spec)
+        except HandlerError as exc:
+            spec.module = None
+            spec.load_error = exc
+            return
+        spec.module = module
+        spec.load_error = None
+        spec._loaded_handler = getattr(module, spec.handler.rpartition(".")[2], None)
+        with spec._pool_lock:
+            spec._free.append(module)
+
+    def _new_environment(self, spec: FunctionSpec) -> ModuleType:
+        """A fresh instance of the handler module, under a module name of its own (a cold start)."""
         module_name, _, _ = spec.handler.rpartition(".")
         path = spec.code_dir / (module_name.replace(".", "/") + ".py")
-        unique = f"_sandbox_{self._tag}_{spec.logical_id}_{module_name.replace('.', '_')}"
+        with spec._pool_lock:
+            number = len(spec.environments)
+        unique = f"_sandbox_{self._tag}_{spec.logical_id}_{number}_{module_name.replace('.', '_')}"
         try:
             module_spec = importlib.util.spec_from_file_location(unique, path)
             if module_spec is None or module_spec.loader is None:
@@ -216,23 +253,49 @@ class Functions:
                 module_spec.loader.exec_module(module)
         except Exception as exc:
             sys.modules.pop(unique, None)
-            spec.module = None
-            spec.load_error = HandlerError(
+            log.error("%s: cannot load %s: %s", spec.logical_id, path, exc)
+            raise HandlerError(
                 spec.logical_id,
                 "Runtime.ImportModuleError",
                 f"Unable to import module '{module_name}': {exc}",
                 traceback.format_exception(exc),
-            )
-            log.error("%s: cannot load %s: %s", spec.logical_id, path, exc)
-            return
-        spec.module = module
-        spec.load_error = None
+            ) from exc
+        with spec._pool_lock:
+            spec.environments.append(module)
+        return module
+
+    def _drop_environments(self, spec: FunctionSpec) -> None:
+        with spec._pool_lock:
+            for module in spec.environments:
+                sys.modules.pop(module.__name__, None)
+            spec.environments.clear()
+            spec._free.clear()
+
+    @contextmanager
+    def _environment(self, spec: FunctionSpec) -> Iterator[ModuleType]:
+        """An execution environment no other invocation uses until this one ends: a free one, or a new one."""
+        with spec._pool_lock:
+            module = spec._free.pop() if spec._free else None
+        if module is None:
+            module = self._new_environment(spec)
+        try:
+            yield module
+        finally:
+            with spec._pool_lock:
+                spec._free.append(module)
 
     def unload_all(self) -> None:
         for spec in self.specs.values():
-            if spec.module is not None:
-                sys.modules.pop(spec.module.__name__, None)
+            self._drop_environments(spec)
             spec.module = None
+
+    @staticmethod
+    def _handler(spec: FunctionSpec, module: ModuleType, attribute: str) -> Any:
+        """The environment's handler, unless the first environment's was replaced (new code for all)."""
+        replaced = getattr(spec.module, attribute, None)
+        if replaced is not spec._loaded_handler:
+            return replaced
+        return getattr(module, attribute, None)
 
     def extra_env(self, spec: FunctionSpec) -> dict[str, str]:
         return {k: v for k, v in spec.environment.items() if self.shared_env.get(k) != v}
@@ -264,20 +327,23 @@ class Functions:
             raise spec.load_error
         assert spec.module is not None
         module_name, _, attribute = spec.handler.rpartition(".")
-        handler: Callable[[Any, LambdaContext], Any] | None = getattr(spec.module, attribute, None)
-        if not callable(handler):
-            raise HandlerError(
-                logical_id,
-                "Runtime.HandlerNotFound",
-                f"Handler '{attribute}' missing on module '{module_name}'",
-            )
         context = LambdaContext(spec)
         started = time.monotonic()
         if spec._limit is not None:
             spec._limit.acquire()
         try:
-            with self._function_env(spec):
-                result = handler(event, context)
+            with self._environment(spec) as module:
+                handler = self._handler(spec, module, attribute)
+                if not callable(handler):
+                    raise HandlerError(
+                        logical_id,
+                        "Runtime.HandlerNotFound",
+                        f"Handler '{attribute}' missing on module '{module_name}'",
+                    )
+                with self._function_env(spec):
+                    result = handler(event, context)
+        except HandlerError:
+            raise
         except Exception as exc:
             elapsed = time.monotonic() - started
             self.invocations.append((logical_id, elapsed, "error"))
