@@ -17,9 +17,9 @@ from sandbox.runtime import HandlerError, Sandbox
 
 BLOCKING = "block until the other batch is done"
 # a real bridge event (the lend_shipped sample): it parses, so its record is processed
-VALID = json.loads((Path(__file__).resolve().parents[3] / "events/lend_shipped/item-shipped.json").read_text())[
-    "Records"
-][0]["body"]
+VALID = json.loads(
+    (Path(__file__).resolve().parents[3] / "events/lend_shipped/item-shipped.json").read_text()
+)["Records"][0]["body"]
 
 
 def sqs_event(sb: Sandbox, queue: str, bodies: list[str]) -> dict[str, Any]:

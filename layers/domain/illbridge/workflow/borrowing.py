@@ -32,6 +32,7 @@ from illbridge.workflow.common import (
     wait_for,
 )
 from illbridge.workflow.engine import StepContext, StepResult, retry_command, run_for_change, run_step
+from illbridge.workflow.notices import confirm_notice
 from illbridge.workflow.services import Services
 
 RECEIVED_STATES = frozenset({"REQ_CHECKED_IN", "REQ_OVERDUE"})  # patron may still have it
@@ -266,6 +267,12 @@ def check_in_temp_items(ctx: StepContext) -> StepResult:
 
 
 def on_wms_check_in(services: Services, event: WmsItemCheckedIn) -> StepResult:
+    confirmation = confirm_notice(
+        services, event, StepName.BORROW_WMS_RETURNED
+    )  # a webhook notice: ask WMS first
+    if not confirmation.confirmed:
+        assert confirmation.result is not None
+        return confirmation.result
     mapping = mark_checked_in(services, event, Side.BORROWING)
     if mapping is None:
         return StepResult(StepStatus.SKIPPED, {"reason": "no open borrowing mapping for this item"})

@@ -37,6 +37,7 @@ from illbridge.workflow.engine import (
     run_for_change,
     run_step,
 )
+from illbridge.workflow.notices import confirm_notice
 from illbridge.workflow.services import Services
 
 RETURNED_STATES = frozenset({"RES_ITEM_RETURNED", "RES_OVERDUE"})
@@ -206,6 +207,12 @@ def check_in_lent_items(ctx: StepContext) -> StepResult:
 
 
 def on_wms_check_in(services: Services, event: WmsItemCheckedIn) -> StepResult:
+    confirmation = confirm_notice(
+        services, event, StepName.LEND_WMS_RETURNED
+    )  # a webhook notice: ask WMS first
+    if not confirmation.confirmed:
+        assert confirmation.result is not None
+        return confirmation.result
     mapping = mark_checked_in(services, event, Side.LENDING)
     if mapping is None:
         return StepResult(StepStatus.SKIPPED, {"reason": "no open lending mapping for this item"})

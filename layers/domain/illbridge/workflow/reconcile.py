@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from illbridge.config import LibraryConfig
 from illbridge.errors import BridgeError
 from illbridge.models import HistoryEntry, Mapping, Outcome, Side, WmsItemCheckedIn
+from illbridge.models.mapping import MappedItem
 from illbridge.observability import logger, metrics
-from illbridge.wms.probe import probe_for
+from illbridge.wms.probe import ProbeResult, probe_for
 from illbridge.workflow.common import next_check_time
 from illbridge.workflow.services import Services
 
@@ -55,16 +56,25 @@ def reconcile_library(services: Services, config: LibraryConfig, *, limit: int =
     return report
 
 
-def probe_mapping(services: Services, config: LibraryConfig, mapping: Mapping) -> list[WmsItemCheckedIn]:
+def probe_item(services: Services, config: LibraryConfig, mapping: Mapping, item: MappedItem) -> ProbeResult:
+    """Ask WMS, through the library's check-in probe, whether one item was checked in; kept on the item.
+
+    Used by reconciliation and to confirm WMS check-in notices (``workflow.notices``). Transient faults raise.
+    """
     probe = probe_for(config.wms, services.wms(config))
+    seen_on_loan = item.seen_on_loan or mapping.side == Side.LENDING
+    result = probe.is_checked_in(item.barcode, seen_on_loan=seen_on_loan)
+    item.wms_status = result.circulation_status or result.detail
+    item.seen_on_loan = item.seen_on_loan or result.on_loan
+    return result
+
+
+def probe_mapping(services: Services, config: LibraryConfig, mapping: Mapping) -> list[WmsItemCheckedIn]:
     events = []
     for item in mapping.items:
         if not item.created_in_wms or item.checked_in:
             continue
-        seen_on_loan = item.seen_on_loan or mapping.side == Side.LENDING
-        result = probe.is_checked_in(item.barcode, seen_on_loan=seen_on_loan)
-        item.wms_status = result.circulation_status or result.detail
-        item.seen_on_loan = item.seen_on_loan or result.on_loan
+        result = probe_item(services, config, mapping, item)
         if result.checked_in:
             events.append(
                 WmsItemCheckedIn(

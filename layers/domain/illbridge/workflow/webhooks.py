@@ -6,6 +6,8 @@ secrets, several per library for rotation, 5 minutes tolerance both ways) -> JSO
 fields refused (400) -> replay of a seen ``webhook-id`` (200, no effect).
 A ReShare event is never trusted: the bridge re-reads the request from ReShare and emits the same
 ``ReShareRequestChanged`` the poller would (the same "did the state change" write dedupes the two).
+A WMS check-in notice is not trusted either: it becomes a ``WmsItemCheckedIn`` event (``source="webhook"``)
+whose step asks WMS through the check-in probe before acting on it (``illbridge.workflow.notices``).
 """
 
 from __future__ import annotations

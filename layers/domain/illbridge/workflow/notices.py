@@ -1,0 +1,111 @@
+"""WMS check-in notices are claims, not facts: WMS confirms each before the bridge acts on it.
+
+A ``WmsItemCheckedIn`` event from the WMS webhook (``source="webhook"``) says only that someone holding a
+library's webhook secret claims the item was checked in. ReShare events are always re-read from ReShare; a
+WMS notice is checked the same way, by asking WMS through the library's check-in probe (the one the
+reconciler uses, ``reconcile.probe_item``). Events from the reconciler have just been confirmed by that probe,
+and ``ops`` events are staff's word (``ops retry``), so both are acted on as they are.
+
+- WMS confirms the check-in -> the step runs (the item is marked checked in, ReShare is updated);
+- WMS shows the item still on loan, lost or missing, or does not know it -> the notice is recorded in the
+  request's history and ignored: nothing changes in either system; reconciliation keeps watching the item;
+- the library has no probe (``checkin_probe: none``) or WMS does not answer the probe's service -> the notice
+  cannot be confirmed: recorded in the history, and the request goes on the attention list (the step is failed
+  with "confirm in WMS, then retry"): a person looks in WMS and runs ``ops retry``, whose event is trusted;
+- WMS cannot be reached -> a transient fault: the record comes back through the queue and asks again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from illbridge.errors import NeedsStaff
+from illbridge.models import HistoryEntry, Mapping, Outcome, StepName, StepStatus, WmsItemCheckedIn
+from illbridge.observability import logger, mask, metrics
+from illbridge.workflow.engine import StepContext, StepResult, retry_command, run_step
+from illbridge.workflow.reconcile import probe_item
+from illbridge.workflow.services import Services
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    confirmed: bool
+    result: StepResult | None = None  # what the step answers when the notice is not acted on
+
+
+def confirm_notice(services: Services, event: WmsItemCheckedIn, step: StepName) -> Confirmation:
+    """Whether to act on a check-in event; for a webhook notice, WMS is asked first (see the module)."""
+    if event.source != "webhook":
+        return Confirmation(True)
+    mapping = services.store.find_by_item(event.registry_id, event.item_barcode)
+    item = mapping.item(event.item_barcode) if mapping is not None else None
+    if mapping is None or item is None or not mapping.open:
+        return Confirmation(True)  # nothing to act on: the step skips it as it always did
+    if item.checked_in:
+        return Confirmation(True)  # already confirmed (a duplicate notice): nothing new happens
+    config = services.configs.get(mapping.library_id)
+    result = probe_item(services, config, mapping, item)
+    services.store.save_mapping(
+        mapping
+    )  # what WMS said (wms_status, seen_on_loan), as reconciliation keeps it
+    barcode = mask(event.item_barcode)
+    if result.checked_in:
+        _note(services, mapping, step, Outcome.SUCCESS, f"WMS confirms {barcode} was checked in", result)
+        metrics.add_metric(name="CheckInNoticesConfirmed", unit="Count", value=1)
+        return Confirmation(True)
+    if result.supported:
+        shows = result.circulation_status or result.detail or "no status"
+        summary = f"check-in notice for {barcode} ignored: WMS shows {shows}, not a check-in"
+        _note(services, mapping, step, Outcome.SKIPPED, summary, result)
+        logger.warning("WMS check-in notice not confirmed", extra={"hrid": mapping.hrid, "wms": shows})
+        metrics.add_metric(name="CheckInNoticesRefuted", unit="Count", value=1)
+        return Confirmation(False, StepResult(StepStatus.SKIPPED, {"reason": summary}))
+    # no probe, or WMS does not offer the probe's service: nobody but a person can confirm it
+    reason = (
+        f"a WMS check-in notice for {barcode} cannot be confirmed ({result.detail or 'no check-in probe'})"
+    )
+    _note(services, mapping, step, Outcome.PROBLEM, reason, result)
+    metrics.add_metric(name="CheckInNoticesUnconfirmable", unit="Count", value=1)
+
+    def needs_staff(ctx: StepContext) -> StepResult:
+        raise NeedsStaff(
+            reason,
+            f"Look the item up in WMS. If it is checked in, run `{retry_command(ctx.tenant, ctx.request_id, step)}`;"
+            " if it is still on loan, resolve this item (`ops resolve`).",
+        )
+
+    outcome = run_step(
+        services,
+        config,
+        tenant=mapping.tenant,
+        request_id=mapping.request_id,
+        hrid=mapping.hrid,
+        step=step,
+        trigger=f"WmsItemCheckedIn {barcode} (unconfirmed)",
+        act=needs_staff,
+        force=True,  # every unconfirmable notice is shown to staff, even after one was set aside
+    )
+    return Confirmation(False, outcome)
+
+
+def _note(
+    services: Services, mapping: Mapping, step: StepName, outcome: Outcome, summary: str, result: object
+) -> None:
+    services.store.add_history(
+        mapping.tenant,
+        mapping.request_id,
+        HistoryEntry(
+            at=services.clock(),
+            step=step.value,
+            system="wms",
+            operation="check-in notice: confirm with WMS",
+            outcome=outcome,
+            summary=summary,
+            request={"item_barcode": mask(getattr(result, "barcode", None))},
+            response={
+                "circulation_status": getattr(result, "circulation_status", None),
+                "checked_in": getattr(result, "checked_in", None),
+                "supported": getattr(result, "supported", None),
+            },
+        ),
+    )
