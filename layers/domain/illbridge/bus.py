@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -87,9 +86,3 @@ class EventBus:
             if attempt < self.attempts:
                 time.sleep(self.backoff_seconds * 2 ** (attempt - 1))
         raise EventsNotDelivered(pending, reason)
-
-
-def detail_of(record_body: str) -> tuple[str, dict[str, Any]]:
-    """The detail-type and detail of an EventBridge event delivered as an SQS message body."""
-    event = json.loads(record_body)
-    return event["detail-type"], event["detail"]

@@ -22,12 +22,26 @@ from illbridge.errors import (
     WmsUnavailable,
 )
 from illbridge.wms.auth import TokenCache
-from illbridge.wms.client import WmsClient
+from illbridge.wms.client import Exchange, WmsClient
 from illbridge.wms.probe import LookupItemProbe
 
 sim_module = pytest.importorskip("sandbox.wms", reason="the WMS simulator (sandbox/wms) is not there yet")
 
 _numbers = itertools.count(1)
+
+
+@pytest.fixture
+def exchanges(monkeypatch: pytest.MonkeyPatch) -> list[Exchange]:
+    """Every call any ``WmsClient`` logs during the test, in order (the client logs one ``Exchange`` per call)."""
+    seen: list[Exchange] = []
+    record = WmsClient._record
+
+    def keep(self: WmsClient, exchange: Exchange) -> None:
+        seen.append(exchange)
+        record(self, exchange)
+
+    monkeypatch.setattr(WmsClient, "_record", keep)
+    return seen
 
 
 @pytest.fixture(scope="module")
@@ -228,7 +242,7 @@ def test_5xx_is_unavailable_and_nothing_was_applied(sim, client):
     assert client.check_out_item(item_barcode="EAST-ITEM-0004", user_barcode="ILL-WEST").user_id == "ILL-WEST"
 
 
-def test_timeout_is_outcome_unknown(sim):
+def test_timeout_is_outcome_unknown(sim, exchanges):
     # Given WMS holds the next checkout longer than the client waits
     sim.fault(operation="CheckOutItem", kind="timeout", timeout_s=2)
     with WmsClient(east_settings(sim.base, timeout_seconds=0.5), tokens=TokenCache()) as client:
@@ -239,7 +253,7 @@ def test_timeout_is_outcome_unknown(sim):
             client.check_out_item(item_barcode="EAST-ITEM-0005", user_barcode="ILL-WEST")
         # Then it gave up after its own timeout, not the server's
         assert time.perf_counter() - started < 1.5
-        assert client.last_exchange.outcome == "outcome_unknown"
+        assert exchanges[-1].outcome == "outcome_unknown"
 
 
 def test_dropped_response_is_outcome_unknown_and_the_effect_was_applied(sim, client):
@@ -272,22 +286,22 @@ def test_injected_problem_is_a_typed_problem(sim, client):
     assert caught.value.operation == "CheckInItem"
 
 
-def test_latency_is_measured(sim, client):
+def test_latency_is_measured(sim, client, exchanges):
     client.lookup_item("EAST-ITEM-0007")  # token fetched
     sim.fault(operation="LookupItem", kind="latency", latency_ms=300)
     assert client.lookup_item("EAST-ITEM-0007").circulation_status == "Available On Shelf"
-    assert client.last_exchange.duration_ms >= 300
+    assert exchanges[-1].duration_ms >= 300
 
 
-def test_expired_token_is_refetched_transparently(sim, client):
+def test_expired_token_is_refetched_transparently(sim, client, exchanges):
     # Given the client holds a token
     client.lookup_item("EAST-ITEM-0008")
     # When WMS expires every token
     sim.post("/_sim/expire-tokens")
     # Then the next call fetches a new one and succeeds, having sent the call twice
     assert client.lookup_item("EAST-ITEM-0008").item_barcode == "EAST-ITEM-0008"
-    assert client.last_exchange.attempts == 2
-    assert client.last_exchange.outcome == "ok"
+    assert exchanges[-1].attempts == 2
+    assert exchanges[-1].outcome == "ok"
 
 
 def test_token_endpoint_faults(sim, client):

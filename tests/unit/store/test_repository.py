@@ -569,27 +569,6 @@ def test_webhook_ids_are_remembered_for_a_while(store: BridgeStore, clock: Any) 
     assert store.webhook_seen("lib-a", "msg_1") is False
 
 
-def test_request_items_has_everything_of_one_request(store: BridgeStore, clock: Any) -> None:
-    # Given a request with a mapping, a step, history, a seen state and attention
-    mapping = store.save_mapping(a_mapping())
-    claim(store)
-    store.add_history(TENANT, "req-1", an_entry("AcceptItem", clock.now))
-    store.record_state_change(TENANT, "req-1", "REQ_CHECKED_IN", clock.now)
-    store.raise_attention(attention("req-1", "borrow_received", clock.now))
-    store.save_mapping(a_mapping("req-2"))
-    # When the ops view reads the request
-    everything = store.request_items(TENANT, "req-1")
-    # Then it has all of it, and nothing of another request
-    assert everything["mapping"] == mapping
-    assert [s.step for s in everything["steps"]] == [StepName.BORROW_RECEIVED]
-    assert [h.operation for h in everything["history"]] == ["AcceptItem"]
-    assert everything["seen"] is not None and everything["seen"]["state"] == "REQ_CHECKED_IN"
-    assert [a.step for a in everything["attention"]] == ["borrow_received"]
-    assert everything["items"] == [
-        {"registry_id": "128807", "barcode": "ILL-req-1", "item_key": "ITEM#128807#ILL-req-1"}
-    ]
-
-
 # --- errors and construction -----------------------------------------------------------------------------
 
 

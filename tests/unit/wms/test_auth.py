@@ -178,7 +178,7 @@ def test_token_endpoint_unreachable_is_unavailable(closed_port):
 # --- the client's 401 handling ----------------------------------------------------------------------------
 
 
-def test_ncip_401_refetches_the_token_once_and_succeeds(fake_wms):
+def test_ncip_401_refetches_the_token_once_and_succeeds(fake_wms, exchanges):
     # Given a cached token WMS no longer accepts, and a fresh one it does
     fake_wms.route("/oauth/token", token_reply("stale"), token_reply("fresh"))
     success = Reply.xml((CIRCILL / "CheckOutItemResponseSuccess.xml").read_bytes())
@@ -196,8 +196,8 @@ def test_ncip_401_refetches_the_token_once_and_succeeds(fake_wms):
             "Bearer stale",
             "Bearer fresh",
         ]
-        assert client.last_exchange.attempts == 2
-        assert client.last_exchange.outcome == "ok"
+        assert exchanges[-1].attempts == 2
+        assert exchanges[-1].outcome == "ok"
         # And the fresh token is the one cached for the next call
         client.check_out_item(item_barcode="ABCDE", institution_symbol="NDOSU")
         assert len(fake_wms.requests_to("/oauth/token")) == 2

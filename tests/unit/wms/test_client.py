@@ -21,7 +21,7 @@ from illbridge.errors import (
     WmsUnavailable,
 )
 from illbridge.wms.auth import TokenCache
-from illbridge.wms.client import Exchange, WmsClient
+from illbridge.wms.client import WmsClient
 from illbridge.wms.probe import LookupItemProbe, NoProbe, probe_for, verdict
 from illbridge.wms.transport import never_sent
 from tests.reference import CIRCILL, NCIP_XSD
@@ -43,14 +43,9 @@ def lookup_answer(status: str, barcode: str = "EAST-ITEM-0001") -> Reply:
 
 
 @pytest.fixture
-def exchanges() -> list[Exchange]:
-    return []
-
-
-@pytest.fixture
-def client(fake_wms, exchanges):
+def client(fake_wms):
     fake_wms.route("/oauth/token", token_reply("tok-1"))
-    with WmsClient(settings_for(fake_wms), tokens=TokenCache(), on_exchange=exchanges.append) as wms:
+    with WmsClient(settings_for(fake_wms), tokens=TokenCache()) as wms:
         yield wms
 
 
@@ -82,14 +77,13 @@ def test_accept_item_sends_a_valid_message_and_reads_the_answer(fake_wms, client
     assert sent.headers["content-type"] == "application/xml; charset=utf-8"
     assert sent.headers["authorization"] == "Bearer tok-1"
     xmlschema.XMLSchema(XSD).validate(sent.body.decode())
-    # And a history line was recorded, without secrets and with the patron barcode masked
+    # And the call was logged, without secrets and with the patron barcode masked
     (exchange,) = exchanges
-    assert exchange is client.last_exchange
     assert exchange.operation == "AcceptItem"
     assert exchange.outcome == "ok" and exchange.http_status == 200 and exchange.attempts == 1
     assert exchange.duration_ms >= 0
     assert "ReShareRequestEAST-1001" in exchange.request_summary
-    line = exchange.line()
+    line = str(exchange.as_dict())
     assert "EAST-P-0001" not in line and "east-secret" not in line and "tok-1" not in line
     assert exchange.as_dict()["started_at"].endswith("Z")
 
@@ -120,13 +114,13 @@ def test_each_operation_reads_its_answer(fake_wms, client):
 # --- WMS said no ------------------------------------------------------------------------------------------
 
 
-def test_problem_is_raised_typed_and_recorded(fake_wms, client):
+def test_problem_is_raised_typed_and_recorded(fake_wms, client, exchanges):
     fake_wms.route("/ncip", circill("CheckOutItemResponseUserUnknown.xml"))
     with pytest.raises(WmsProblem) as caught:
         client.check_out_item(item_barcode="ABCDE", user_barcode="ZYXWV")
     assert caught.value.problem_type == "Unknown User"
-    assert client.last_exchange.outcome == "problem"
-    assert "Unknown User" in client.last_exchange.response_summary
+    assert exchanges[-1].outcome == "problem"
+    assert "Unknown User" in exchanges[-1].response_summary
 
 
 def test_a_problem_carried_by_a_4xx_is_still_the_problem(fake_wms, client):
@@ -139,7 +133,7 @@ def test_a_problem_carried_by_a_4xx_is_still_the_problem(fake_wms, client):
 # --- failures: never sent, sent without answer, answered badly --------------------------------------------
 
 
-def test_connection_refused_is_unavailable(fake_wms, closed_port):
+def test_connection_refused_is_unavailable(fake_wms, closed_port, exchanges):
     # Given the token works but nothing listens at the NCIP URL
     fake_wms.route("/oauth/token", token_reply())
     settings = settings_for(fake_wms, ncip_url=f"http://127.0.0.1:{closed_port}/ncip")
@@ -150,8 +144,8 @@ def test_connection_refused_is_unavailable(fake_wms, closed_port):
     # Then it is Unavailable (never sent, safe to retry), not OutcomeUnknown
     assert type(caught.value) is WmsUnavailable
     assert caught.value.transient
-    assert client.last_exchange.outcome == "unavailable"
-    assert client.last_exchange.http_status is None
+    assert exchanges[-1].outcome == "unavailable"
+    assert exchanges[-1].http_status is None
 
 
 def test_dns_failure_is_never_sent_and_a_reset_may_have_been():
@@ -166,7 +160,7 @@ def test_dns_failure_is_never_sent_and_a_reset_may_have_been():
     assert not never_sent(reset)
 
 
-def test_read_timeout_on_a_changing_call_is_outcome_unknown(fake_wms):
+def test_read_timeout_on_a_changing_call_is_outcome_unknown(fake_wms, exchanges):
     # Given WMS takes longer than the client's read timeout
     client = slow_client(fake_wms, timeout=0.3)
     fake_wms.route("/ncip", Reply(200, b"", delay=1.5))
@@ -177,7 +171,7 @@ def test_read_timeout_on_a_changing_call_is_outcome_unknown(fake_wms):
     # Then the client gave up after about its timeout, having sent the call once
     assert time.perf_counter() - started < 1.2
     assert len(fake_wms.requests_to("/ncip")) == 1
-    assert client.last_exchange.outcome == "outcome_unknown"
+    assert exchanges[-1].outcome == "outcome_unknown"
     client.close()
 
 
@@ -221,7 +215,7 @@ def test_dropped_connection_after_sending_is_outcome_unknown(fake_wms, client):
         (302, "check_out", WmsProtocolError),
     ],
 )
-def test_http_statuses_map_to_typed_errors(fake_wms, client, status, operation, error):
+def test_http_statuses_map_to_typed_errors(fake_wms, client, status, operation, error, exchanges):
     fake_wms.route("/ncip", Reply(status, b"<html>oops</html>", "text/html"))
     with pytest.raises(error) as caught:
         if operation == "lookup":
@@ -230,30 +224,30 @@ def test_http_statuses_map_to_typed_errors(fake_wms, client, status, operation, 
             client.check_out_item(item_barcode="ABCDE", user_barcode="ILL-WEST")
     assert type(caught.value) is error
     assert str(status) in str(caught.value)
-    assert client.last_exchange.http_status == status
+    assert exchanges[-1].http_status == status
     assert len(fake_wms.requests_to("/ncip")) == 1
 
 
-def test_unreadable_200_is_a_protocol_error(fake_wms, client):
+def test_unreadable_200_is_a_protocol_error(fake_wms, client, exchanges):
     fake_wms.route("/ncip", Reply(200, b"<html>maintenance</html>", "text/html"))
     with pytest.raises(WmsProtocolError):
         client.check_in_item(item_barcode="ABCDE")
-    assert client.last_exchange.outcome == "protocol_error"
+    assert exchanges[-1].outcome == "protocol_error"
 
 
-def test_hostile_answer_is_refused(fake_wms, client):
+def test_hostile_answer_is_refused(fake_wms, client, exchanges):
     fake_wms.route("/ncip", Reply.xml(b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "b">]><x>&a;</x>'))
     with pytest.raises(UnsafeXml):
         client.check_in_item(item_barcode="ABCDE")
-    assert client.last_exchange.outcome == "unsafe_xml"
+    assert exchanges[-1].outcome == "unsafe_xml"
 
 
-def test_token_failure_surfaces_on_the_operation(fake_wms):
+def test_token_failure_surfaces_on_the_operation(fake_wms, exchanges):
     fake_wms.route("/oauth/token", Reply.json({"error": "invalid_client"}, 401))
     with WmsClient(settings_for(fake_wms), tokens=TokenCache()) as client:
         with pytest.raises(WmsAuthError, match="invalid_client"):
             client.lookup_item("EAST-ITEM-0001")
-        assert client.last_exchange.outcome == "auth_error"
+        assert exchanges[-1].outcome == "auth_error"
         assert fake_wms.requests_to("/ncip") == []
 
 

@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from illbridge.config.library import WmsSettings
+from illbridge.wms.client import Exchange, WmsClient
 
 
 @dataclass
@@ -102,6 +103,20 @@ def _handler(server: FakeServer) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(reply.body)
 
     return Handler
+
+
+@pytest.fixture
+def exchanges(monkeypatch: pytest.MonkeyPatch) -> list[Exchange]:
+    """Every call any ``WmsClient`` logs during the test, in order (the client logs one ``Exchange`` per call)."""
+    seen: list[Exchange] = []
+    record = WmsClient._record
+
+    def keep(self: WmsClient, exchange: Exchange) -> None:
+        seen.append(exchange)
+        record(self, exchange)
+
+    monkeypatch.setattr(WmsClient, "_record", keep)
+    return seen
 
 
 @pytest.fixture

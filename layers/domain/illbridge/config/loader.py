@@ -101,12 +101,6 @@ class ConfigStore:
                 return config
         raise UnknownLibrary(f"no library is configured for ReShare tenant {tenant!r}")
 
-    def for_registry(self, registry_id: str) -> LibraryConfig:
-        for config in self.all():
-            if config.wms.registry_id == registry_id:
-                return config
-        raise UnknownLibrary(f"no library is configured for WMS registry id {registry_id!r}")
-
     def _settings(self, library_id: str) -> dict[str, Any]:
         name = settings_parameter(self.prefix, library_id)
         try:

@@ -1,5 +1,5 @@
 """The bridge's DynamoDB store (the only code that touches the bridge table)."""
 
-from illbridge.store.repository import BridgeStore, RequestItems, StateChange, StoreUnavailable
+from illbridge.store.repository import BridgeStore, StateChange, StoreUnavailable
 
-__all__ = ["BridgeStore", "RequestItems", "StateChange", "StoreUnavailable"]
+__all__ = ["BridgeStore", "StateChange", "StoreUnavailable"]

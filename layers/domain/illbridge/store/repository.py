@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
-from typing import TYPE_CHECKING, Any, TypedDict, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 from boto3.dynamodb.types import TypeDeserializer
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_dynamodb.service_resource import DynamoDBServiceResource, Table
 
-__all__ = ["BridgeStore", "RequestItems", "StateChange", "StoreUnavailable"]
+__all__ = ["BridgeStore", "StateChange", "StoreUnavailable"]
 
 WEBHOOK_MEMORY = timedelta(days=7)  # how long a delivered webhook id is remembered (duplicate deliveries)
 _CLAIM_ROUNDS = 5  # a claim that loses this many races in a row reports the step as claimed
@@ -69,17 +69,6 @@ class StateChange:
 
     changed: bool
     previous_state: str | None
-
-
-class RequestItems(TypedDict):
-    """Everything the table holds about one request (the ops view)."""
-
-    mapping: Mapping | None
-    items: list[dict[str, Any]]
-    steps: list[StepRecord]
-    history: list[HistoryEntry]
-    seen: dict[str, Any] | None
-    attention: list[AttentionItem]
 
 
 # --- encoding ------------------------------------------------------------------------------------------
@@ -841,40 +830,6 @@ class BridgeStore:
         }
         with _dynamodb("PutItem"):
             self._table.put_item(Item=row)
-
-    # -- ops view
-
-    def request_items(self, tenant: str, request_id: str) -> RequestItems:
-        """Everything of one request, read with one (paginated) Query on its partition."""
-        out: RequestItems = {
-            "mapping": None,
-            "items": [],
-            "steps": [],
-            "history": [],
-            "seen": None,
-            "attention": [],
-        }
-        for row in self._partition(keys.request_pk(tenant, request_id)):
-            sk = str(row["sk"])
-            if sk == keys.MAPPING_SK:
-                out["mapping"] = _mapping_from_row(row)
-            elif sk == keys.SEEN_SK:
-                seen = _decode(row)
-                out["seen"] = {
-                    "state": seen["state"],
-                    "last_updated": to_utc(seen["last_updated"]),
-                    "changed_at": to_utc(seen.get("changed_at")),
-                }
-            elif sk.startswith(keys.STEP_PREFIX):
-                out["steps"].append(_step_from_row(row))
-            elif sk.startswith(keys.LOG_PREFIX):
-                out["history"].append(HistoryEntry.model_validate(_decode(row)))
-            elif sk.startswith(keys.ATTENTION_PREFIX):
-                out["attention"].append(AttentionItem.model_validate(_decode(row)))
-            elif sk.startswith(keys.ITEM_PREFIX):
-                item = _decode(row)
-                out["items"].append({k: item[k] for k in ("registry_id", "barcode", "item_key") if k in item})
-        return out
 
 
 # --- rows <-> models -----------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ Modules: ``safexml`` (hardened XML reading), ``ncip`` (message builders and resp
 """
 
 from illbridge.wms.auth import DEFAULT_TOKENS, TokenCache
-from illbridge.wms.client import Exchange, WmsClient
+from illbridge.wms.client import WmsClient
 from illbridge.wms.ncip import AcceptItemResult, CheckInResult, CheckOutResult, ItemStatus
 from illbridge.wms.probe import CheckinProbe, LookupItemProbe, NoProbe, ProbeResult, probe_for
 from illbridge.wms.scim import Patron
@@ -17,7 +17,6 @@ __all__ = [
     "CheckInResult",
     "CheckOutResult",
     "CheckinProbe",
-    "Exchange",
     "ItemStatus",
     "LookupItemProbe",
     "NoProbe",

@@ -29,9 +29,9 @@ a URL requests cannot use (not http/https)                  ``ConfigurationError
 Re-sending after a 401 is safe: WMS refused the call before acting on it. A ``WmsProtocolError`` on a
 changing call (a 2xx whose body cannot be read) means WMS probably acted: verify before sending again.
 
-History: after each call (success or failure) ``client.last_exchange`` holds an ``Exchange`` (operation,
-URL, start, duration, HTTP status, outcome, request and response summaries without secrets, patron
-barcodes masked), and ``on_exchange`` (if given) is called with it, so a caller can write its history line.
+Every call (success or failure) is logged once as an ``Exchange`` (operation, URL, start, duration, HTTP
+status, outcome, request and response summaries without secrets, patron barcodes masked). A request's
+history is the workflow's: each step writes its own line around the call (``StepContext.call``).
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ _OUTCOMES: list[tuple[type[BaseException], str]] = [
 
 @dataclass(frozen=True)
 class Exchange:
-    """One call to WMS as a history line: no secrets, patron barcodes masked."""
+    """One call to WMS, as it is logged: no secrets, patron barcodes masked."""
 
     operation: str  # AcceptItem | CheckOutItem | CheckInItem | LookupItem | PatronSearch
     url: str
@@ -99,13 +99,6 @@ class Exchange:
     @property
     def ok(self) -> bool:
         return self.outcome == "ok"
-
-    def line(self) -> str:
-        status = f"HTTP {self.http_status}" if self.http_status is not None else "no HTTP answer"
-        return (
-            f"{self.operation} {self.outcome} in {self.duration_ms} ms ({status}): "
-            f"{self.request_summary} -> {self.response_summary}"
-        )
 
     def as_dict(self) -> dict[str, object]:
         record = asdict(self)
@@ -130,7 +123,7 @@ class WmsClient:
 
     ``session``: a ``requests.Session`` to use (default: a new pooled one, no retries, owned and closed by
     the client). ``tokens``: the token cache (default: the module-level ``DEFAULT_TOKENS``).
-    ``on_exchange``: called with every ``Exchange``. Timeouts: (min(timeout_seconds, 10), timeout_seconds).
+    Timeouts: (min(timeout_seconds, 10), timeout_seconds).
     """
 
     def __init__(
@@ -139,16 +132,13 @@ class WmsClient:
         *,
         session: requests.Session | None = None,
         tokens: TokenCache | None = None,
-        on_exchange: Callable[[Exchange], None] | None = None,
     ) -> None:
         self.settings = settings
         self._owns_session = session is None
         self._session = session if session is not None else new_session()
         self._tokens = tokens if tokens is not None else DEFAULT_TOKENS
-        self._on_exchange = on_exchange
         read = float(settings.timeout_seconds)
         self.timeout: tuple[float, float] = (min(read, MAX_CONNECT_TIMEOUT_SECONDS), read)
-        self.last_exchange: Exchange | None = None
 
     # --- lifecycle --------------------------------------------------------------------------------------
 
@@ -427,8 +417,5 @@ class WmsClient:
             )
 
     def _record(self, exchange: Exchange) -> None:
-        self.last_exchange = exchange
         log = logger.info if exchange.ok else logger.warning
         log("WMS exchange", extra={"wms_exchange": exchange.as_dict()})
-        if self._on_exchange is not None:
-            self._on_exchange(exchange)
