@@ -6,11 +6,19 @@
   `<path> isNull` / `<path> isNotNull`. Alternatives inside one filter are ORed with `||`
   (`state.code==A||state.code==B`). Paths are dotted (`state.code`); a path into a list (`volumes.itemId`)
   matches when any element matches.
-- Values are typed by the field: booleans take `true`/`false`; date-time fields (`lastUpdated`,
-  `dateCreated`, `parsedDueDateRS`) take epoch milliseconds or an ISO 8601 date-time/date.
-- `sort=<path>[;asc|;desc]` (repeatable or comma separated); ties are always broken by `id`.
-- `perPage` 1..100 (default 10). **More than 100 is refused with 400** (not clamped), so a client that asks
-  for more learns it at once rather than silently missing records. `offset` >= 0 wins over `page` (1-based).
+- Values are typed by the field: booleans take `true`/`false`; date fields (`lastUpdated`, `dateCreated`,
+  `parsedDueDateRS`) take what Grails data binding takes (mod-rs `application.yml`
+  `grails.databinding.dateFormats`: ISO-8601 date-times and dates, `timefmt.grails_date_ms`). Anything else,
+  an epoch-milliseconds number included, fails as mod-rs fails: `java.text.ParseException` escapes
+  web-toolkit's `SimpleLookupServiceListenerWtk` (`valueConverterService.attemptConversion`) and mod-rs's
+  `views/error.gson` answers **500** `{"error": 500, "message": "java.text.ParseException: Unparseable date:
+  \"...\"", "stackTrace": [...]}` (`UnparseableFilterDate`). Dates are compared at the millisecond the
+  database holds (a record's `_ms` map), although records render them to the second.
+- `sort=<path>[;asc|;desc]` (repeatable or comma separated). As in the database behind mod-rs there is **no
+  tie-break**: rows equal on every sort key come back in an order that may differ from one call to the next
+  (the simulator shuffles them), so offset paging through ties is not stable.
+- `perPage` (or `max`) clamped to 100 (default 10); `page` (1-based) wins over `offset`, which is turned
+  into a page (`offset / perPage + 1`, whole pages only), as web-toolkit's `RestfulController` does.
 
 Every mistake raises `QueryError` (the server answers 400 with its message).
 """
@@ -19,13 +27,15 @@ from __future__ import annotations
 
 import functools
 import math
+import random
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .timefmt import ms_from_text
+from .timefmt import UnparseableDate, grails_date_ms, ms_from_text
 
+_TIES = random.Random()
 MAX_PER_PAGE = 100
 DEFAULT_PER_PAGE = 10
 
@@ -40,6 +50,22 @@ _SORT = re.compile(r"^(?P<path>[A-Za-z_][A-Za-z0-9_.]*)(?:;(?P<dir>[A-Za-z]+))?$
 
 class QueryError(ValueError):
     """A list parameter the simulator cannot understand (answered with 400)."""
+
+
+class UnparseableFilterDate(Exception):
+    """A date filter value no Grails date format fits: mod-rs answers 500 with error.gson's body."""
+
+    def __init__(self, error: UnparseableDate) -> None:
+        super().__init__(str(error))
+        self.body = {
+            "error": 500,
+            "message": f"java.text.ParseException: {error}",
+            "stackTrace": [
+                "java.base/java.text.DateFormat.parse(DateFormat.java:399)",
+                "org.grails.databinding.converters.DateConversionHelper.convert(DateConversionHelper.groovy:57)",
+                "com.k_int.web.toolkit.ValueConverterService.attemptConversion(ValueConverterService.groovy:18)",
+            ],
+        }
 
 
 @dataclass(frozen=True)
@@ -63,6 +89,9 @@ class Field:
                     following.append(value)
             current = following
         if self.kind == DATETIME:
+            exact = record.get("_ms")
+            if isinstance(exact, Mapping) and self.path in exact:
+                return [exact[self.path]]  # the millisecond the database holds
             return [_datetime_ms(value) for value in current]
         return current
 
@@ -144,11 +173,9 @@ def _typed_value(field: Field, op: str, raw: str) -> Any:
         except ValueError:
             raise QueryError(f"'{field.path}' needs an integer, not '{raw}'") from None
     try:
-        return ms_from_text(raw)
-    except ValueError:
-        raise QueryError(
-            f"'{field.path}' needs epoch milliseconds or an ISO 8601 date-time, not '{raw}'"
-        ) from None
+        return grails_date_ms(raw)
+    except UnparseableDate as error:
+        raise UnparseableFilterDate(error) from None
 
 
 def _compare(value: Any, op: str, wanted: Any) -> bool:
@@ -184,7 +211,7 @@ def _compare(value: Any, op: str, wanted: Any) -> bool:
 def sort_records(
     records: list[dict[str, Any]], sorts: Sequence[str], fields: Mapping[str, Field]
 ) -> list[dict[str, Any]]:
-    """Stable multi-key sort; the record id is the final tie-breaker. Missing values sort first."""
+    """Multi-key sort with no tie-break (ties shuffled, as a database may return them). Missing values first."""
     keys: list[tuple[Field, bool]] = []
     for chunk in sorts:
         for text in chunk.split(","):
@@ -201,7 +228,8 @@ def sort_records(
             if direction not in ("asc", "desc"):
                 raise QueryError(f"bad sort direction '{match['dir']}': use asc or desc")
             keys.append((field, direction == "desc"))
-    ordered = sorted(records, key=lambda record: str(record.get("id")))
+    ordered = list(records)
+    _TIES.shuffle(ordered)
     for field, descending in reversed(keys):
         ordered.sort(key=functools.partial(_sort_key, field), reverse=descending)
     return ordered
@@ -234,23 +262,20 @@ def parse_int(params: Mapping[str, list[str]], name: str) -> int | None:
 
 
 def parse_page(params: Mapping[str, list[str]], default_per_page: int = DEFAULT_PER_PAGE) -> Page:
-    per_page = parse_int(params, "perPage")
-    if per_page is None:
-        per_page = default_per_page
-    if not 1 <= per_page <= MAX_PER_PAGE:
-        raise QueryError(f"perPage must be between 1 and {MAX_PER_PAGE}, not {per_page}")
-    offset = parse_int(params, "offset")
+    """web-toolkit ``RestfulController.doTheLookup``: ``perPage`` (else ``max``, else the default; 0 counts as
+    absent, Groovy's ``?:``) clamped to 100; ``page`` wins, else ``offset`` becomes page ``offset / perPage + 1``
+    (cut to a whole page), so an offset inside a page starts at that page's first row."""
+    per_page = parse_int(params, "perPage") or parse_int(params, "max") or default_per_page
+    if per_page < 0:
+        raise QueryError(f"perPage must not be negative, not {per_page}")
+    per_page = min(per_page, MAX_PER_PAGE)
+    offset = parse_int(params, "offset") or 0
     page = parse_int(params, "page")
-    if offset is not None:
-        if offset < 0:
-            raise QueryError(f"offset must be 0 or more, not {offset}")
-    elif page is not None:
-        if page < 1:
-            raise QueryError(f"page counts from 1, not {page}")
-        offset = (page - 1) * per_page
-    else:
-        offset = 0
-    return Page(offset=offset, per_page=per_page)
+    if not page:
+        page = offset // per_page + 1 if offset else 1
+    if page < 1 or offset < 0:
+        raise QueryError(f"page counts from 1 and offset from 0, not page {page} offset {offset}")
+    return Page(offset=(page - 1) * per_page, per_page=per_page)
 
 
 def parse_flag(params: Mapping[str, list[str]], name: str) -> bool:
@@ -284,10 +309,8 @@ def run_list_query(
     term = single(params, "term")
     page = parse_page(params, default_per_page)
     matched = [record for record in records if predicate(record)]
-    if term:
-        match_fields = [_field(path, fields) for path in params.get("match", [])] or [
-            fields[path] for path in term_fields
-        ]
+    match_fields = [_field(path, fields) for path in params.get("match", [])]
+    if term and match_fields:  # web-toolkit getTextMatches: a term is looked for only in the `match` fields
         needle = term.lower()
         matched = [
             record

@@ -4,8 +4,10 @@ Record shapes (what `GET /rs/patronrequests` answers):
 
 - **brief** (list results without `fullRecord=true`): `id`, `hrid`, `isRequester`, `state{code,terminal}`,
   `title`, `author`, `patronIdentifier`, `pickupLocationSlug`, `pickupLocation`, `dueDateRS` (`YYYY-MM-DD`),
-  `parsedDueDateRS` (ISO UTC date-time), `requestingInstitutionSymbol`, `supplyingInstitutionSymbol`,
-  `lastUpdated` (epoch ms, integer), `dateCreated` (ISO UTC date-time with ms), `needsAttention`.
+  `parsedDueDateRS`, `requestingInstitutionSymbol`, `supplyingInstitutionSymbol`, `lastUpdated`,
+  `dateCreated`, `needsAttention`. Every date is rendered as mod-rs renders a `Date` (grails-views default):
+  ISO-8601 UTC to the second (`2026-11-30T08:00:00Z`), so many rows can share one `lastUpdated`; the
+  millisecond the database holds is kept in a `_ms` map that filters and sorts use and the server strips.
 - **full** (`GET /rs/patronrequests/{id}`, or `fullRecord=true`): the brief fields plus `isbn`, `publisher`,
   `publicationDate`, `localCallNumber`, `serviceType`, `patronNote`, `localNote`, `pickLocation`,
   `pickShelvingLocation`, `resolvedPickupLocation{id,name,lmsLocationCode}` (null when the slug is unknown),
@@ -18,11 +20,12 @@ Record shapes (what `GET /rs/patronrequests` answers):
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from .query import BOOL, DATETIME, Field
-from .timefmt import iso_from_ms, now_ms
+from .timefmt import iso_seconds, now_ms
 
 # ---------------------------------------------------------------- state codes
 
@@ -140,10 +143,12 @@ class Tenant:
     requests: dict[str, PatronRequest] = field(default_factory=dict)
     hrid_counter: int = 0
     last_tick: int = 0
+    clock: Callable[[], int] = now_ms
 
     def tick(self) -> int:
-        """A fresh `lastUpdated` for this tenant: wall-clock ms, strictly increasing (bumped by 1 ms on ties)."""
-        self.last_tick = max(now_ms(), self.last_tick + 1)
+        """A fresh `lastUpdated` for this tenant: the clock's ms, never going back, ties allowed (as GORM's
+        autoTimestamp: two saves within one millisecond share it)."""
+        self.last_tick = max(self.clock(), self.last_tick)
         return self.last_tick
 
     def next_hrid(self) -> str:
@@ -253,14 +258,12 @@ class PatronRequest:
             "pickupLocation": self.pickup.name if self.pickup else None,
             "dueDateRS": self.due_date_rs,
             "parsedDueDateRS": (
-                iso_from_ms(self.parsed_due_date_ms, millis=False)
-                if self.parsed_due_date_ms is not None
-                else None
+                iso_seconds(self.parsed_due_date_ms) if self.parsed_due_date_ms is not None else None
             ),
             "requestingInstitutionSymbol": self.requesting_symbol,
             "supplyingInstitutionSymbol": self.supplying_symbol,
-            "lastUpdated": self.last_updated_ms,
-            "dateCreated": iso_from_ms(self.date_created_ms),
+            "lastUpdated": iso_seconds(self.last_updated_ms),
+            "dateCreated": iso_seconds(self.date_created_ms),
             "needsAttention": self.needs_attention,
         }
 
@@ -275,7 +278,6 @@ class PatronRequest:
                 "serviceType": self.service_type,
                 "patronNote": self.patron_note,
                 "localNote": self.local_note,
-                "pickLocation": self.pick_location,
                 "pickShelvingLocation": self.pick_shelving_location,
                 "resolvedPickupLocation": (
                     {
@@ -294,32 +296,37 @@ class PatronRequest:
                 "succeededBy": {"id": self.succeeded_by} if self.succeeded_by else None,
             }
         )
+        if self.pick_location:  # the gson renders pickLocation (explicitly) only when there is one
+            record["pickLocation"] = self.pick_location
         return record
 
 
-#: Keys of a brief record, in order.
-BRIEF_KEYS = (
-    "id",
-    "hrid",
-    "isRequester",
-    "state",
-    "title",
-    "author",
-    "patronIdentifier",
-    "pickupLocationSlug",
-    "pickupLocation",
-    "dueDateRS",
-    "parsedDueDateRS",
-    "requestingInstitutionSymbol",
-    "supplyingInstitutionSymbol",
-    "lastUpdated",
-    "dateCreated",
-    "needsAttention",
+def exact_times(req: PatronRequest) -> dict[str, int | None]:
+    """The `_ms` map of a listed record: dates as the database holds them (filters and sort compare these)."""
+    return {
+        "lastUpdated": req.last_updated_ms,
+        "dateCreated": req.date_created_ms,
+        "parsedDueDateRS": req.parsed_due_date_ms,
+    }
+
+
+#: What mod-rs `views/patronRequest/_patronRequest.gson` leaves out of a list record (its brief `toExclude`,
+#: as far as the simulator renders those fields): everything else, `volumes` included, is in lists too.
+LIST_EXCLUDES = frozenset(
+    {
+        "audit",
+        "conditions",
+        "notifications",
+        "networkStatus",
+        "resolvedPickupLocation",
+        "validActions",
+    }
 )
 
 
 def brief_of(full_record: dict[str, Any]) -> dict[str, Any]:
-    return {key: full_record[key] for key in BRIEF_KEYS}
+    """A list record (`_view` brief, the list default): the full record less `LIST_EXCLUDES` and `_ms`."""
+    return {key: value for key, value in full_record.items() if key not in LIST_EXCLUDES and key != "_ms"}
 
 
 #: Fields usable in `filters` and `sort` on /rs/patronrequests (paths into the full record).

@@ -44,6 +44,9 @@ Control (no auth, JSON in and out):
 - `POST /_sim/expire-tokens` -> {expired}; `POST /_sim/login-mode` {mode: both | legacy-only | expiry-only};
   `GET /_sim/login-mode`
 - `POST /_sim/run-overdue` {now?: ISO} -> {now, lender: [{tenant, id, hrid, state}], borrower: [...]}
+- `POST /_sim/clock` {at: ISO | null, step_ms?: 0} -> {at, pinned_ms}: pin the clock (with step_ms 0 every
+  change then shares one `lastUpdated`, as a burst inside one second does; step_ms 1000 gives each change
+  its own second) or follow the wall clock again
 - `GET|POST /_sim/options` {lender_on_received: RES_ITEM_SHIPPED | RES_AWAITING_RETURN_SHIPPING}
 - `POST /_sim/reset` {seed_demo?: bool}; `POST /_sim/seed-demo`;
   `GET /_sim/calls` -> [{time, method, path, query, tenant, status, action?, fault?}]; `DELETE /_sim/calls`
@@ -72,11 +75,11 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from ..http import AllMethodsHandler, BodyError, BodyRules, ServedSimulator, TrackingServer, read_body
 from . import records as r
 from .faults import CallLog, Fault, FaultBook
-from .query import QueryError, parse_flag, run_list_query, stats_wrapper
+from .query import QueryError, UnparseableFilterDate, parse_flag, run_list_query, stats_wrapper
 from .records import ItemSpec, PickupLocation
 from .relay import WebhookRelay
 from .state import SimError, Store, bad
-from .timefmt import iso_from_ms
+from .timefmt import iso_from_ms, iso_seconds
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +216,10 @@ def list_requests(sim: ReShareSimulator, call: Call) -> Response:
         r.REQUEST_FIELDS,
         term_fields=r.REQUEST_TERM_FIELDS,
     )
-    results = page_records if full else [r.brief_of(record) for record in page_records]
+    results = [
+        {key: value for key, value in record.items() if key != "_ms"} if full else r.brief_of(record)
+        for record in page_records
+    ]
     return Response(200, stats_wrapper(results, total, page) if stats else results)
 
 
@@ -527,6 +533,14 @@ def sim_run_overdue(sim: ReShareSimulator, call: Call) -> Response:
     return Response(200, sim.store.run_overdue(body.get("now")))
 
 
+@_route("POST", r"/_sim/clock")
+def sim_set_clock(sim: ReShareSimulator, call: Call) -> Response:
+    body = call.json_object()
+    _no_unknown_keys(body, {"at", "step_ms"}, "clock")
+    pinned = sim.store.set_clock(body.get("at"), body.get("step_ms", 0))
+    return Response(200, {"at": iso_seconds(pinned) if pinned is not None else None, "pinned_ms": pinned})
+
+
 @_route("GET", r"/_sim/options")
 def sim_get_options(sim: ReShareSimulator, call: Call) -> Response:
     return Response(200, dict(sim.store.options))
@@ -630,6 +644,8 @@ class _Handler(AllMethodsHandler):
             response = _error(error.status, error.message)
         except QueryError as error:
             response = _error(400, str(error))
+        except UnparseableFilterDate as error:
+            response = Response(500, error.body)
         except Exception as error:
             log.exception("unexpected error handling %s %s", method, self.path)
             response = _error(400, f"unexpected error handling the request: {type(error).__name__}: {error}")

@@ -111,7 +111,7 @@ from typing import Any
 
 from . import records as r
 from .records import ItemSpec, PatronRequest, PickupLocation, Tenant, Volume
-from .timefmt import default_due_date, iso_from_ms, ms_from_date, ms_from_text, now_ms, parse_due_date
+from .timefmt import default_due_date, iso_seconds, ms_from_date, ms_from_text, now_ms, parse_due_date
 
 log = logging.getLogger(__name__)
 
@@ -305,6 +305,33 @@ class Store:
             self.tokens: dict[str, Token] = {}
             self.login_mode = "both"
             self.options: dict[str, Any] = {"lender_on_received": r.RES_ITEM_SHIPPED}
+            self.pinned_ms: int | None = None
+            self.pinned_step_ms = 0
+
+    def now(self) -> int:
+        """The simulator's clock in epoch ms: the wall clock, or the pinned clock (see `set_clock`)."""
+        if self.pinned_ms is None:
+            return now_ms()
+        at = self.pinned_ms
+        self.pinned_ms += self.pinned_step_ms
+        return at
+
+    def set_clock(self, at: Any, step_ms: Any = 0) -> int | None:
+        """Pin the clock at an ISO-8601 instant, or `None` to follow the wall clock again. With `step_ms` 0
+        every change shares the instant (a burst inside one second); otherwise each reading of the clock
+        moves it on by `step_ms` (1000: one change per second). Tenants' clocks never go back."""
+        with self.lock:
+            if isinstance(step_ms, bool) or not isinstance(step_ms, int) or step_ms < 0:
+                raise bad(f"step_ms must be a whole number of milliseconds >= 0, not {step_ms!r}")
+            if at is None:
+                self.pinned_ms = None
+            else:
+                try:
+                    self.pinned_ms = ms_from_text(str(at))
+                except ValueError:
+                    raise bad(f"at must be an ISO 8601 date-time or null, not {at!r}") from None
+            self.pinned_step_ms = step_ms
+            return self.pinned_ms
 
     def set_options(self, body: Mapping[str, Any]) -> dict[str, Any]:
         with self.lock:
@@ -333,7 +360,7 @@ class Store:
             locations = {location.slug: location for location in pickup_locations or []}
             tenant = self.tenants.get(name)
             if tenant is None:
-                tenant = Tenant(name, symbol, dict(users), setting_records, locations)
+                tenant = Tenant(name, symbol, dict(users), setting_records, locations, clock=self.now)
                 self.tenants[name] = tenant
             else:
                 tenant.symbol = symbol
@@ -456,7 +483,10 @@ class Store:
 
     def full_records(self, tenant_name: str) -> list[dict[str, Any]]:
         with self.lock:
-            return [req.full() for req in self.tenant(tenant_name).requests.values()]
+            return [
+                {**req.full(), "_ms": r.exact_times(req)}
+                for req in self.tenant(tenant_name).requests.values()
+            ]
 
     def all_full_records(self) -> list[dict[str, Any]]:
         with self.lock:
@@ -1030,7 +1060,7 @@ class Store:
     def run_overdue(self, now: str | None = None) -> dict[str, Any]:
         with self.lock:
             if now is None:
-                at = now_ms()
+                at = self.now()
             else:
                 try:
                     at = ms_from_text(str(now))
@@ -1055,7 +1085,7 @@ class Store:
                 if req.is_requester and req.state == r.REQ_CHECKED_IN and _past_due(req, at):
                     self._move(req, r.REQ_OVERDUE, "overdueTimer", f"due {req.due_date_rs}")
                     moved["borrower"].append(_ref(req))
-            return {"now": iso_from_ms(at), **moved}
+            return {"now": iso_seconds(at), **moved}
 
     # -- bookkeeping -------------------------------------------------------
 
@@ -1064,7 +1094,7 @@ class Store:
         req.audit.append(
             {
                 "id": str(uuid.uuid4()),
-                "dateCreated": iso_from_ms(stamp),
+                "dateCreated": iso_seconds(stamp),
                 "fromStatus": {"code": req.state} if req.state else None,
                 "toStatus": {"code": to_state},
                 "action": action,
@@ -1088,7 +1118,7 @@ class Store:
 def _notification(content: str, is_sender: bool, stamp: int) -> dict[str, Any]:
     return {
         "id": str(uuid.uuid4()),
-        "timestamp": iso_from_ms(stamp),
+        "timestamp": iso_seconds(stamp),
         "messageContent": content,
         "isSender": is_sender,
         "seen": False,

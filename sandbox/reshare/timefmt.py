@@ -1,4 +1,12 @@
-"""Time helpers shared by the simulator: epoch milliseconds, ISO 8601 strings, due dates."""
+"""Time helpers shared by the simulator: epoch milliseconds, ISO 8601 strings, due dates.
+
+mod-rs keeps dates as ``java.util.Date`` (millisecond precision in the database) and renders them in JSON
+through grails-views' default date format, ISO-8601 UTC **to the second** (``2026-11-30T08:00:00Z``): see
+:func:`iso_seconds`. Filter values are converted by web-toolkit's ``ValueConverterService`` through Grails data
+binding, which tries exactly the patterns of mod-rs ``service/grails-app/conf/application.yml``
+(``grails.databinding.dateFormats``) and throws the first ``java.text.ParseException`` when none fits: see
+:func:`grails_date_ms`.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +28,72 @@ def iso_from_ms(ms: int, *, millis: bool = True) -> str:
     moment = datetime.fromtimestamp(ms / 1000, UTC)
     text = moment.isoformat(timespec="milliseconds" if millis else "seconds")
     return text.replace("+00:00", "Z")
+
+
+def iso_seconds(ms: int) -> str:
+    """How mod-rs renders a date in JSON: ISO-8601 UTC, to the second, with a ``Z``."""
+    return datetime.fromtimestamp(ms // 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+#: mod-rs application.yml ``grails.databinding.dateFormats``, in order, as regular expressions.
+#: ``X`` (ISO zone: ``Z``, ``+HH``, ``+HHMM``, ``+HH:MM``) and the literal ``'Z'``; a pattern without a zone
+#: reads the time in the JVM's zone, UTC in mod-rs's containers. SimpleDateFormat.parse(String) reads from
+#: the start and ignores what follows a match; that is kept.
+_DATE = r"(?P<y>\d{4})-(?P<mo>\d{2})-(?P<d>\d{2})"
+_TIME = _DATE + r"T(?P<h>\d{2}):(?P<mi>\d{2}):(?P<s>\d{2})"
+_MILLIS = r"\.(?P<ms>\d{3})"
+_ZONE = r"(?P<zone>Z|[+-]\d{2}(?::?\d{2})?)"
+_GRAILS_DATE_FORMATS = tuple(
+    re.compile(pattern)
+    for pattern in (
+        _TIME + _ZONE,  # yyyy-MM-dd'T'HH:mm:ssX
+        _TIME + _MILLIS + _ZONE,  # yyyy-MM-dd'T'HH:mm:ss.SSSX
+        _TIME + "Z",  # yyyy-MM-dd'T'HH:mm:ss'Z'
+        _TIME + _MILLIS + "Z",  # yyyy-MM-dd'T'HH:mm:ss.SSS'Z'
+        _TIME,  # yyyy-MM-dd'T'HH:mm:ss
+        _TIME + _MILLIS,  # yyyy-MM-dd'T'HH:mm:ss.SSS
+        _DATE,  # yyyy-MM-dd
+    )
+)
+
+
+class UnparseableDate(ValueError):
+    """What ``java.text.ParseException`` is to Grails data binding: no configured date format fits."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(f'Unparseable date: "{text}"')
+        self.text = text
+
+
+def grails_date_ms(text: str) -> int:
+    """Epoch ms of a filter value as mod-rs's data binding reads a ``Date``; UnparseableDate otherwise.
+
+    An epoch-milliseconds number fits none of the formats and is refused, as mod-rs refuses it.
+    """
+    for pattern in _GRAILS_DATE_FORMATS:
+        match = pattern.match(text)
+        if not match:
+            continue
+        found = {key: value for key, value in match.groupdict().items() if value is not None}
+        try:
+            moment = datetime(
+                int(found["y"]),
+                int(found["mo"]),
+                int(found["d"]),
+                int(found.get("h", 0)),
+                int(found.get("mi", 0)),
+                int(found.get("s", 0)),
+                tzinfo=UTC,
+            )
+        except ValueError:
+            continue  # not lenient: 2026-02-30 fits no pattern
+        zone = found.get("zone", "Z")
+        if zone != "Z":
+            digits = zone[1:].replace(":", "")
+            offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0))
+            moment = moment - offset if zone[0] == "+" else moment + offset
+        return int(moment.timestamp()) * 1000 + int(found.get("ms", 0))
+    raise UnparseableDate(text)
 
 
 def ms_from_text(text: str) -> int:

@@ -102,6 +102,10 @@ class Sim:
     def login_mode(self, mode: str) -> None:
         self._call("POST", "/_sim/login-mode", {"mode": mode})
 
+    def clock(self, at: str | None) -> None:
+        """Pin the simulator's clock at an ISO instant (every change then shares it), or unpin it."""
+        self._call("POST", "/_sim/clock", {"at": at})
+
 
 @pytest.fixture(scope="module")
 def simulator() -> Iterator[ReShareSimulator]:
@@ -247,38 +251,46 @@ def test_the_shortcut_actions_also_reach_the_end(sim, east, west):
 
 
 def test_changes_since_a_cursor_are_exactly_those_at_or_after_it_in_order_across_pages(sim, east, west):
-    # Given 20 older requests, a cursor at the 20th one's lastUpdated, 250 newer ones, and 5 older ones
-    # touched (a local note) after the cursor
-    older = [sim.create(patron_barcode=f"EP-{n:04d}")["borrower"]["id"] for n in range(20)]
-    cursor_ms = sim.record("east", older[-1])["lastUpdated"]
+    # Given 19 older requests, a 20th whose lastUpdated second is the cursor, 250 newer ones in later
+    # seconds (many per second), and 5 older ones touched (a local note) after them
+    sim.clock("2031-01-01T10:00:00Z")
+    older = [sim.create(patron_barcode=f"EP-{n:04d}")["borrower"]["id"] for n in range(19)]
+    sim.clock("2031-01-01T10:00:01Z")
+    older.append(sim.create(patron_barcode="EP-0019")["borrower"]["id"])
+    cursor = sim.record("east", older[-1])["lastUpdated"]
+    assert cursor == "2031-01-01T10:00:01Z"  # ISO-8601 UTC to the second, as mod-rs renders a Date
     for n in range(250):
+        sim.clock(f"2031-01-01T10:01:{n // 10:02d}Z")  # 10 changes in each second
         sim.create(patron_barcode=f"EP-{100 + n:04d}")
+    sim.clock("2031-01-01T10:02:00Z")
     note = sample("localNote")
     for request_id in older[:5]:
         east.perform_action(request_id, note["action"], note["actionParams"])
-    expected = sorted(
-        (r for r in sim.records("east") if r["isRequester"] and r["lastUpdated"] >= cursor_ms),
-        key=lambda r: r["lastUpdated"],
-    )
+    sim.clock(None)
+    expected = [r for r in sim.records("east") if r["isRequester"] and r["lastUpdated"] >= cursor]
     assert len(expected) == 256
 
     # When listing borrower changes since the cursor
-    since = datetime.fromtimestamp(cursor_ms / 1000, tz=UTC)
+    since = datetime(2031, 1, 1, 10, 0, 1, tzinfo=UTC)
     listed = list(east.changed_since(is_requester=True, since=since))
 
-    # Then exactly those, each once, in lastUpdated order, read over several pages of at most 100
-    assert [r.id for r in listed] == [r["id"] for r in expected]
-    assert listed[0].id == older[-1]  # the cursor's own instant is included
-    assert [r.id for r in listed[-5:]] == older[:5]
+    # Then exactly those, each once, in lastUpdated order (any order inside one second: there is no
+    # tie-break), read over several pages of at most 100
+    assert sorted(r.id for r in listed) == sorted(r["id"] for r in expected)
+    stamps = [r.last_updated for r in listed]
+    assert stamps == sorted(stamps)
+    assert listed[0].id == older[-1]  # the cursor's own second is included
+    assert sorted(r.id for r in listed[-5:]) == sorted(older[:5])
     pages = sim.calls("GET", "/rs/patronrequests")
     assert len(pages) >= 3
     assert all("perPage=100" in page["query"] for page in pages)
+    assert all("lastUpdated%3E%3D2031-01-01T" in page["query"] for page in pages)
     # And each side lists only its own copies
     assert list(east.changed_since(is_requester=False, since=None)) == []
     assert len(list(west.changed_since(is_requester=False, since=None))) == 270
 
 
-def test_brief_and_full_records(sim, east):
+def test_list_records_carry_volumes_as_the_single_record_does(sim, east):
     # Given a shipped two-volume request picked up at the science library
     pair = sim.create(
         pickup_location_slug="east-science",
@@ -286,21 +298,20 @@ def test_brief_and_full_records(sim, east):
         volumes=[{"item_barcode": "WEST-V-1001"}, {"item_barcode": "WEST-V-2002"}],
     )
 
-    # When listing brief and full records, and reading the request itself
-    (brief,) = east.changed_since(is_requester=True, since=None)
-    (full,) = east.changed_since(is_requester=True, since=None, full_records=True)
+    # When listing records, and reading the request itself
+    (listed,) = east.changed_since(is_requester=True, since=None)
     single = east.get_request(pair["borrower"]["id"])
 
-    # Then the brief record lacks volumes and the resolved pickup location; the full ones have both
-    assert not brief.is_full_record
-    assert brief.resolved_pickup_location is None
-    assert brief.pickup_location_slug == "east-science"
-    for record in (full, single):
-        assert record.is_full_record
+    # Then both carry the volumes (mod-rs _patronRequest.gson renders them in lists too) and every scalar;
+    # only the single record expands the resolved pickup location
+    for record in (listed, single):
         assert len(record.volumes or []) == 2
-        assert record.resolved_pickup_location is not None
-        assert record.resolved_pickup_location.lms_location_code == "262630"
-    assert brief.state.code == full.state.code == single.state.code == "REQ_SHIPPED"
+        assert record.pickup_location_slug == "east-science"
+        assert record.due_date_rs is not None
+    assert listed.resolved_pickup_location is None
+    assert single.resolved_pickup_location is not None
+    assert single.resolved_pickup_location.lms_location_code == "262630"
+    assert listed.state.code == single.state.code == "REQ_SHIPPED"
 
 
 def test_multi_volume_requests_carry_hrid_dash_last4_temp_barcodes(sim, east, west):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import socket
 import threading
 import time
@@ -27,10 +28,17 @@ from illbridge.errors import (
     ReShareUnavailable,
 )
 from illbridge.reshare import ReShareClient
+from illbridge.reshare.client import Listing
 
 TENANT = "east"
 PASSWORD = "s3cret-east-password"
-START_MS = 1_700_000_000_000
+START_MS = 1_700_000_000_000  # 2023-11-14T22:13:20Z
+_TIES = random.Random()
+
+
+def iso_s(ms: int) -> str:
+    """How mod-rs renders a date: ISO-8601 UTC to the second."""
+    return datetime.fromtimestamp(ms // 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # --- the fake ReShare -----------------------------------------------------------------------------------
@@ -77,12 +85,12 @@ class FakeReShare:
         self._tokens = 0
         self._lock = threading.Lock()
 
-    # -- data
+    # -- data (each change one second after the previous one unless same_time; dates render to the second)
     def add(self, count: int, *, is_requester: bool = True, same_time: bool = False) -> list[str]:
         ids = []
         for _ in range(count):
             if not same_time or not self.records:
-                self.clock += 1
+                self.clock += 1000
             rid = f"req-{len(self.records) + 1:04d}"
             self.records.append(
                 {
@@ -90,7 +98,8 @@ class FakeReShare:
                     "hrid": f"EAST-{len(self.records) + 1}",
                     "isRequester": is_requester,
                     "state": {"code": "REQ_SHIPPED", "terminal": False},
-                    "lastUpdated": self.clock,
+                    "lastUpdated": iso_s(self.clock),
+                    "_ms": self.clock,
                     "futureField": {"kept": True},
                 }
             )
@@ -98,8 +107,9 @@ class FakeReShare:
         return ids
 
     def touch(self, rid: str) -> None:
-        self.clock += 1
-        next(r for r in self.records if r["id"] == rid)["lastUpdated"] = self.clock
+        self.clock += 1000
+        record = next(r for r in self.records if r["id"] == rid)
+        record["lastUpdated"], record["_ms"] = iso_s(self.clock), self.clock
 
     def script(self, method: str, path: str, *replies: Script) -> None:
         self.scripted.setdefault((method, path), []).extend(replies)
@@ -114,13 +124,14 @@ class FakeReShare:
             if f.startswith("isRequester=="):
                 wanted = f.split("==", 1)[1] == "true"
                 rows = [r for r in rows if r["isRequester"] is wanted]
-            elif f.startswith("lastUpdated>="):
-                since = int(f.split(">=", 1)[1])
-                rows = [r for r in rows if r["lastUpdated"] >= since]
+            elif f.startswith("lastUpdated>="):  # mod-rs takes ISO-8601 only (application.yml dateFormats)
+                since = datetime.strptime(f.split(">=", 1)[1], "%Y-%m-%dT%H:%M:%S%z")
+                rows = [r for r in rows if r["_ms"] >= since.timestamp() * 1000]
             else:
                 raise AssertionError(f"unexpected filter {f}")
-        rows.sort(key=lambda r: r["lastUpdated"])
-        page = [dict(r) for r in rows[offset : offset + per_page]]
+        _TIES.shuffle(rows)  # no tie-break in mod-rs's sort
+        rows.sort(key=lambda r: r["_ms"])
+        page = [{k: v for k, v in r.items() if k != "_ms"} for r in rows[offset : offset + per_page]]
         self.list_calls += 1
         if self.after_list:
             self.after_list(self.list_calls)
@@ -161,7 +172,7 @@ class FakeReShare:
             if record is None:
                 return Reply(404, {"message": f"no request {parts[2]}"})
             if len(parts) == 3 and call.method == "GET":
-                return Reply(200, {**record, "volumes": []})
+                return Reply(200, {k: v for k, v in record.items() if k != "_ms"} | {"volumes": []})
             if parts[3:] == ["validActions"]:
                 return Reply(200, {"actions": ["requesterReceived", "message"]})
             if parts[3:] == ["performAction"] and call.method == "POST":
@@ -375,7 +386,7 @@ def test_a_401_on_an_action_repeats_it_once_and_it_is_applied_once(fake, client)
 
     # Then it was sent twice (refused, then accepted) and ReShare applied it once
     assert len(fake.calls_to("POST", "/rs/patronrequests/req-0001/performAction")) == 2
-    assert fake.records[0]["lastUpdated"] == START_MS + 2
+    assert fake.records[0]["_ms"] == START_MS + 2000
 
 
 def test_a_token_about_to_expire_is_renewed_before_use(fake, client):
@@ -445,29 +456,28 @@ def test_sends_the_filters_sort_and_paging_parameters(fake, client):
     fake.add(1)
     since = datetime.fromtimestamp(START_MS / 1000, tz=UTC)
 
-    # When listing full lender records since a time
-    list(client.changed_since(is_requester=False, since=since, per_page=7, full_records=True))
+    # When listing lender records since a time
+    list(client.changed_since(is_requester=False, since=since, per_page=7))
 
-    # Then the query carries both filters, the sort, perPage, offset and fullRecord
+    # Then the query carries both filters (the date as ISO-8601 UTC, as mod-rs's data binding takes it),
+    # the sort, perPage and offset
     (call,) = list_calls(fake)
     assert call.query == {
-        "filters": ["isRequester==false", f"lastUpdated>={START_MS}"],
+        "filters": ["isRequester==false", "lastUpdated>=2023-11-14T22:13:20Z"],
         "sort": ["lastUpdated;asc"],
         "perPage": ["7"],
         "offset": ["0"],
-        "fullRecord": ["true"],
     }
 
 
-def test_without_since_there_is_no_lastupdated_filter_and_no_full_record(fake, client):
-    # Given / When listing brief borrower records from the beginning
+def test_without_since_there_is_no_lastupdated_filter(fake, client):
+    # Given / When listing borrower records from the beginning
     list(client.changed_since(is_requester=True, since=None))
 
     # Then only the side filter is sent, and perPage defaults to 100
     (call,) = list_calls(fake)
     assert call.query["filters"] == ["isRequester==true"]
     assert call.query["perPage"] == ["100"]
-    assert "fullRecord" not in call.query
 
 
 def test_exactly_per_page_results_read_one_more_empty_page(fake, client):
@@ -487,7 +497,7 @@ def test_pages_through_everything_in_order_from_the_cursor_inclusive(fake, clien
     all_ids = fake.add(10) + fake.add(5, is_requester=False) + fake.add(20)
     borrower_ids = [i for i in all_ids if next(r for r in fake.records if r["id"] == i)["isRequester"]]
     cursor_record = next(r for r in fake.records if r["id"] == borrower_ids[3])
-    since = datetime.fromtimestamp(cursor_record["lastUpdated"] / 1000, tz=UTC)
+    since = datetime.fromtimestamp(cursor_record["_ms"] / 1000, tz=UTC)
 
     # When listing borrower changes since the 4th one's lastUpdated, 4 per page
     result = list(client.changed_since(is_requester=True, since=since, per_page=4))
@@ -500,14 +510,14 @@ def test_pages_through_everything_in_order_from_the_cursor_inclusive(fake, clien
     assert result[0].model_extra == {"futureField": {"kept": True}}
 
 
-def test_since_is_floored_to_the_millisecond_so_the_instant_itself_is_included(fake, client):
-    # Given a since with sub-millisecond precision, just after a request's lastUpdated millisecond
+def test_since_is_floored_to_the_second_so_the_second_itself_is_included(fake, client):
+    # Given a since with sub-second precision, just after a request's lastUpdated second
     fake.add(1)
-    since = datetime.fromtimestamp((START_MS + 1) / 1000, tz=UTC) + timedelta(microseconds=700)
+    since = datetime.fromtimestamp((START_MS + 1000) / 1000, tz=UTC) + timedelta(milliseconds=700)
 
-    # When listing, Then the filter is that millisecond, and the request is included
+    # When listing, Then the filter is that second, and the request is included
     assert ids(client.changed_since(is_requester=True, since=since)) == ["req-0001"]
-    assert list_calls(fake)[0].query["filters"][1] == f"lastUpdated>={START_MS + 1}"
+    assert list_calls(fake)[0].query["filters"][1] == "lastUpdated>=2023-11-14T22:13:21Z"
 
 
 def test_records_changing_while_paging_are_not_skipped(fake, client):
@@ -547,16 +557,38 @@ def test_the_changing_records_scenario_does_defeat_plain_offset_paging(fake):
     assert set(original) - set(seen) == {"req-0004"}
 
 
-def test_a_whole_page_sharing_one_instant_still_pages_through(fake, client):
-    # Given 7 requests changed at the very same millisecond, then 2 more later
+def test_ties_across_a_page_boundary_are_each_yielded_once(fake, client):
+    # Given 3 requests, then 4 changed in one second (in no stable order), then 3 more
+    before = fake.add(3)
+    fake.clock += 1000
+    tied = fake.add(4, same_time=True)
+    fake.clock += 1000
+    after = fake.add(3)
+
+    # When listing 5 per page (the tied second straddles the first page boundary), many times over
+    for _ in range(20):
+        result = ids(client.changed_since(is_requester=True, since=None, per_page=5))
+
+        # Then each request appears exactly once, in lastUpdated order
+        assert result[:3] == before
+        assert sorted(result[3:7]) == tied
+        assert result[7:] == after
+
+
+def test_a_whole_page_sharing_one_second_pages_through_by_offset_and_says_so(fake, client):
+    # Given 7 requests changed in the very same second, then 2 more later
     tied = fake.add(7, same_time=True)
     later = fake.add(2)
+    listing = Listing()
 
     # When listing 3 per page
-    result = ids(client.changed_since(is_requester=True, since=None, per_page=3))
+    result = ids(client.changed_since(is_requester=True, since=None, per_page=3, listing=listing))
 
-    # Then each appears exactly once, and the listing ends
-    assert result == tied + later
+    # Then the later ones appear once each after the tied ones, no tied one twice, and the listing ends
+    assert result[-2:] == later
+    assert len(set(result[:-2])) == len(result[:-2]) and set(result[:-2]) <= set(tied)
+    # And, as rows tied beyond a page come in no stable order, the listing names that second as unsure
+    assert listing.unsure_from == datetime.fromtimestamp((START_MS + 1000) / 1000, tz=UTC)
 
 
 def test_the_listing_is_lazy(fake, client):
@@ -598,8 +630,9 @@ def test_per_page_outside_what_reshare_serves_is_refused(client, per_page):
         b'{"unexpected": true}',
         b'[{"id": "x"}]',
         b'[{"id": "x", "isRequester": true, "state": {"code": "REQ_IDLE"}, "lastUpdated": "yesterday"}]',
+        b'[{"id": "x", "isRequester": true, "state": {"code": "REQ_IDLE"}, "lastUpdated": true}]',
     ],
-    ids=["malformed", "empty", "not-a-list", "not-a-request", "bad-lastUpdated"],
+    ids=["malformed", "empty", "not-a-list", "not-a-request", "bad-lastUpdated", "boolean-lastUpdated"],
 )
 def test_unreadable_list_answers_are_protocol_errors(fake, client, body):
     # Given ReShare answers the list with something unreadable
@@ -622,8 +655,8 @@ def test_get_request_reads_the_full_record_and_quotes_the_id(fake, client):
     with pytest.raises(ReShareNotFound):
         client.get_request("a/b c")
 
-    # Then the record is full, and the odd id travelled as one path segment
-    assert record.is_full_record
+    # Then the record is read, and the odd id travelled as one path segment
+    assert record.id == "req-0001" and record.volumes == []
     assert fake.calls[-1].path == "/rs/patronrequests/a%2Fb%20c"
 
 

@@ -444,15 +444,42 @@ def test_record_state_change_reports_only_real_newer_transitions(store: BridgeSt
     stale = store.record_state_change(TENANT, "req-1", "REQ_VALIDATED", t0 - timedelta(minutes=5))
     # Then it is ignored
     assert stale == StateChange(False, "REQ_SHIPPED")
-    assert store.record_state_change(TENANT, "req-1", "REQ_VALIDATED", later).changed is False
     assert store.last_seen(TENANT, "req-1") == ("REQ_SHIPPED", later)
     # When a newer observation of another state arrives
-    newer = later + timedelta(milliseconds=1)
+    newer = later + timedelta(seconds=1)
     # Then it is a transition from the stored state
     assert store.record_state_change(TENANT, "req-1", "REQ_CHECKED_IN", newer) == StateChange(
         True, "REQ_SHIPPED"
     )
     assert store.last_seen(TENANT, "req-1") == ("REQ_CHECKED_IN", newer)
+
+
+def test_two_changes_inside_one_second_are_two_transitions_and_stale_reads_are_not(
+    store: BridgeStore,
+) -> None:
+    # mod-rs renders lastUpdated to the second: two changes inside one second share it
+    second = datetime(2025, 3, 1, 8, 0, 7, tzinfo=UTC)
+    # Given REQ_SHIPPED seen in a second
+    assert store.record_state_change(TENANT, "req-1", "REQ_SHIPPED", second).changed is True
+    # When REQ_CHECKED_IN is seen with the very same lastUpdated
+    # Then it is a transition from REQ_SHIPPED (not taken for a stale read)
+    assert store.record_state_change(TENANT, "req-1", "REQ_CHECKED_IN", second) == StateChange(
+        True, "REQ_SHIPPED"
+    )
+    # And a late reader's REQ_SHIPPED of that second, or REQ_CHECKED_IN again, is nothing new
+    assert store.record_state_change(TENANT, "req-1", "REQ_SHIPPED", second).changed is False
+    assert store.record_state_change(TENANT, "req-1", "REQ_CHECKED_IN", second).changed is False
+    seen = store.seen_state(TENANT, "req-1")
+    assert seen is not None and seen.state == "REQ_CHECKED_IN"
+    assert seen.states_at == {"REQ_SHIPPED", "REQ_CHECKED_IN"}
+    assert seen.covers("REQ_SHIPPED", second) and not seen.covers("REQ_AWAITING_RETURN_SHIPPING", second)
+    # And a later second starts afresh
+    later = second + timedelta(seconds=1)
+    assert store.record_state_change(TENANT, "req-1", "REQ_SHIPPED", later) == StateChange(
+        True, "REQ_CHECKED_IN"
+    )
+    later_seen = store.seen_state(TENANT, "req-1")
+    assert later_seen is not None and later_seen.states_at == {"REQ_SHIPPED"}
 
 
 def test_revert_state_change_restores_what_was_seen_before(store: BridgeStore) -> None:

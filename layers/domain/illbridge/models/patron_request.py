@@ -1,7 +1,8 @@
 """A ReShare (mod-rs) patron request, as the API renders it (docs/reshare.md#request-fields).
 
 Unknown fields are kept (``extra="allow"``): mod-rs adds fields between releases and the bridge must not break.
-List results are *brief* records: ``volumes`` and ``resolvedPickupLocation`` are then absent.
+List results carry every scalar field and ``volumes`` too (mod-rs ``views/patronRequest/_patronRequest.gson``
+renders them in lists); only ``resolvedPickupLocation`` (and audit, notifications, ...) need the single record.
 """
 
 from __future__ import annotations
@@ -82,11 +83,6 @@ class PatronRequest(BaseModel):
     @property
     def side(self) -> str:
         return "borrowing" if self.is_requester else "lending"
-
-    @property
-    def is_full_record(self) -> bool:
-        """Brief (list) records carry neither volumes nor the resolved pickup location."""
-        return self.volumes is not None
 
     @property
     def lender_due_date(self) -> datetime | None:

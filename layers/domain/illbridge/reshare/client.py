@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from http.cookiejar import CookieJar
 from http.cookies import CookieError, SimpleCookie
 from typing import Any, NoReturn
@@ -43,7 +44,7 @@ from illbridge.errors import (
 )
 from illbridge.models.patron_request import PatronRequest
 from illbridge.observability import logger, mask
-from illbridge.timeutil import to_utc, utcnow
+from illbridge.timeutil import iso, to_utc, utcnow
 
 MAX_PER_PAGE = 100  # mod-rs caps perPage at 100: asking for more would end paging after the first page
 RETRYABLE_READ_STATUSES = frozenset({502, 503, 504})
@@ -53,10 +54,16 @@ TOKEN_RENEWAL_MARGIN = timedelta(seconds=30)  # renew a token this long before R
 _JSON = "application/json"
 _ACCESS_COOKIE = "folioAccessToken"
 _AUTH_COOKIES = frozenset({"folioAccessToken", "folioRefreshToken"})
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_MS = timedelta(milliseconds=1)
 # Failures after which a request may or may not have reached ReShare.
 _MAYBE_SENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+
+
+@dataclass
+class Listing:
+    """What a listing learnt besides its rows: ``unsure_from``, the earliest second it had to page through by
+    offset (more rows in one second than fit a page, in no stable order), where rows may have been missed."""
+
+    unsure_from: datetime | None = None
 
 
 class ReShareClient:
@@ -178,79 +185,79 @@ class ReShareClient:
         is_requester: bool,
         since: datetime | None,
         per_page: int = 100,
-        full_records: bool = False,
+        listing: Listing | None = None,
     ) -> Iterator[PatronRequest]:
         """Every request of one side whose ``lastUpdated`` is at or after ``since``, oldest change first.
 
         A generator: it reads one page at a time (memory stays flat), and raises the client's errors while
-        iterating. ``since=None`` lists everything. List results are brief records (no ``volumes``, no
-        ``resolvedPickupLocation``) unless ``full_records``.
+        iterating. ``since=None`` lists everything. The filter is ``lastUpdated>=<ISO-8601 UTC>``: mod-rs
+        converts filter values through Grails data binding, which knows only the ISO formats of its
+        ``application.yml`` (an epoch-milliseconds number is refused), and renders ``lastUpdated`` to the
+        second, so ``since`` is cut to its second and many rows may share one ``lastUpdated``.
 
         Paging: plain offset paging over a list sorted by ``lastUpdated`` skips a record whenever a record of
-        an earlier page changes meanwhile (it moves to the end and everything after it shifts down one place).
-        So each next page is *re-anchored* instead: ``lastUpdated>=<last lastUpdated seen>`` from offset 0,
-        dropping the ids already yielded at exactly that instant. Changes made while listing are therefore
-        never skipped; a request that changes during the listing may be yielded twice (once per change, in
-        order), which the poller's state comparison absorbs. Only when a whole page shares one instant does it
-        fall back to moving the offset forward (within that instant). Paging ends at a page shorter than
-        ``per_page``.
+        an earlier page changes meanwhile (it moves to the end and everything after it shifts down one place),
+        and mod-rs's sort has no tie-break, so rows sharing a second may come in another order on every call.
+        So each next page is *re-anchored* instead: ``lastUpdated>=<last second seen>`` from the first page,
+        dropping the ids already yielded in exactly that second. Changes made while listing are never
+        skipped; a request that changes during the listing may be yielded twice (once per change, in order),
+        which the poller's state comparison absorbs. Only when a whole page shares one second does it fall
+        back to moving the offset forward (whole pages, as mod-rs turns an offset into a page) within that
+        second; rows in that second may then be missed or repeated (their order is not stable), so
+        ``listing.unsure_from`` is set to that second: the poller keeps its cursor there, and its next run
+        reads the second again. Paging ends at a page shorter than ``per_page``.
         """
         if not 1 <= per_page <= MAX_PER_PAGE:
             raise ValueError(f"per_page must be between 1 and {MAX_PER_PAGE}, not {per_page}")
-        anchor = _datetime_ms(since) if since is not None else None
+        anchor = _second(since) if since is not None else None
         offset = 0
-        seen_at_anchor: set[str] = set()  # ids already yielded whose lastUpdated equals the anchor
+        seen_at_anchor: set[str] = set()  # ids already yielded whose lastUpdated is the anchor's second
         while True:
-            page = self._list_page(is_requester, anchor, offset, per_page, full_records)
-            for changed_ms, request in page:
+            page = self._list_page(is_requester, anchor, offset, per_page)
+            for changed, request in page:
                 if (
                     anchor is not None
-                    and changed_ms is not None
-                    and (changed_ms < anchor or (changed_ms == anchor and request.id in seen_at_anchor))
+                    and changed is not None
+                    and (changed < anchor or (changed == anchor and request.id in seen_at_anchor))
                 ):
-                    continue  # before the window, or already yielded at the anchor's instant
+                    continue  # before the window, or already yielded in the anchor's second
                 yield request
             if len(page) < per_page:
                 return
-            page_last = max((ms for ms, _ in page if ms is not None), default=None)
+            page_last = max((at for at, _ in page if at is not None), default=None)
             if page_last is not None and (anchor is None or page_last > anchor):
                 anchor, offset = page_last, 0
-                seen_at_anchor = {request.id for ms, request in page if ms == page_last}
-            else:  # the whole page sits at the anchor's instant: step over it by offset
+                seen_at_anchor = {request.id for at, request in page if at == page_last}
+            else:  # the whole page sits in the anchor's second: step over it by offset
                 offset += per_page
-                seen_at_anchor |= {request.id for ms, request in page if ms == anchor}
+                seen_at_anchor |= {request.id for at, request in page if at == anchor}
+                if listing is not None and anchor is not None:
+                    listing.unsure_from = min(anchor, listing.unsure_from or anchor)
 
     def _list_page(
-        self, is_requester: bool, anchor: int | None, offset: int, per_page: int, full_records: bool
-    ) -> list[tuple[int | None, PatronRequest]]:
+        self, is_requester: bool, anchor: datetime | None, offset: int, per_page: int
+    ) -> list[tuple[datetime | None, PatronRequest]]:
         params: list[tuple[str, str]] = [("filters", f"isRequester=={'true' if is_requester else 'false'}")]
         if anchor is not None:
-            params.append(("filters", f"lastUpdated>={anchor}"))
+            params.append(("filters", f"lastUpdated>={iso(anchor)}"))
         params += [("sort", "lastUpdated;asc"), ("perPage", str(per_page)), ("offset", str(offset))]
-        if full_records:
-            params.append(("fullRecord", "true"))
         path = "/rs/patronrequests"
         what = f"GET {path}"
         response = self._request("GET", path, params=params)
         if not response.ok:
             self._fail(response, what)
         data = _results(self._json(response, what), what)
-        page: list[tuple[int | None, PatronRequest]] = []
+        page: list[tuple[datetime | None, PatronRequest]] = []
         for raw in data:
             request = _patron_request(raw, what)
-            try:
-                changed_ms = _epoch_ms(raw.get("lastUpdated"))
-            except (TypeError, ValueError) as exc:
-                raise ReShareProtocolError(
-                    f"{what}: request {request.id} has an unreadable lastUpdated"
-                ) from exc
-            page.append((changed_ms, request))
+            changed = _second(request.last_updated) if request.last_updated is not None else None
+            page.append((changed, request))
         logger.debug(
             "Listed ReShare requests",
             extra={
                 "tenant": self.settings.tenant,
                 "is_requester": is_requester,
-                "anchor": anchor,
+                "anchor": iso(anchor) if anchor is not None else None,
                 "offset": offset,
                 "count": len(page),
             },
@@ -596,24 +603,8 @@ def _patron_request(data: Any, what: str) -> PatronRequest:
         raise ReShareProtocolError(f"{what}: not a patron request ({exc.error_count()} problem(s))") from exc
 
 
-def _datetime_ms(value: datetime) -> int:
-    """Epoch milliseconds, exactly (floor): no float rounding, so ``>=`` never misses the instant itself."""
+def _second(value: datetime) -> datetime:
+    """A time cut to its second, in UTC: the precision at which mod-rs renders ``lastUpdated``."""
     moment = to_utc(value)
     assert moment is not None
-    return (moment - _EPOCH) // _ONE_MS
-
-
-def _epoch_ms(value: Any) -> int | None:
-    """A ``lastUpdated`` as ReShare renders it (epoch ms, or ISO) in exact epoch milliseconds."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        raise TypeError("a boolean is not a time")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return int(value)
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    moment = to_utc(value)
-    return None if moment is None else (moment - _EPOCH) // _ONE_MS
+    return moment.replace(microsecond=0)

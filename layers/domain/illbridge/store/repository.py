@@ -71,6 +71,23 @@ class StateChange:
     previous_state: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class SeenState:
+    """The stored last-seen state of a request: the state, the ``lastUpdated`` it was seen at, and every
+    state seen at exactly that ``lastUpdated`` (mod-rs renders it to the second: several changes can share
+    one)."""
+
+    state: str
+    last_updated: datetime
+    states_at: frozenset[str]
+
+    def covers(self, state: str, last_updated: datetime) -> bool:
+        """Whether an observation adds nothing: older than the stored one, or of a state already seen then."""
+        observed = epoch_ms(last_updated)
+        stored = epoch_ms(self.last_updated)
+        return observed < stored or (observed == stored and state in self.states_at)
+
+
 # --- encoding ------------------------------------------------------------------------------------------
 
 
@@ -627,11 +644,14 @@ class BridgeStore:
     def record_state_change(
         self, tenant: str, request_id: str, state: str, last_updated: datetime
     ) -> StateChange:
-        """Remember ``state`` as seen at ``last_updated``; ``changed`` only for a real, newer transition.
+        """Remember ``state`` as seen at ``last_updated``; ``changed`` only for a real, new transition.
 
-        One conditional write decides, so of two pollers that see the same transition exactly one gets
-        ``changed=True``; an observation older than (or as old as) the stored one never replaces it.
-        Comparison is at millisecond precision, ReShare's ``lastUpdated`` resolution.
+        One conditional write decides, so of two observers that see the same transition exactly one gets
+        ``changed=True``. A transition is a state other than the stored one, seen either later than the stored
+        observation or at the very same ``lastUpdated`` but not yet seen then: mod-rs renders ``lastUpdated``
+        to the second, so two changes inside one second share it, and the item keeps ``states_at``, every
+        state seen at its ``last_updated``, so that neither is lost and a stale read of the first never counts
+        again. (A request that leaves a state and comes back to it inside one second shows nothing new.)
         """
         key = self._key(keys.request_pk(tenant, request_id), keys.SEEN_SK)
         observed = to_utc(last_updated)
@@ -639,13 +659,14 @@ class BridgeStore:
         millis = epoch_ms(observed)
         now = self._now()
 
+        # 1. later than what is stored (or nothing stored): a transition if the state differs
         expr = _Expression()
         state_n, millis_n = expr.n("state"), expr.n("last_updated_ms")
         condition = (
             f"attribute_not_exists(pk) OR ({state_n} <> {expr.v(state)} AND {millis_n} < {expr.v(millis)})"
         )
         expr.set("kind", "seen").set("state", state).set("last_updated", observed)
-        expr.set("last_updated_ms", millis).set("changed_at", now)
+        expr.set("last_updated_ms", millis).set("changed_at", now).set("states_at", {state})
         try:
             with _dynamodb("UpdateItem"):
                 answer = self._table.update_item(
@@ -660,11 +681,34 @@ class BridgeStore:
         except _ConditionFailed:
             pass
 
-        # not a transition: if it is the same state seen later, move the watermark silently
+        # 2. in the same second as what is stored, a state not yet seen in it: a transition too
+        expr = _Expression()
+        states_n = expr.n("states_at")
+        condition = (
+            f"{expr.n('state')} <> {expr.v(state)} AND {expr.n('last_updated_ms')} = {expr.v(millis)} "
+            f"AND NOT contains({states_n}, {expr.v(state)})"
+        )
+        expr.set("state", state).set("changed_at", now)
+        expr.set_raw(f"{states_n} = list_append(if_not_exists({states_n}, {expr.v([])}), {expr.v([state])})")
+        try:
+            with _dynamodb("UpdateItem"):
+                answer = self._table.update_item(
+                    Key=key,
+                    UpdateExpression=expr.update(),
+                    ConditionExpression=condition,
+                    ReturnValues="UPDATED_OLD",
+                    **expr.params(),
+                )
+            previous = answer.get("Attributes", {}).get("state")
+            return StateChange(True, str(previous) if previous is not None else None)
+        except _ConditionFailed:
+            pass
+
+        # 3. not a transition: if it is the same state seen later, move the watermark silently
         expr = _Expression()
         millis_n = expr.n("last_updated_ms")
         condition = f"{expr.n('state')} = {expr.v(state)} AND {millis_n} < {expr.v(millis)}"
-        expr.set("last_updated", observed).set("last_updated_ms", millis)
+        expr.set("last_updated", observed).set("last_updated_ms", millis).set("states_at", [state])
         try:
             with _dynamodb("UpdateItem"):
                 self._table.update_item(
@@ -685,12 +729,12 @@ class BridgeStore:
         request_id: str,
         state: str,
         last_updated: datetime,
-        before: tuple[str, datetime] | None,
+        before: SeenState | tuple[str, datetime] | None,
     ) -> bool:
         """Undo ``record_state_change`` whose event could not be published, so the change is seen again.
 
         Only while the stored state is still ``state`` (seen at ``last_updated`` or later); ``before`` is
-        what ``last_seen`` returned before the change (None: forget the request).
+        what ``seen_state`` (or ``last_seen``) returned before the change (None: forget the request).
         """
         key = self._key(keys.request_pk(tenant, request_id), keys.SEEN_SK)
         observed = to_utc(last_updated)
@@ -702,11 +746,17 @@ class BridgeStore:
                 if before is None:
                     self._table.delete_item(Key=key, ConditionExpression=condition, **expr.params())
                 else:
-                    previous_state, previous_at = before
+                    if isinstance(before, SeenState):
+                        previous_state, previous_at = before.state, before.last_updated
+                        states = before.states_at
+                    else:
+                        previous_state, previous_at = before
+                        states = frozenset({previous_state})
                     at = to_utc(previous_at)
                     assert at is not None
                     expr.set("state", previous_state).set("last_updated", at)
                     expr.set("last_updated_ms", epoch_ms(at)).set("changed_at", self._now())
+                    expr.set("states_at", sorted(states))
                     self._table.update_item(
                         Key=key,
                         UpdateExpression=expr.update(),
@@ -716,6 +766,17 @@ class BridgeStore:
         except _ConditionFailed:
             return False
         return True
+
+    def seen_state(self, tenant: str, request_id: str) -> SeenState | None:
+        """The stored last-seen state, with every state seen at its ``lastUpdated``."""
+        row = self._get(keys.request_pk(tenant, request_id), keys.SEEN_SK)
+        if not row:
+            return None
+        at = to_utc(row["last_updated"])
+        assert at is not None
+        state = str(row["state"])
+        states = frozenset(str(value) for value in row.get("states_at") or [state])
+        return SeenState(state, at, states | {state})
 
     def last_seen(self, tenant: str, request_id: str) -> tuple[str, datetime] | None:
         row = self._get(keys.request_pk(tenant, request_id), keys.SEEN_SK)

@@ -1,6 +1,7 @@
 """The ReShare poller: ReShare has no webhooks (docs/reshare.md#events), so the bridge asks for changes.
 
-Per library and side: list requests with ``lastUpdated >= cursor - overlap`` in ``lastUpdated`` order, keep only
+Per library and side: list requests with ``lastUpdated >= cursor - overlap`` in ``lastUpdated`` order (ISO-8601
+UTC, to the second, as mod-rs takes and renders dates), keep only
 real transitions (a conditional "did the state change" write on the stored last-seen state: exactly one of two
 overlapping pollers wins, and notes or messages, which move ``lastUpdated`` but not the state, are ignored),
 put one ``ReShareRequestChanged`` per transition on the bus (10 per call), and only then advance the cursor.
@@ -17,7 +18,8 @@ from illbridge.config import LibraryConfig
 from illbridge.errors import BridgeError
 from illbridge.models import PatronRequest, ReShareRequestChanged, Side
 from illbridge.observability import logger, metrics
-from illbridge.timeutil import epoch_ms
+from illbridge.reshare.client import Listing
+from illbridge.store.repository import SeenState
 from illbridge.workflow.checks import require_manual_integration
 from illbridge.workflow.services import Services
 
@@ -41,17 +43,17 @@ class Transitions:
     """Transitions recorded as seen but not yet on the bus, with what was seen before (to put it back)."""
 
     events: list[ReShareRequestChanged] = field(default_factory=list)
-    previous: dict[str, tuple[str, datetime] | None] = field(default_factory=dict)
+    previous: dict[str, SeenState | None] = field(default_factory=dict)
 
     def observe(self, services: Services, config: LibraryConfig, request: PatronRequest, source: str) -> bool:
         """Record the request's state as seen; if that is a real transition, queue its event. Returns whether."""
         assert request.last_updated is not None
         store = services.store
         tenant = config.reshare.tenant
-        before = store.last_seen(tenant, request.id)
-        if before is not None and epoch_ms(before[1]) >= epoch_ms(request.last_updated):
+        before = store.seen_state(tenant, request.id)
+        if before is not None and before.covers(request.state.code, request.last_updated):
             # seen already (the cursor's overlap re-reads it) or a stale read: record_state_change would refuse
-            # it too, so skip its two conditional writes; the common case of a repeat poll costs one read
+            # it too, so skip its conditional writes; the common case of a repeat poll costs one read
             return False
         change = store.record_state_change(tenant, request.id, request.state.code, request.last_updated)
         if not change.changed:
@@ -101,7 +103,8 @@ def poll_side(services: Services, config: LibraryConfig, side: Side) -> PollRepo
     highest = cursor
     pending = Transitions()
     reshare = services.reshare(config)
-    for request in reshare.changed_since(is_requester=side == Side.BORROWING, since=since):
+    listing = Listing()
+    for request in reshare.changed_since(is_requester=side == Side.BORROWING, since=since, listing=listing):
         report.seen += 1
         if request.last_updated is None:
             continue
@@ -111,6 +114,13 @@ def poll_side(services: Services, config: LibraryConfig, side: Side) -> PollRepo
         if highest is None or request.last_updated > highest:
             highest = request.last_updated
     report.transitions += pending.flush(services, tenant)
+    if highest is not None and listing.unsure_from is not None and listing.unsure_from < highest:
+        # more changes in one second than fit a page, read in no stable order: read that second again
+        logger.warning(
+            "ReShare listing paged through one second by offset: keeping the cursor there",
+            extra={"library_id": config.library_id, "side": side.value, "second": listing.unsure_from},
+        )
+        highest = listing.unsure_from
     if highest is not None:
         store.advance_cursor(tenant, side.value, highest)
     report.cursor = highest
