@@ -47,7 +47,20 @@ def _up(argv: list[str]) -> int:
         help="the ReShare simulator does not push state changes to the webhook (the poller alone sees them)",
     )
     parser.add_argument("--quiet", action="store_true", help="log warnings and errors only")
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="a WMS simulator switch for an undocumented behaviour (repeatable; see GET /_sim/options)",
+    )
     args = parser.parse_args(argv)
+    from sandbox.wms.options import OptionError, parse_pairs
+
+    try:
+        wms_options = parse_pairs(args.option)
+    except OptionError as exc:
+        parser.error(str(exc))
     if args.tick is not None and args.tick <= 0:
         parser.error("--tick must be positive")
 
@@ -67,6 +80,7 @@ def _up(argv: list[str]) -> int:
         background=True,
         demo=not args.no_demo,
         relay=not args.no_relay,
+        wms_options=wms_options,
         visibility=None if args.visibility < 0 else args.visibility,
     )
     stopping = threading.Event()

@@ -71,6 +71,7 @@ def library_settings(
         "partner_accounts": dict(demo["partner_accounts"]),
         "default_partner_account": demo["default_partner_account"],
         "partner_agency_ids": dict(demo["partner_agency_ids"]),
+        "timezone": "America/New_York",  # as the WMS simulator's demo institutions
     }
     secret = {**demo["secrets"], "webhook_secrets": [WEBHOOK_SECRETS[library_id]]}
     return settings, secret

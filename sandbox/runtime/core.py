@@ -62,6 +62,7 @@ class Sandbox:
         background: bool = False,
         demo: bool = True,
         relay: bool = False,
+        wms_options: dict[str, str] | None = None,
         visibility: int | None = DEFAULT_VISIBILITY,
         template_path: str | Path | None = None,
         stack_name: str = STACK_NAME,
@@ -72,6 +73,7 @@ class Sandbox:
         self.tick = tick
         self.background = background
         self.demo = demo
+        self.wms_options = dict(wms_options or {})  # WMS simulator switches (sandbox.wms.options)
         self.relay = relay  # the ReShare simulator pushes the demo tenants' state changes to the gateway
         self.visibility = visibility
         self.template_path = Path(template_path) if template_path else ROOT / "template.yaml"
@@ -149,7 +151,7 @@ class Sandbox:
 
         self.reshare = ReShareSimulator(host=self.host, port=self.ports["reshare"])
         self.urls["reshare"] = self.reshare.start()
-        self.wms = WmsSimulator(host=self.host, port=self.ports["wms"])
+        self.wms = WmsSimulator(host=self.host, port=self.ports["wms"], options=self.wms_options)
         self.urls["wms"] = self.wms.start()
         if self.demo:
             self.reshare.seed_demo()

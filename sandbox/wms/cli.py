@@ -8,6 +8,7 @@ import signal
 import threading
 from typing import Any
 
+from .options import OptionError, parse_pairs
 from .server import WmsSimulator
 
 
@@ -19,10 +20,21 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--token-ttl", type=int, default=1200, help="token lifetime in seconds (default 1200)"
     )
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="set a switch for an undocumented WMS behaviour (repeatable; see GET /_sim/options)",
+    )
     args = parser.parse_args(argv)
+    try:
+        options = parse_pairs(args.option)
+    except OptionError as exc:
+        parser.error(str(exc))
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    sim = WmsSimulator(host=args.host, port=args.port, token_ttl=args.token_ttl)
+    sim = WmsSimulator(host=args.host, port=args.port, token_ttl=args.token_ttl, options=options)
     if not args.no_demo:
         sim.seed_demo()
     try:

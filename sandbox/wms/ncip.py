@@ -85,7 +85,14 @@ SCHEME_REQUEST_TYPE = "http://www.niso.org/ncip/v1_0/imp1/schemes/requesttype/re
 SCHEME_HOLD_STATUS = "urn:x-reshare-wms-sandbox:schemes:holdstatus"
 SCHEME_BIB_LEVEL = "http://www.niso.org/ncip/v1_0/imp1/schemes/bibliographiclevel/bibliographiclevel.scm"
 
-SUPPORTED_OPERATIONS = ("AcceptItem", "CheckOutItem", "CheckInItem", "LookupItem")
+SUPPORTED_OPERATIONS = ("AcceptItem", "CheckOutItem", "CheckInItem", "LookupItem", "LookupUser")
+# Operations a switch may turn off (sandbox.wms.options): answered with the top-level Problem
+# "Unsupported Service", as for a message the server has no service for.
+SWITCHED_OPERATIONS = {"LookupItem": "lookup_item", "LookupUser": "lookup_user"}
+SCHEME_REQUEST_STATUS = "http://www.niso.org/ncip/v1_0/imp1/schemes/requeststatustype/requeststatustype.scm"
+SCHEME_CURRENCY = "http://www.bsi-global.com/Technical+Information/Publications/_Publications/tig90x.doc"
+# WMS hold status -> NISO RequestStatusType (LookupUserResponse RequestedItem).
+REQUEST_STATUS = {st.HOLD_PENDING: "In Process", st.HOLD_READY: "Available For Pickup"}
 GENERAL_PROBLEMS = {
     "Needed Data Missing",
     "Unknown Agency",
@@ -443,6 +450,14 @@ class NcipService:
                     "ToAgencyId",
                     to_agency[0],
                 )
+            switch = SWITCHED_OPERATIONS.get(request.operation)
+            if switch is not None and self.state.options.is_(switch, "unsupported"):
+                body = top_level_problem(
+                    "Unsupported Service",
+                    f"{request.operation} is not supported by this service",
+                    request.operation,
+                )
+                return NcipResult(body=body, outcome="problem", problem_type="Unsupported Service")
             handler = getattr(self, "_" + request.operation)
             return handler(inst, request)
         except NeededDataMissing as exc:
@@ -519,6 +534,7 @@ class NcipService:
             desired_due=read_datetime(op, "DesiredDateDue"),
             request_id=request_id.value if request_id else None,
             source="ncip",
+            mandated=find(op, "MandatedAction") is not None,
         )
         body = response(
             "CheckOutItem",
@@ -526,7 +542,7 @@ class NcipService:
             inst.registry_id,
             build_identifier("ItemId", "Item", item_id),
             build_identifier("UserId", "User", user),
-            E("DateDue", st.iso(result.loan.due) or ""),
+            E("DateDue", self.due_text(result.loan.due)),
         )
         return NcipResult(body=body, outcome="success")
 
@@ -599,6 +615,84 @@ class NcipService:
                 )
             )
         return el
+
+    def due_text(self, due: datetime) -> str:
+        """A due date as WMS renders it: ``end_of_day_local`` keeps the library's offset and milliseconds
+        (``2026-12-28T23:59:59.000-05:00``); ``utc`` is an instant with ``Z`` like OCLC's samples."""
+        if self.state.options.is_("due_date_style", "end_of_day_local") and due.utcoffset():
+            return due.isoformat(timespec="milliseconds")
+        return st.iso(due) or ""
+
+    # LookupUser (patron profile) ------------------------------------------------------------------
+    def _LookupUser(self, inst: st.Institution, request: NcipRequest) -> NcipResult:
+        """The user's loans and holds, shaped like OCLC's ``LookupUserResponseSample1.xml``.
+
+        ``LoanedItemsDesired``: a ``LoanedItem`` per active loan (ItemId, ReminderLevel, DateDue, Amount,
+        Title); ``RequestedItemsDesired``: a ``RequestedItem`` per active hold (RequestId when the hold has an
+        ILL request id, ItemId, RequestType ``Hold``, RequestStatusType ``In Process`` / ``Available For
+        Pickup``, DatePlaced, PickupLocation, Title). A borrowing-institution account may be named by its
+        barcode or its ``OCLC Institution Symbol``.
+        """
+        op = request.element
+        user = self._required(read_identifier(op, "UserId", "User"), "UserId")
+        by_symbol = (user.type or "").strip().lower() == "oclc institution symbol"
+        _patron, loans, holds = self.state.lookup_user(inst.registry_id, user.value, by_symbol=by_symbol)
+        children: list[Any] = [build_identifier("UserId", "User", user)]
+        if find(op, "LoanedItemsDesired") is not None:
+            for loan in loans:
+                item = inst.items.get(loan.item_barcode)
+                loaned = E(
+                    "LoanedItem",
+                    build_identifier(
+                        "ItemId",
+                        "Item",
+                        Identifier(value=loan.item_barcode, type="Barcode", type_scheme=SCHEME_ITEM_ID_TYPE),
+                    ),
+                    E("ReminderLevel", "1"),
+                    E("DateDue", self.due_text(loan.due)),
+                    E("Amount", svp("CurrencyCode", "USD", SCHEME_CURRENCY), E("MonetaryValue", "0")),
+                )
+                if item is not None and item.title:
+                    loaned.append(E("Title", item.title))
+                children.append(loaned)
+        if find(op, "RequestedItemsDesired") is not None:
+            for hold in holds:
+                item = inst.items.get(hold.item_barcode)
+                requested = E("RequestedItem")
+                if hold.request_id:
+                    requested.append(
+                        build_identifier(
+                            "RequestId",
+                            "Request",
+                            Identifier(
+                                value=hold.request_id,
+                                type="ILL Request Id",
+                                type_scheme=SCHEME_REQUEST_ID_TYPE,
+                            ),
+                        )
+                    )
+                requested.append(
+                    build_identifier(
+                        "ItemId",
+                        "Item",
+                        Identifier(value=hold.item_barcode, type="Barcode", type_scheme=SCHEME_ITEM_ID_TYPE),
+                    )
+                )
+                requested.append(svp("RequestType", "Hold", SCHEME_REQUEST_TYPE))
+                requested.append(
+                    svp(
+                        "RequestStatusType",
+                        REQUEST_STATUS.get(hold.status, "In Process"),
+                        SCHEME_REQUEST_STATUS,
+                    )
+                )
+                requested.append(E("DatePlaced", st.iso(hold.created) or ""))
+                requested.append(E("PickupLocation", hold.pickup_branch))
+                if item is not None and item.title:
+                    requested.append(E("Title", item.title))
+                children.append(requested)
+        body = response("LookupUser", request, inst.registry_id, *children)
+        return NcipResult(body=body, outcome="success")
 
     # LookupItem ----------------------------------------------------------------------------------
     def _LookupItem(self, inst: st.Institution, request: NcipRequest) -> NcipResult:

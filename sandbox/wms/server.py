@@ -29,6 +29,11 @@ HTTP Basic WSKey:secret; ``context:*`` scope words are ignored), ``POST /ncip`` 
 * ``GET|POST|DELETE /_sim/faults`` ``{operation, kind, latency_ms, status, timeout_s, problem_type,
   problem_detail, times}`` (POST answers the fault with its ``fault_id``; DELETE -> ``{cleared: n}``)
 * ``GET|POST /_sim/token-ttl`` ``{token_ttl: seconds}``; ``POST /_sim/expire-tokens`` -> ``{expired: n}``
+* ``GET /_sim/options`` -> ``{options: {switch: value}, switches: [{name, values, default, value, known}]}``;
+  ``POST /_sim/options`` ``{switch: value, ...}`` (all or nothing: an unknown switch or value -> 400, nothing
+  changed) -> the same as GET. The switches are declared in :mod:`.options`.
+* ``/_sim/requests-log`` records every ``/ncip`` call and every token request (``operation`` ``token``), so
+  calls per token can be counted.
 
 Transport rules: bodies over 1 MiB -> 413 (JSON); ``Transfer-Encoding`` other than identity -> 411; a bad
 ``Content-Length`` -> 400; unknown path -> 404 JSON; known path, wrong method (or a method the server has
@@ -71,6 +76,7 @@ from ..http import (
 from . import ncip as nc
 from . import scim
 from . import state as st
+from .options import OptionError
 
 log = logging.getLogger("sandbox.wms")
 
@@ -118,10 +124,16 @@ class _Server(TrackingServer):
 class WmsSimulator(ServedSimulator):
     """The WMS Circulation simulator: ``start()`` serves on loopback in a background thread."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, token_ttl: int = 1200) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        token_ttl: int = 1200,
+        options: dict[str, str] | None = None,
+    ) -> None:
         self.host = host
         self._requested_port = port
-        self.state = st.WmsState(token_ttl=token_ttl)
+        self.state = st.WmsState(token_ttl=token_ttl, options=options)
         self.ncip = nc.NcipService(self.state)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -192,6 +204,7 @@ _route("/_sim/requests-log", GET="sim_requests_log")
 _route("/_sim/faults", GET="sim_faults", POST="sim_add_fault", DELETE="sim_clear_faults")
 _route("/_sim/token-ttl", GET="sim_token_ttl", POST="sim_set_token_ttl")
 _route("/_sim/expire-tokens", POST="sim_expire_tokens")
+_route("/_sim/options", GET="sim_options", POST="sim_set_options")
 
 
 class _Handler(AllMethodsHandler):
@@ -346,6 +359,24 @@ class _Handler(AllMethodsHandler):
 
     # OAuth ----------------------------------------------------------------------------------------
     def _token(self) -> None:
+        entry: dict[str, Any] = {"operation": "token", "registry_id": None}
+        try:
+            self._token_inner(entry)
+            entry.setdefault("outcome", "success")
+            entry.setdefault("http_status", 200)
+        except _HttpError as exc:
+            entry.setdefault("outcome", f"http_{exc.status}")
+            entry["http_status"] = exc.status
+            raise
+        except _Drop:
+            entry.setdefault("outcome", "connection_closed")
+            entry["http_status"] = None
+            raise
+        finally:
+            entry.setdefault("outcome", "error")
+            self.state.log_request(entry)
+
+    def _token_inner(self, entry: dict[str, Any]) -> None:
         body = self._read_body()
         fault = self.state.take_fault("token")
         self._fault_prelude(fault)
@@ -373,6 +404,7 @@ class _Handler(AllMethodsHandler):
             detail = f"unknown scope(s): {' '.join(unknown)}" if unknown else "scope is required"
             raise _HttpError(400, {"error": "invalid_scope", "error_description": detail})
         token = self.state.issue_token(inst, scopes)
+        entry.update(registry_id=token.registry_id, scopes=list(token.scopes))
         payload = {
             "access_token": token.access_token,
             "token_type": "bearer",
@@ -704,3 +736,14 @@ class _Handler(AllMethodsHandler):
     def _sim_expire_tokens(self) -> None:
         self._read_body()
         self._send_json(200, {"expired": self.state.expire_tokens()})
+
+    def _sim_options(self) -> None:
+        self._send_json(200, self.state.options.describe())
+
+    def _sim_set_options(self) -> None:
+        payload = self._json_body()
+        try:
+            self.state.options.set(payload)
+        except OptionError as exc:
+            raise _HttpError(400, {"error": str(exc)}) from None
+        self._send_json(200, self.state.options.describe())

@@ -39,6 +39,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
+
+from .options import Options
 
 # Item statuses (WMS wording) ------------------------------------------------------------------------
 ITEM_AVAILABLE = "Available"
@@ -67,7 +70,16 @@ CIRCULATING = "circulating"
 NON_CIRCULATING = "non-circulating"
 
 ALLOWED_SCOPES = ("WMS_NCIP", "SCIM:read_user")
-FAULT_OPERATIONS = ("AcceptItem", "CheckOutItem", "CheckInItem", "LookupItem", "token", "scim", "*")
+FAULT_OPERATIONS = (
+    "AcceptItem",
+    "CheckOutItem",
+    "CheckInItem",
+    "LookupItem",
+    "LookupUser",
+    "token",
+    "scim",
+    "*",
+)
 FAULT_KINDS = ("latency", "http_error", "timeout", "drop_response", "problem")
 REQUEST_LOG_LIMIT = 10_000
 
@@ -339,6 +351,7 @@ class Loan:
     kind: str = "patron"  # "patron" or "ill" (borrowing-institution account)
     source: str = "ncip"  # "ncip" or "staff"
     returned_at: datetime | None = None
+    renewals: int = 0
 
     @property
     def active(self) -> bool:
@@ -357,6 +370,7 @@ class Loan:
             "kind": self.kind,
             "source": self.source,
             "returned_at": iso(self.returned_at),
+            "renewals": self.renewals,
             "active": self.active,
         }
 
@@ -393,6 +407,7 @@ class Institution:
     secret: str
     name: str = ""
     symbol: str | None = None
+    timezone: str = "UTC"  # the library's time zone: WMS renders due dates in it (switch due_date_style)
     branches: dict[str, Branch] = field(default_factory=dict)
     ill_settings: IllSettings = field(default_factory=IllSettings)
     policy: Policy = field(default_factory=Policy)
@@ -445,6 +460,7 @@ class Institution:
             "registry_id": self.registry_id,
             "name": self.name,
             "symbol": self.symbol,
+            "timezone": self.timezone,
             "wskey": self.wskey,
             "secret": self.secret,
             "main_branch": self.main_branch,
@@ -529,8 +545,9 @@ def _new_id(prefix: str) -> str:
 class WmsState:
     """All simulator state; every public method takes the lock."""
 
-    def __init__(self, token_ttl: int = 1200) -> None:
+    def __init__(self, token_ttl: int = 1200, options: dict[str, str] | None = None) -> None:
         self.lock = threading.RLock()
+        self.options = Options(options)
         self.default_token_ttl = int(token_ttl)
         self.token_ttl = int(token_ttl)
         self.institutions: dict[str, Institution] = {}
@@ -542,6 +559,7 @@ class WmsState:
     def reset(self) -> None:
         with self.lock:
             self.token_ttl = self.default_token_ttl
+            self.options.reset()
             self.institutions.clear()
             self.tokens.clear()
             self.faults.clear()
@@ -556,6 +574,7 @@ class WmsState:
                 registry_id="128807",
                 name="East",
                 symbol="EAST",
+                timezone="America/New_York",
                 wskey="east-wskey",
                 secret="east-secret",
                 branches=[
@@ -624,6 +643,7 @@ class WmsState:
                 registry_id="262626",
                 name="West",
                 symbol="WEST",
+                timezone="America/New_York",
                 wskey="west-wskey",
                 secret="west-secret",
                 branches=[{"branch_id": "262626", "name": "West Main", "main": True}],
@@ -678,6 +698,7 @@ class WmsState:
         secret: str | None = None,
         name: str | None = None,
         symbol: str | None = None,
+        timezone: str | None = None,
         branches: Iterable[Any] | None = None,
         ill_settings: dict[str, Any] | None = None,
         policies: dict[str, Any] | None = None,
@@ -702,6 +723,12 @@ class WmsState:
                 inst.name = str(name)
             if symbol is not None:
                 inst.symbol = str(symbol) or None
+            if timezone is not None:
+                try:
+                    ZoneInfo(str(timezone))
+                except (ValueError, KeyError) as exc:
+                    raise ValueError(f"timezone {timezone!r} is not an IANA time zone") from exc
+                inst.timezone = str(timezone)
             if branches is not None:
                 if isinstance(branches, str | bytes) or not isinstance(branches, Iterable):
                     raise ValueError("branches must be a list")
@@ -1088,6 +1115,14 @@ class WmsState:
         with self.lock:
             inst = self.institution(registry_id)
             if item_barcode in inst.items:
+                if self.options.is_("duplicate_temp_barcode", "problem_other_wording"):
+                    raise CircError(
+                        "Resource Cannot Be Provided",
+                        "BARCODE_IN_USE",
+                        f"Barcode {item_barcode} is already in use",
+                        element="ItemIdentifierValue",
+                        value=item_barcode,
+                    )
                 raise CircError(
                     "Duplicate Item",
                     "DUPLICATE_ITEM",
@@ -1165,7 +1200,14 @@ class WmsState:
         desired_due: datetime | None = None,
         request_id: str | None = None,
         source: str = "ncip",
+        mandated: bool = False,
     ) -> CheckOutResult:
+        """Check an item out. ``mandated``: the request carried MandatedAction (the item has left already).
+
+        Switches: ``repeat_checkout_same_account`` (item already on loan to this patron),
+        ``expired_account_when_mandated``, ``desired_due_date`` (DesiredDateDue without MandatedAction),
+        ``due_date_style``.
+        """
         with self.lock:
             inst = self.institution(registry_id)
             now = utcnow()
@@ -1190,6 +1232,18 @@ class WmsState:
             loan = inst.active_loan(item_barcode)
             if loan is not None:
                 if loan.patron_barcode == patron.barcode:
+                    repeat = self.options.get("repeat_checkout_same_account")
+                    if repeat == "problem":
+                        raise CircError(
+                            "Resource Cannot Be Provided",
+                            "ITEM_ALREADY_ON_LOAN_TO_USER",
+                            f"item {item_barcode!r} is already checked out to this patron",
+                            element="ItemIdentifierValue",
+                            value=item_barcode,
+                        )
+                    if repeat == "renews":
+                        loan.due = self._due(inst, patron, item, now, desired_due, mandated)
+                        loan.renewals += 1
                     return CheckOutResult(item=item, patron=patron, loan=loan, existing=True)
                 raise CircError(
                     "Resource Cannot Be Provided",
@@ -1206,7 +1260,9 @@ class WmsState:
                     element="UserIdentifierValue",
                     value=patron_value,
                 )
-            if patron.is_expired(now):
+            if patron.is_expired(now) and not (
+                mandated and self.options.is_("expired_account_when_mandated", "honoured")
+            ):
                 raise CircError(
                     "User Ineligible To Check Out This Item",
                     "USER_EXPIRED",
@@ -1224,14 +1280,7 @@ class WmsState:
                     value=item_barcode,
                 )
             ill = patron.is_ill_account
-            if desired_due is not None:
-                due = desired_due
-            else:
-                days = inst.policy.ill_loan_days if ill else inst.policy.patron_loan_days
-                due = now + timedelta(days=days)
-            if item.temporary and item.date_for_return is not None:
-                due = min(due, item.date_for_return)
-            due = min(due, patron.expires_at)
+            due = self._due(inst, patron, item, now, desired_due, mandated)
             loan = Loan(
                 loan_id=_new_id("loan"),
                 item_barcode=item_barcode,
@@ -1252,6 +1301,35 @@ class WmsState:
             item.in_transit_to = None
             item.updated = now
             return CheckOutResult(item=item, patron=patron, loan=loan, hold=hold)
+
+    def _due(
+        self,
+        inst: Institution,
+        patron: Patron,
+        item: Item,
+        now: datetime,
+        desired_due: datetime | None,
+        mandated: bool,
+    ) -> datetime:
+        """The loan's due date. DesiredDateDue is honoured with MandatedAction (CheckOutItemToInstitutionForILL.xml)
+        and, without it, per ``desired_due_date``; else now + policy days. Never past a temp item's DateForReturn
+        nor the patron's expiry (Integration Workflow page). Rendered per ``due_date_style``."""
+        honour = desired_due is not None and (
+            mandated or self.options.is_("desired_due_date", "honoured_capped_at_expiry")
+        )
+        if honour:
+            assert desired_due is not None
+            due = desired_due
+        else:
+            days = inst.policy.ill_loan_days if patron.is_ill_account else inst.policy.patron_loan_days
+            due = now + timedelta(days=days)
+        if item.temporary and item.date_for_return is not None:
+            due = min(due, item.date_for_return)
+        due = min(due, max(patron.expires_at, now))
+        if self.options.is_("due_date_style", "end_of_day_local"):
+            zone = ZoneInfo(inst.timezone)
+            due = datetime.combine(due.astimezone(zone).date(), time(23, 59, 59), tzinfo=zone)
+        return due
 
     def check_in(
         self,
@@ -1305,6 +1383,15 @@ class WmsState:
                 and item.status in (ITEM_ON_ORDER, ITEM_IN_TRANSIT)
             ):
                 self._route(inst, item, branch, hold.pickup_branch, hold, result, now)
+            elif hold is not None and self.options.is_("checkin_of_held_temp_item", "keeps_hold"):
+                # keeps_hold: the item goes (back) to the hold shelf of the pickup branch, hold kept.
+                if hold.status == HOLD_READY:
+                    result.hold = hold
+                    result.destination = hold.pickup_branch
+                    item.location = hold.pickup_branch
+                    item.status = ITEM_ON_HOLD_SHELF
+                else:
+                    self._route(inst, item, branch, hold.pickup_branch, hold, result, now)
             elif hold is not None:
                 hold.status = HOLD_CANCELLED
                 hold.cancelled_at = now
@@ -1366,6 +1453,25 @@ class WmsState:
             result.notice = notice
         else:
             item.status = item.shelf_status
+
+    def lookup_user(
+        self, registry_id: str, value: str, *, by_symbol: bool = False
+    ) -> tuple[Patron, list[Loan], list[Hold]]:
+        """A patron (or borrowing-institution account) with its active loans and active holds."""
+        with self.lock:
+            inst = self.institution(registry_id)
+            patron = inst.find_patron(value, by_symbol=by_symbol)
+            if patron is None:
+                raise CircError(
+                    "Unknown User",
+                    "UNKNOWN_USER",
+                    f"no patron {'with symbol' if by_symbol else 'with barcode'} {value!r}",
+                    element="UserIdentifierValue",
+                    value=f"{inst.registry_id}/{value}",
+                )
+            loans = [loan for loan in inst.loans if loan.patron_barcode == patron.barcode and loan.active]
+            holds = [hold for hold in inst.holds if hold.patron_barcode == patron.barcode and hold.active]
+            return patron, loans, holds
 
     def lookup_item(
         self, registry_id: str, *, barcode: str | None = None, request_id: str | None = None

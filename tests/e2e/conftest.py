@@ -97,11 +97,12 @@ def ship_and_receive(sb: Sandbox, pair: dict[str, Any], item_barcodes: list[str]
 
 
 @contextlib.contextmanager
-def reconciliation_due() -> Iterator[None]:
-    """The bridge's clock two hours ahead: every open mapping's next reconciliation check is due."""
+def reconciliation_due(hours: float = 2) -> Iterator[None]:
+    """The bridge's clock ``hours`` ahead (default two): every open mapping's first reconciliation check is
+    due; a later look needs a later clock (checks back off, up to the library's 24-hour ceiling)."""
     services = current_services()
     real_clock = services.clock
-    services.clock = lambda: real_clock() + timedelta(hours=2)
+    services.clock = lambda: real_clock() + timedelta(hours=hours)
     try:
         yield
     finally:

@@ -4,7 +4,7 @@
    shuffled order (across events and queues, each message processed as it arrives), while the WMS simulator
    applies the first AcceptItem and drops its answer. WMS still ends with exactly one temp item and one hold per
    volume, both ReShare requests end right, nothing needs staff, and the history shows the bridge verifying
-   (LookupItem) before it sent anything again.
+   (LookupUser: the patron's requested items) before it sent anything again.
    - picked up: staff need the temp items in WMS to check them in and out for the patron, so that life is
      delivered in two stages, (ship, receive) and (patron returns, return shipping, lender completes);
    - sent straight back while the bridge was behind: the whole life at once, the returned/closing events of
@@ -283,7 +283,7 @@ def test_every_event_twice_shuffled_and_a_lost_accept_item_answer(
     verified = [
         n
         for n, h in enumerate(entries)
-        if (h.operation == "LookupItem (verify before re-sending)" and "already in WMS" in h.summary)
+        if (h.operation == "LookupUser (verify before re-sending)" and "already in WMS" in h.summary)
         or (h.operation == "AcceptItem" and "Duplicate Item" in h.summary)
     ]
     assert verified and verified[0] > unknown, story

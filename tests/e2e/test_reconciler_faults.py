@@ -31,8 +31,8 @@ def test_wms_down_during_reconciliation_fails_the_run_visibly_and_is_caught_up(s
     assert mapping is not None and mapping.next_check_at is not None
     due = mapping.next_check_at
 
-    # When WMS answers every LookupItem with 503 and the reconciler's schedule fires (two hours on)
-    sim(sb, "wms", "POST", "faults", operation="LookupItem", kind="http_error", status=503, times=1000)
+    # When WMS answers every LookupUser with 503 and the reconciler's schedule fires (two hours on)
+    sim(sb, "wms", "POST", "faults", operation="LookupUser", kind="http_error", status=503, times=1000)
     try:
         with reconciliation_due():
             run = sb.run_schedule("WmsReconcilerFunction")
@@ -49,7 +49,7 @@ def test_wms_down_during_reconciliation_fails_the_run_visibly_and_is_caught_up(s
         sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
     assert any(hrid in r["responsePayload"]["errorMessage"] for r in records), records
     # and the request's history says why, while its check stays due (WMS was only unavailable)
-    assert "reconcile:LookupItem (reconciliation):error" in history("east", borrower_id)
+    assert "reconcile:LookupUser (reconciliation):error" in history("east", borrower_id)
     mapping = store.get_mapping("east", borrower_id)
     assert mapping is not None and mapping.next_check_at == due
 

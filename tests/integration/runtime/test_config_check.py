@@ -45,8 +45,49 @@ def test_the_demo_libraries_pass_every_check(sb: Sandbox, capsys: pytest.Capture
         ("east", "wms"),
         ("west", "reshare"),
         ("west", "wms"),
+        ("east", "wms-probe"),
+        ("west", "wms-probe"),
     }
     assert all(f["ok"] for f in findings), findings
+    probe = next(f for f in findings if f["check"] == "wms-probe")
+    assert (
+        "check-in probe lookup_user" in probe["detail"]
+        and "LookupItem: Unsupported Service" in probe["detail"]
+    )
+
+
+def test_the_check_says_when_wms_answers_neither_look_up(
+    sb: Sandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sim(sb, "wms", "POST", "options", lookup_user="unsupported")
+    try:
+        assert ops.main(["check", "--library", "east"]) == 1
+    finally:
+        sim(sb, "wms", "POST", "options", lookup_user="supported")
+    [probe] = [f for f in json.loads(capsys.readouterr().out) if f["check"] == "wms-probe"]
+    assert not probe["ok"]
+    assert (
+        "neither LookupUser nor LookupItem" in probe["detail"] and "Update ReShare request" in probe["detail"]
+    )
+    assert "checkin_probe" in probe["fix"]
+    # With LookupItem answered instead, the check names the probe that works
+    sim(sb, "wms", "POST", "options", lookup_user="unsupported", lookup_item="supported")
+    try:
+        assert ops.main(["check", "--library", "east"]) == 1
+    finally:
+        sim(sb, "wms", "POST", "options", lookup_user="supported", lookup_item="unsupported")
+    [probe] = [f for f in json.loads(capsys.readouterr().out) if f["check"] == "wms-probe"]
+    assert not probe["ok"] and "'lookup_item'" in probe["fix"]
+
+
+def test_a_partner_without_an_agency_id_is_a_configuration_error(sb: Sandbox) -> None:
+    east = sb.libraries["east"]  # lending_agency_scheme institution: the registry id must be configured
+    assert checks.agency_id_findings(east) == []
+    broken = east.model_copy(update={"partner_agency_ids": {}})
+    [finding] = checks.agency_id_findings(broken)
+    assert not finding.ok and "RESHARE:WEST" in finding.detail and "partner_agency_ids" in finding.fix
+    assert broken.lending_agency_id("RESHARE:WEST") is None  # never a placeholder such as "UNKNOWN"
+    assert broken.lending_agency_id(None) is None
 
 
 def test_a_tenant_that_calls_wms_itself_is_not_polled_until_it_is_switched_to_manual(

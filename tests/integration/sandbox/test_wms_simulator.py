@@ -51,7 +51,15 @@ def schema() -> xmlschema.XMLSchema:
 
 @pytest.fixture(scope="module")
 def sim():
-    simulator = WmsSimulator(host="127.0.0.1", port=0, token_ttl=1200)
+    # LookupItem is not documented for WMS (switch lookup_item, default unsupported): the LookupItem tests
+    # here are of its "supported" value. Due dates here are compared as instants (switch due_date_style utc);
+    # the defaults have their own tests (test_switch_defaults_*).
+    simulator = WmsSimulator(
+        host="127.0.0.1",
+        port=0,
+        token_ttl=1200,
+        options={"lookup_item": "supported", "due_date_style": "utc"},
+    )
     url = simulator.start()
     assert url == simulator.base_url == f"http://127.0.0.1:{simulator.port}"
     assert simulator.port > 0
@@ -704,11 +712,18 @@ def test_lending_flow(url: str, schema) -> None:
     assert [(loan["item_barcode"], loan["patron_barcode"], loan["request_id"]) for loan in loans] == [
         ("EAST-ITEM-0001", "ILL-FAR", "ReShareRequestWEST-5")
     ]
-    # Same user again (a retry): success with the existing due date, even with another desired date.
-    again = call(
-        url, token, checkout_item("EAST-ITEM-0001", "ILL-FAR", desired=desired + timedelta(days=5)), schema
-    )
+    # Same user again (a retry): what WMS answers is not documented (switch repeat_checkout_same_account);
+    # under every value there is still exactly one loan.
+    later = desired + timedelta(days=5)
+    again = call(url, token, checkout_item("EAST-ITEM-0001", "ILL-FAR", desired=later), schema)
+    assert again.problem == "Resource Cannot Be Provided"  # default: problem
+    sim_post(url, "/_sim/options", {"repeat_checkout_same_account": "returns_existing_loan"})
+    again = call(url, token, checkout_item("EAST-ITEM-0001", "ILL-FAR", desired=later), schema)
     assert again.text("DateDue") == iso(desired)
+    sim_post(url, "/_sim/options", {"repeat_checkout_same_account": "renews"})
+    again = call(url, token, checkout_item("EAST-ITEM-0001", "ILL-FAR", desired=later), schema)
+    assert again.text("DateDue") == iso(later)
+    sim_post(url, "/_sim/options", {"repeat_checkout_same_account": "problem"})
     assert len(sim_get(url, "/_sim/loans")) == 1
     # Another user: refused.
     other = call(url, token, checkout_item("EAST-ITEM-0001", "ILL-DEFAULT"), schema)
@@ -925,12 +940,14 @@ def test_requests_log(url: str, schema) -> None:
     ncip(url, "bad-token", lookup_item("EAST-ITEM-0001"))
     log = sim_get(url, "/_sim/requests-log")
     assert [(e["operation"], e["outcome"]) for e in log] == [
+        ("token", "success"),  # token requests are logged too: calls per token can be counted
         ("LookupItem", "success"),
         ("CheckInItem", "problem"),
         (None, "unauthorized"),
     ]
-    assert log[1]["problem_type"] == "Unknown Item"
-    assert log[0]["registry_id"] == "128807" and "time" in log[0]
+    assert log[2]["problem_type"] == "Unknown Item"
+    assert log[1]["registry_id"] == "128807" and "time" in log[1]
+    assert log[0]["registry_id"] == "128807" and log[0]["scopes"] == ["WMS_NCIP"]
     assert len(sim_get(url, "/_sim/requests-log?registry_id=262626")) == 0
 
 
@@ -994,7 +1011,8 @@ def test_fault_drop_response_applies_then_drops(url: str, schema) -> None:
     assert [t["barcode"] for t in temp] == ["TMP-DROP"]  # the effect happened
     retry = call(url, token, accept_item("TMP-DROP", "ReShareRequestEAST-3", "EAST-P-0001"), schema)
     assert retry.problem == "Duplicate Item"
-    assert sim_get(url, "/_sim/requests-log")[0]["outcome"] == "fault_drop_response"
+    accepts = [e for e in sim_get(url, "/_sim/requests-log") if e["operation"] == "AcceptItem"]
+    assert accepts[0]["outcome"] == "fault_drop_response"
 
 
 def test_fault_problem_times_and_wildcard(url: str, schema) -> None:
@@ -1286,7 +1304,7 @@ HOSTILE = [
     ),
     (
         "unsupported NCIP service",
-        (SHARED / "samples" / "other" / "lookupUser.xml").read_bytes(),
+        f'<NCIPMessage xmlns="{NS}" version="2"><RenewItem/></NCIPMessage>'.encode(),
         XML,
         "good",
         _top_level("Unsupported Service"),
@@ -1540,3 +1558,135 @@ def test_concurrent_requests_and_clean_stop(schema) -> None:
     with pytest.raises(requests.exceptions.ConnectionError):
         requests.get(url + "/_sim/state", timeout=2)
     simulator.stop()  # idempotent
+
+
+# Switches (sandbox.wms.options): undocumented WMS behaviour ------------------------------------------
+
+
+def lookup_user(barcode: str) -> str:
+    return msg("LookupUser", user_id(barcode) + "<ns1:LoanedItemsDesired/><ns1:RequestedItemsDesired/>")
+
+
+def test_options_endpoint_lists_every_switch_with_its_default_and_refuses_unknowns(url: str) -> None:
+    described = sim_get(url, "/_sim/options")
+    names = [s["name"] for s in described["switches"]]
+    assert names == [
+        "lookup_item",
+        "lookup_user",
+        "desired_due_date",
+        "due_date_style",
+        "checkin_of_held_temp_item",
+        "repeat_checkout_same_account",
+        "duplicate_temp_barcode",
+        "expired_account_when_mandated",
+    ]
+    assert all(s["default"] == s["values"][0] and s["known"] for s in described["switches"])
+    assert described["options"]["lookup_item"] == "supported"  # this module's baseline
+    before = described["options"]
+    bad = requests.post(url + "/_sim/options", json={"lookup_user": "maybe", "nope": "x"}, timeout=T)
+    assert bad.status_code == 400 and "nope" in bad.json()["error"] and "maybe" in bad.json()["error"]
+    assert sim_get(url, "/_sim/options")["options"] == before  # all or nothing
+    changed = sim_post(url, "/_sim/options", {"lookup_user": "unsupported"})
+    assert changed["options"]["lookup_user"] == "unsupported"
+    sim_post(url, "/_sim/reset")
+    assert sim_get(url, "/_sim/options")["options"] == before  # reset: the values it was started with
+
+
+def test_switch_defaults_a_fresh_simulator(schema) -> None:
+    fresh = WmsSimulator(port=0)
+    base = fresh.start()
+    try:
+        fresh.seed_demo()
+        assert sim_get(base, "/_sim/options")["options"] == {
+            "lookup_item": "unsupported",
+            "lookup_user": "supported",
+            "desired_due_date": "honoured_capped_at_expiry",
+            "due_date_style": "end_of_day_local",
+            "checkin_of_held_temp_item": "cancels_hold",
+            "repeat_checkout_same_account": "problem",
+            "duplicate_temp_barcode": "problem_duplicate_item",
+            "expired_account_when_mandated": "refused",
+        }
+        token = get_token(base)
+        refused = call(base, token, lookup_item("EAST-ITEM-0001"), schema)
+        assert (refused.name, refused.problem) == ("Problem", "Unsupported Service")  # top-level Problem
+        # End of the library's day, in its offset (East: America/New_York), like a published WMS client.
+        desired = datetime(2030, 3, 14, 15, 0, tzinfo=UTC)
+        out = call(base, token, checkout_item("EAST-ITEM-0001", "ILL-DEFAULT", desired=desired), schema)
+        assert out.text("DateDue") == "2030-03-14T23:59:59.000-04:00"
+    finally:
+        fresh.stop()
+
+
+def test_lookup_user_lists_loans_and_holds_like_oclcs_sample(url: str, schema) -> None:
+    token = get_token(url)
+    call(url, token, accept_item("TMP-LU-1", "ReShareRequestEAST-77", "EAST-P-0001"), schema)
+    desired = (datetime.now(UTC) + timedelta(days=20)).replace(microsecond=0)
+    call(url, token, checkout_item("EAST-ITEM-0004", "EAST-P-0001", desired=desired), schema)
+    a = call(url, token, lookup_user("EAST-P-0001"), schema)
+    assert a.child_names() == ["ResponseHeader", "UserId", "LoanedItem", "RequestedItem"]
+    assert a.text("LoanedItem/ItemId/ItemIdentifierValue") == "EAST-ITEM-0004"
+    assert a.text("LoanedItem/DateDue") == iso(desired)
+    assert a.text("RequestedItem/ItemId/ItemIdentifierValue") == "TMP-LU-1"
+    assert a.text("RequestedItem/RequestId/RequestIdentifierValue") == "ReShareRequestEAST-77"
+    assert a.text("RequestedItem/RequestStatusType") == "In Process"
+    only_loans = call(
+        url, token, msg("LookupUser", user_id("EAST-P-0001") + "<ns1:LoanedItemsDesired/>"), schema
+    )
+    assert only_loans.child_names() == ["ResponseHeader", "UserId", "LoanedItem"]
+    assert call(url, token, lookup_user("NOBODY"), schema).problem == "Unknown User"
+    sim_post(url, "/_sim/options", {"lookup_user": "unsupported"})
+    refused = call(url, token, lookup_user("EAST-P-0001"), schema)
+    assert (refused.name, refused.problem) == ("Problem", "Unsupported Service")
+
+
+def test_switch_duplicate_temp_barcode_wording(url: str, schema) -> None:
+    token = get_token(url)
+    call(url, token, accept_item("TMP-DUP", "ReShareRequestEAST-8", "EAST-P-0001"), schema)
+    assert call(
+        url, token, accept_item("TMP-DUP", "ReShareRequestEAST-8", "EAST-P-0001"), schema
+    ).problem == ("Duplicate Item")
+    sim_post(url, "/_sim/options", {"duplicate_temp_barcode": "problem_other_wording"})
+    other = call(url, token, accept_item("TMP-DUP", "ReShareRequestEAST-8", "EAST-P-0001"), schema)
+    assert other.problem == "Resource Cannot Be Provided"
+    assert len([t for t in sim_get(url, "/_sim/temp-items") if t["barcode"] == "TMP-DUP"]) == 1
+
+
+def mandated_checkout(barcode: str, user: str, desired: datetime | None = None) -> str:
+    mandated = f"<ns1:MandatedAction><ns1:DateEventOccurred>{iso(datetime.now(UTC))}</ns1:DateEventOccurred></ns1:MandatedAction>"
+    due = f"<ns1:DesiredDateDue>{iso(desired)}</ns1:DesiredDateDue>" if desired else ""
+    return msg("CheckOutItem", mandated + user_id(user) + item_id(barcode) + due)
+
+
+def test_switch_desired_due_date_and_expired_account_when_mandated(url: str, schema) -> None:
+    token = get_token(url)
+    desired = (datetime.now(UTC) + timedelta(days=7)).replace(microsecond=0)
+    sim_post(url, "/_sim/options", {"desired_due_date": "policy_always"})
+    policy = call(url, token, checkout_item("EAST-ITEM-0005", "ILL-DEFAULT", desired=desired), schema)
+    assert parse_iso(policy.text("DateDue")) > desired + timedelta(days=30)  # ILL policy: 42 days
+    mandated = call(url, token, mandated_checkout("EAST-ITEM-0006", "ILL-DEFAULT", desired), schema)
+    assert mandated.text("DateDue") == iso(desired)  # MandatedAction: honoured (OCLC's sample)
+    refused = call(url, token, mandated_checkout("EAST-ITEM-0007", "ILL-EXPIRED", desired), schema)
+    assert refused.problem == "User Ineligible To Check Out This Item"
+    sim_post(url, "/_sim/options", {"expired_account_when_mandated": "honoured"})
+    assert (
+        call(url, token, mandated_checkout("EAST-ITEM-0007", "ILL-EXPIRED", desired), schema).problem is None
+    )
+    assert call(url, token, checkout_item("EAST-ITEM-0008", "ILL-EXPIRED"), schema).problem == (
+        "User Ineligible To Check Out This Item"
+    )  # without MandatedAction: still refused
+
+
+def test_switch_checkin_of_held_temp_item(url: str, schema) -> None:
+    token = get_token(url)
+    for barcode, value in (("TMP-H1", "cancels_hold"), ("TMP-H2", "keeps_hold")):
+        sim_post(url, "/_sim/options", {"checkin_of_held_temp_item": value})
+        call(url, token, accept_item(barcode, f"ReShareRequestEAST-{barcode}", "EAST-P-0001"), schema)
+        sim_post(url, "/_sim/checkin", {"barcode": barcode, "branch": "262630"})  # arrives: hold Ready
+        call(url, token, checkin_item(barcode), schema)  # checked in again, never borrowed
+        holds = [h for h in sim_get(url, "/_sim/holds") if h["item_barcode"] == barcode]
+        item = sim_get(url, f"/_sim/items/{barcode}")
+        if value == "cancels_hold":
+            assert (holds[0]["status"], item["status"]) == ("Cancelled", "Unavailable")
+        else:
+            assert (holds[0]["status"], item["status"]) == ("Ready", "On Hold Shelf")

@@ -46,7 +46,8 @@ def exchanges(monkeypatch: pytest.MonkeyPatch) -> list[Exchange]:
 
 @pytest.fixture(scope="module")
 def simulator() -> Iterator[Any]:
-    sim = sim_module.WmsSimulator(port=0)
+    # LookupItem's "supported" value (not documented for WMS); due dates as instants (due_date_style utc).
+    sim = sim_module.WmsSimulator(port=0, options={"lookup_item": "supported", "due_date_style": "utc"})
     sim.start()
     try:
         yield sim

@@ -22,9 +22,9 @@ from illbridge.errors import (
 )
 from illbridge.wms.auth import TokenCache
 from illbridge.wms.client import WmsClient
-from illbridge.wms.probe import LookupItemProbe, NoProbe, probe_for, verdict
+from illbridge.wms.probe import LookupItemProbe, LookupUserProbe, NoProbe, probe_for, verdict
 from illbridge.wms.transport import never_sent
-from tests.reference import CIRCILL, NCIP_XSD
+from tests.reference import CIRCILL, NCIP_SAMPLES, NCIP_XSD
 
 XSD = str(NCIP_XSD)
 
@@ -293,7 +293,7 @@ def test_probe_verdict(status, seen_on_loan, expected):
 
 def test_lookup_item_probe_reports_status_and_verdict(fake_wms, client):
     fake_wms.route("/ncip", lookup_answer("Unavailable", "ILL-T-1"), lookup_answer("On Loan", "ILL-T-1"))
-    probe = probe_for(client.settings, client)
+    probe = probe_for(client.settings.model_copy(update={"checkin_probe": "lookup_item"}), client)
     assert isinstance(probe, LookupItemProbe)
     returned = probe.is_checked_in("ILL-T-1")
     assert (returned.supported, returned.found, returned.circulation_status, returned.checked_in) == (
@@ -327,6 +327,43 @@ def test_lookup_item_probe_unknown_item_and_unsupported_service(fake_wms, client
     assert (unsupported.supported, unsupported.checked_in) == (False, None)
     unknown = probe.is_checked_in("X")
     assert (unknown.supported, unknown.found, unknown.checked_in) == (True, False, None)
+
+
+def test_the_default_probe_is_lookup_user_one_call_per_holder(fake_wms, client):
+    # OCLC's LookupUserResponse sample: item 09128312 on loan (due 2010-11-20) and also requested.
+    fake_wms.route(
+        "/ncip", Reply.xml((NCIP_SAMPLES / "other" / "LookupUserResponseSample1.xml").read_bytes())
+    )
+    probe = probe_for(client.settings, client)
+    assert isinstance(probe, LookupUserProbe)
+    on_loan = probe.is_checked_in("09128312", holder="987181")
+    assert (on_loan.supported, on_loan.found, on_loan.on_loan, on_loan.checked_in) == (
+        True,
+        True,
+        True,
+        False,
+    )
+    assert on_loan.due_date == datetime(2010, 11, 20, 0, 0, 0, 329000, tzinfo=UTC)
+    gone = probe.is_checked_in("OTHER-ITEM", seen_on_loan=True, holder="987181")
+    assert (gone.found, gone.checked_in) == (False, True)
+    undecided = probe.is_checked_in("OTHER-ITEM", holder="987181")  # the loan was never seen: cannot tell
+    assert undecided.checked_in is None
+    assert probe.calls == 1 and len(fake_wms.requests_to("/ncip")) == 1
+    sent = fake_wms.requests_to("/ncip")[0].body
+    assert b"LoanedItemsDesired" in sent and b"RequestedItemsDesired" in sent
+    assert probe.is_checked_in("09128312").supported is False  # LookupUser needs the holder
+
+
+def test_lookup_user_probe_unsupported_service(fake_wms, client):
+    fake_wms.route(
+        "/ncip",
+        Reply.xml(
+            b"""<n:NCIPMessage xmlns:n="http://www.niso.org/2008/ncip" n:version="x"><n:Problem>
+            <n:ProblemType>Unsupported Service</n:ProblemType></n:Problem></n:NCIPMessage>"""
+        ),
+    )
+    result = LookupUserProbe(client).is_checked_in("X", seen_on_loan=True, holder="ILL-WEST")
+    assert (result.supported, result.checked_in) == (False, None)
 
 
 def test_no_probe_never_reports(fake_wms, client):

@@ -45,8 +45,12 @@ class WmsSettings(BaseModel):
     # "institution" (registry id scheme). The value comes from partner_agency_ids, else the ReShare symbol's
     # part after the colon.
     lending_agency_scheme: Literal["symbol", "institution"] = "symbol"
-    # How the bridge notices WMS check-ins: NCIP LookupItem, or nothing (webhook feed only). docs/wms.md#no-callbacks
-    checkin_probe: Literal["lookup_item", "none"] = "lookup_item"
+    # Where LookupUser goes (OCLC lists it for the patron profile); None: ncip_url.
+    ncip_patron_url: HttpUrl | None = None
+    # How the bridge notices WMS check-ins (docs/wms.md#no-callbacks): NCIP LookupUser (documented for the patron profile:
+    # one call per patron or partner account), LookupItem (not documented for WMS), or nothing (webhook
+    # feed only; reminders when the lender's due date passes). See docs/architecture.md.
+    checkin_probe: Literal["lookup_user", "lookup_item", "none"] = "lookup_user"
     timeout_seconds: float = Field(default=20.0, gt=0, le=120)
 
 
@@ -78,6 +82,10 @@ class LibraryConfig(BaseModel):
     partner_agency_ids: dict[str, str] = Field(
         default_factory=dict, description="partner symbol -> the agency id WMS knows the lender by"
     )
+    timezone: str = Field(
+        default="UTC",
+        description="the library's IANA time zone: WMS due dates are compared as its calendar dates",
+    )
     return_buffer_days: int = Field(default=0, ge=0, le=60)
     steps: StepSwitches = Field(default_factory=StepSwitches)
     webhook_secrets: list[SecretStr] = Field(default_factory=list)
@@ -96,6 +104,17 @@ class LibraryConfig(BaseModel):
                 )
         return value
 
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo
+
+        try:
+            ZoneInfo(value)
+        except (ValueError, KeyError) as exc:
+            raise ValueError(f"timezone {value!r} is not an IANA time zone (e.g. America/New_York)") from exc
+        return value
+
     def branch_for(self, *candidates: str | None) -> str | None:
         """The WMS branch for a pickup location, trying the candidates (code, slug, name) in order."""
         for candidate in candidates:
@@ -108,9 +127,12 @@ class LibraryConfig(BaseModel):
             return self.partner_accounts[symbol]
         return self.default_partner_account
 
-    def lending_agency_id(self, symbol: str | None) -> str:
+    def lending_agency_id(self, symbol: str | None) -> str | None:
+        """The agency id WMS knows the lender by: ``partner_agency_ids``, else (``symbol`` scheme only) the
+        ReShare symbol's part after the colon; None when neither applies (a configuration error, never a
+        placeholder sent to WMS)."""
         if symbol and symbol in self.partner_agency_ids:
             return self.partner_agency_ids[symbol]
-        if not symbol:
-            return "UNKNOWN"
-        return symbol.split(":", 1)[-1]
+        if not symbol or self.wms.lending_agency_scheme != "symbol":
+            return None
+        return symbol.split(":", 1)[-1] or None

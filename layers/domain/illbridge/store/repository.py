@@ -852,6 +852,11 @@ class BridgeStore:
             return False
         return True
 
+    def get_attention(self, tenant: str, request_id: str, step: str) -> AttentionItem | None:
+        """The request's attention item for this step (resolved or not), if there is one."""
+        row = self._get(keys.request_pk(tenant, request_id), keys.attention_sk(_name(step)))
+        return AttentionItem.model_validate(_decode(row)) if row is not None else None
+
     def list_attention(self, tenant: str, limit: int = 100) -> list[AttentionItem]:
         """The tenant's unresolved attention items, newest first."""
         expr = _Expression()

@@ -7,8 +7,16 @@ Modules: ``safexml`` (hardened XML reading), ``ncip`` (message builders and resp
 
 from illbridge.wms.auth import DEFAULT_TOKENS, TokenCache
 from illbridge.wms.client import WmsClient
-from illbridge.wms.ncip import AcceptItemResult, CheckInResult, CheckOutResult, ItemStatus
-from illbridge.wms.probe import CheckinProbe, LookupItemProbe, NoProbe, ProbeResult, probe_for
+from illbridge.wms.ncip import AcceptItemResult, CheckInResult, CheckOutResult, ItemStatus, UserItems
+from illbridge.wms.probe import (
+    CheckinProbe,
+    LookupItemProbe,
+    LookupUserProbe,
+    NoProbe,
+    ProbeResult,
+    holder_of,
+    probe_for,
+)
 from illbridge.wms.scim import Patron
 
 __all__ = [
@@ -19,10 +27,13 @@ __all__ = [
     "CheckinProbe",
     "ItemStatus",
     "LookupItemProbe",
+    "LookupUserProbe",
     "NoProbe",
     "Patron",
     "ProbeResult",
     "TokenCache",
+    "UserItems",
     "WmsClient",
+    "holder_of",
     "probe_for",
 ]

@@ -1,4 +1,4 @@
-"""The bridge's WMS client: NCIP (AcceptItem, CheckOutItem, CheckInItem, LookupItem) and the SCIM patron
+"""The bridge's WMS client: NCIP (AcceptItem, CheckOutItem, CheckInItem, LookupItem, LookupUser) and the SCIM patron
 search, over one pooled ``requests.Session`` with explicit (connect, read) timeouts and no automatic retries.
 
 Every call returns a typed result or raises a typed error (``illbridge.errors``):
@@ -60,7 +60,7 @@ from illbridge.observability import logger, mask
 from illbridge.timeutil import iso, to_utc, utcnow
 from illbridge.wms import ncip, scim
 from illbridge.wms.auth import DEFAULT_TOKENS, NCIP_SCOPE, SCIM_SCOPE, TokenCache
-from illbridge.wms.ncip import AcceptItemResult, CheckInResult, CheckOutResult, ItemStatus
+from illbridge.wms.ncip import AcceptItemResult, CheckInResult, CheckOutResult, ItemStatus, UserItems
 from illbridge.wms.scim import Patron
 from illbridge.wms.transport import HttpAnswer, new_session, post
 
@@ -253,6 +253,21 @@ class WmsClient:
             "LookupItem", body, f"item={barcode}", ncip.parse_lookup_item_response, mutating=False
         )
 
+    def lookup_user(self, user_barcode: str) -> UserItems:
+        """A patron's or borrowing-institution account's loaned and requested items (LookupUser, read-only).
+
+        Sent to ``ncip_patron_url`` (OCLC lists LookupUser for the patron profile), else ``ncip_url``.
+        """
+        body = ncip.lookup_user(self.settings, user_barcode=user_barcode)
+        return self._ncip(
+            "LookupUser",
+            body,
+            f"user={mask(user_barcode)}",
+            ncip.parse_lookup_user_response,
+            mutating=False,
+            url=str(self.settings.ncip_patron_url or self.settings.ncip_url),
+        )
+
     # --- SCIM -------------------------------------------------------------------------------------------
 
     def lookup_patron(self, barcode: str) -> Patron:
@@ -287,6 +302,7 @@ class WmsClient:
         parse: Callable[[bytes], T],
         *,
         mutating: bool,
+        url: str | None = None,
     ) -> T:
         def read(answer: HttpAnswer) -> T:
             return parse(self._ncip_body(operation, answer, mutating=mutating))
@@ -297,7 +313,7 @@ class WmsClient:
 
         return self._call(
             operation,
-            url=str(self.settings.ncip_url),
+            url=url or str(self.settings.ncip_url),
             body=body,
             headers={"Content-Type": NCIP_CONTENT_TYPE, "Accept": "application/xml, text/xml"},
             scope=NCIP_SCOPE,

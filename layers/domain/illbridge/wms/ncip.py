@@ -67,7 +67,7 @@ BIBLIOGRAPHIC_LEVEL_SCHEME = (
 MEDIUM_TYPE_SCHEME = "http://worldcat.org/ncip/schemes/v2/extensions/mediumtype.scm"
 AGENCY_SCHEMES: dict[str, str] = {"symbol": SYMBOL_SCHEME, "institution": INSTITUTION_ID_SCHEME}
 
-Operation = Literal["AcceptItem", "CheckOutItem", "CheckInItem", "LookupItem"]
+Operation = Literal["AcceptItem", "CheckOutItem", "CheckInItem", "LookupItem", "LookupUser"]
 
 # Problem types the workflow treats as "already done" (docs/wms.md#acceptitem, docs/wms.md#checkinitem,
 # docs/architecture.md#exactly-once-against-systems-that-are-not-idempotent): an AcceptItem answered
@@ -325,6 +325,27 @@ def lookup_item(settings: WmsSettings, *, item_barcode: str, current_borrower: b
     return _bytes(root)
 
 
+def lookup_user(
+    settings: WmsSettings,
+    *,
+    user_barcode: str,
+    loaned_items: bool = True,
+    requested_items: bool = True,
+) -> bytes:
+    """LookupUser (OCLC's patron profile) by barcode, asking for the user's loaned and requested items.
+
+    One call lists every loan and hold of a patron or of a borrowing-institution account
+    (``LoanedItemsDesired``, ``RequestedItemsDesired``; circill-toolkit ``LookupUserWCLExtSample1.xml``).
+    """
+    root, body = _message(settings, "LookupUser")
+    _user_id(body, _required("user_barcode", user_barcode), id_type=BARCODE, scheme=USER_ID_TYPE_SCHEME)
+    if loaned_items:
+        _el(body, "LoanedItemsDesired")
+    if requested_items:
+        _el(body, "RequestedItemsDesired")
+    return _bytes(root)
+
+
 # --- reading --------------------------------------------------------------------------------------------
 
 
@@ -381,6 +402,32 @@ class ItemStatus:
 
     def summary(self) -> str:
         return f"item={self.item_barcode} status={self.circulation_status!r}"
+
+
+@dataclass(frozen=True)
+class UserItem:
+    """One of a user's loaned or requested items in a LookupUserResponse."""
+
+    item_barcode: str | None
+    request_id: str | None = None  # RequestedItem: the request (hold) id, e.g. the ILL Request Id
+    due_date: datetime | None = None  # LoanedItem
+    request_status: str | None = None  # RequestedItem: RequestStatusType
+
+
+@dataclass(frozen=True)
+class UserItems:
+    user_id: str
+    loaned: tuple[UserItem, ...] = ()
+    requested: tuple[UserItem, ...] = ()
+
+    def loan(self, barcode: str) -> UserItem | None:
+        return next((i for i in self.loaned if i.item_barcode == barcode), None)
+
+    def request(self, barcode: str) -> UserItem | None:
+        return next((i for i in self.requested if i.item_barcode == barcode), None)
+
+    def summary(self) -> str:
+        return f"user={mask(self.user_id)} loaned={len(self.loaned)} requested={len(self.requested)}"
 
 
 @dataclass(frozen=True)
@@ -532,4 +579,28 @@ def parse_lookup_item_response(data: bytes | str) -> ItemStatus:
         ),
         call_number=text(fields, "ItemDescription", "CallNumber"),
         title=text(fields, "BibliographicDescription", "Title"),
+    )
+
+
+def parse_lookup_user_response(data: bytes | str) -> UserItems:
+    response = _response(data, "LookupUser")
+    loaned = tuple(
+        UserItem(
+            item_barcode=text(node, "ItemId", "ItemIdentifierValue"),
+            due_date=_datetime(node, "LookupUser", "DateDue"),
+        )
+        for node in children(response, "LoanedItem")
+    )
+    requested = tuple(
+        UserItem(
+            item_barcode=text(node, "ItemId", "ItemIdentifierValue"),
+            request_id=text(node, "RequestId", "RequestIdentifierValue"),
+            request_status=text(node, "RequestStatusType"),
+        )
+        for node in children(response, "RequestedItem")
+    )
+    return UserItems(
+        user_id=_required_text(response, "LookupUser", "UserId", "UserIdentifierValue"),
+        loaned=loaned,
+        requested=requested,
     )

@@ -20,8 +20,11 @@ from illbridge.models import (
     WmsItemCheckedIn,
 )
 from illbridge.wms.ncip import DUPLICATE_ITEM
+from illbridge.wms.probe import PROBE_OPERATION, NoProbe, probe_for
 from illbridge.workflow.common import (
+    calendar_day,
     check_in,
+    end_of_library_day,
     fetch_request,
     mark_checked_in,
     masked,
@@ -74,7 +77,7 @@ def create_temp_items(ctx: StepContext) -> StepResult:
     for barcode in [i.barcode for i in mapping.items if not i.created_in_wms]:
         item = mapping.item(barcode)
         assert item is not None
-        if ctx.reclaimed and found_in_wms(ctx, item):
+        if ctx.reclaimed and found_in_wms(ctx, mapping, item):
             item.created_in_wms = True
         else:
             accept_item(ctx, request, mapping, item)
@@ -101,8 +104,13 @@ def borrowing_mapping(ctx: StepContext, request: PatronRequest) -> Mapping:
             "Check the request's volumes (item barcodes) in ReShare, then retry.",
         ) from exc
     lender_due = request.lender_due_date
+    lender_day = calendar_day(lender_due)
+    # The lender's date, less the buffer, as the end of that day in the library's time zone: WMS lands on the
+    # same calendar date whether it keeps the time or rounds to its local end of day.
     date_for_return = (
-        lender_due - timedelta(days=ctx.config.return_buffer_days) if lender_due is not None else None
+        end_of_library_day(ctx.config, lender_day - timedelta(days=ctx.config.return_buffer_days))
+        if lender_day is not None
+        else None
     )
     mapping = Mapping(
         library_id=ctx.config.library_id,
@@ -178,31 +186,48 @@ def _expired(ctx: StepContext, patron: object) -> bool:
     return bool(expires and expires < ctx.services.clock().date())
 
 
-def found_in_wms(ctx: StepContext, item: MappedItem) -> bool:
-    """After an attempt whose outcome is unknown: does WMS already hold this temp item? (Verify first.)"""
-    if ctx.config.wms.checkin_probe == "none":
-        return False  # cannot look: re-send, and WMS's "Duplicate Item" tells us it was there
-    wms = ctx.services.wms(ctx.config)
-    with ctx.call("wms", "LookupItem (verify before re-sending)", {"item_barcode": item.barcode}) as answer:
-        try:
-            status = wms.lookup_item(item.barcode)
-        except WmsProblem as problem:
-            if problem.problem_type != "Unknown Item":
-                raise
+def found_in_wms(ctx: StepContext, mapping: Mapping, item: MappedItem) -> bool:
+    """After an attempt whose outcome is unknown: does WMS already hold this temp item? (Verify first.)
+
+    Asks the library's probe: LookupUser lists the temp item among the patron's requested items (its hold)
+    once AcceptItem was applied; LookupItem finds the item. With no probe, or one WMS does not answer, the
+    bridge re-sends, and the AcceptItem answer decides (``Duplicate Item`` for our own temp barcode).
+    """
+    probe = probe_for(ctx.config.wms, ctx.services.wms(ctx.config))
+    if isinstance(probe, NoProbe):
+        return False
+    operation = f"{PROBE_OPERATION[probe.name]} (verify before re-sending)"
+    with ctx.call("wms", operation, {"item_barcode": item.barcode}) as answer:
+        result = probe.is_checked_in(item.barcode, holder=mapping.patron_barcode)
+        answer["response"] = {"found": result.found, "status": result.circulation_status or result.detail}
+        if not result.supported:
+            answer["summary"] = f"WMS cannot be asked ({result.detail}): AcceptItem will be sent"
+            return False
+        if not result.found:
             answer["summary"] = f"{item.barcode} is not in WMS: AcceptItem will be sent"
             return False
-        answer["summary"] = f"{item.barcode} is already in WMS ({status.circulation_status}): not sent again"
-        answer["response"] = {"circulation_status": status.circulation_status}
+        answer["summary"] = (
+            f"{item.barcode} is already in WMS ({result.circulation_status or result.detail}): not sent again"
+        )
         return True
 
 
 def accept_item(ctx: StepContext, request: PatronRequest, mapping: Mapping, item: MappedItem) -> None:
     wms = ctx.services.wms(ctx.config)
     config = ctx.config
+    agency_id = config.lending_agency_id(mapping.partner_symbol)
+    if agency_id is None:
+        raise NeedsStaff(
+            f"No WMS agency id for lender {mapping.partner_symbol or '(no symbol on the request)'} of request "
+            f"{ctx.hrid} ({config.wms.lending_agency_scheme} scheme)",
+            "Add the lender's registry id to the library's partner_agency_ids (python -m illbridge.ops check "
+            "lists every partner without one), then retry with: "
+            + retry_command(ctx.tenant, ctx.request_id, ctx.step),
+        )
     fields: dict[str, Any] = {
         "request_id": mapping.hrid,
         "temp_item_barcode": item.barcode,
-        "lending_agency_id": config.lending_agency_id(mapping.partner_symbol),
+        "lending_agency_id": agency_id,
         "lending_agency_scheme": config.wms.lending_agency_scheme,
         "patron_barcode": mapping.patron_barcode,
         "pickup_branch": mapping.pickup_branch,

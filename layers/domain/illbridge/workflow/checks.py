@@ -105,8 +105,97 @@ def wms_findings(services: Services, config: LibraryConfig) -> list[Finding]:
     return findings
 
 
+def agency_id_findings(config: LibraryConfig) -> list[Finding]:
+    """Every partner needs an agency id WMS knows the lender by (AcceptItem's ItemId/AgencyId): with the
+    ``institution`` scheme that is a registry id from ``partner_agency_ids``; with ``symbol`` the ReShare
+    symbol's part after the colon serves. The bridge never sends a placeholder."""
+    missing = [
+        symbol for symbol in sorted(config.partner_accounts) if config.lending_agency_id(symbol) is None
+    ]
+    if not missing:
+        return []
+    return [
+        Finding(
+            config.library_id,
+            "wms",
+            False,
+            f"no WMS agency id ({config.wms.lending_agency_scheme} scheme) for partner(s) {', '.join(missing)}: "
+            "temp items for their loans cannot name the lender",
+            "Add each partner's registry id to partner_agency_ids (or use lending_agency_scheme 'symbol').",
+        )
+    ]
+
+
+PROBE_CHECK_BARCODE = (
+    "ILLBRIDGE-CONFIG-CHECK"  # an item no library has: "Unknown Item" means LookupItem works
+)
+
+
+def probe_findings(services: Services, config: LibraryConfig) -> list[Finding]:
+    """Which look-up WMS answers for this WSKey, against the library's ``checkin_probe``.
+
+    LookupUser is asked about a partner account, LookupItem about an item no library has; ``Unsupported
+    Service`` (or an HTTP refusal) means no. When WMS answers neither, WMS-side check-ins can only come in
+    through the WMS webhook feed, and the reconciler reminds staff when a lender's due date passes.
+    """
+    from illbridge.errors import WmsProblem
+    from illbridge.wms.probe import UNKNOWN_ITEM_PROBLEMS, UNKNOWN_USER_PROBLEMS, UNSUPPORTED_PROBLEMS
+
+    wms = services.wms(config)
+    account = config.default_partner_account or next(iter(sorted(config.partner_accounts.values())), None)
+
+    def answers(call: Any, fine: frozenset[str]) -> bool | str:
+        try:
+            call()
+        except WmsProblem as problem:
+            kind = problem.problem_type.strip().lower()
+            if kind in UNSUPPORTED_PROBLEMS:
+                return False
+            return True if kind in fine else f"{problem.problem_type}: {problem.detail or ''}"
+        except BridgeError as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return True
+
+    user = (
+        answers(lambda: wms.lookup_user(account), UNKNOWN_USER_PROBLEMS)
+        if account
+        else "no partner account to ask about"
+    )
+    item = answers(lambda: wms.lookup_item(PROBE_CHECK_BARCODE), UNKNOWN_ITEM_PROBLEMS)
+    said = f"LookupUser: {'answered' if user is True else user or 'Unsupported Service'}; LookupItem: " + (
+        "answered" if item is True else str(item or "Unsupported Service")
+    )
+    chosen = config.wms.checkin_probe
+    if user is not True and item is not True:
+        return [
+            Finding(
+                config.library_id,
+                "wms-probe",
+                chosen == "none",
+                f"WMS answers neither LookupUser nor LookupItem ({said}): a check-in at the WMS desk is noticed "
+                "only through the WMS webhook feed; otherwise the bridge reminds staff on the attention list "
+                "('Update ReShare request ...') when the lender's due date passes",
+                "Feed WMS check-ins to POST /webhooks/wms if you can, and set checkin_probe to 'none'.",
+            )
+        ]
+    works = {"lookup_user": user is True, "lookup_item": item is True, "none": True}
+    if works[chosen]:
+        return [Finding(config.library_id, "wms-probe", True, f"check-in probe {chosen}: {said}")]
+    better = "lookup_user" if user is True else "lookup_item"
+    return [
+        Finding(
+            config.library_id,
+            "wms-probe",
+            False,
+            f"check-in probe {chosen} does not work with this WMS ({said})",
+            f"Set the library's wms.checkin_probe to '{better}'.",
+        )
+    ]
+
+
 def check_library(services: Services, config: LibraryConfig) -> list[Finding]:
-    return [host_lms_finding(services, config), *wms_findings(services, config)]
+    findings = [host_lms_finding(services, config), *wms_findings(services, config)]
+    return [*findings, *agency_id_findings(config), *probe_findings(services, config)]
 
 
 RECHECK_SECONDS = 900.0  # a warm instance asks ReShare again this often: a switched setting is seen soon

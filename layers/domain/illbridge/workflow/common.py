@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from illbridge.config import LibraryConfig
 from illbridge.errors import StaleMapping, WmsProblem
@@ -63,6 +64,25 @@ def check_in(ctx: StepContext, mapping: Mapping, barcode: str, why: str) -> Mapp
             answer["response"] = {"problem_type": problem.problem_type}
     item.checked_in = True
     return save(ctx, mapping)
+
+
+def calendar_day(value: datetime | None) -> date | None:
+    """A ReShare due date as the calendar date ReShare wrote (it keeps dates, stored as UTC midnight)."""
+    return value.astimezone(UTC).date() if value is not None else None
+
+
+def library_day(config: LibraryConfig, value: datetime | None) -> date | None:
+    """A WMS due date as the library's calendar date (its ``timezone``): an end-of-day local due date such as
+    ``2026-12-28T23:59:59-05:00`` is the 28th, not the 29th it is in UTC."""
+    return value.astimezone(ZoneInfo(config.timezone)).date() if value is not None else None
+
+
+def end_of_library_day(config: LibraryConfig, day: date | None) -> datetime | None:
+    """The last second of a calendar date in the library's time zone (what the bridge sends as a due date,
+    so WMS lands on that date whether it keeps the time or rounds to its local end of day)."""
+    if day is None:
+        return None
+    return datetime.combine(day, time(23, 59, 59), tzinfo=ZoneInfo(config.timezone))
 
 
 def next_check_time(config: LibraryConfig, check_count: int, now: datetime) -> datetime:

@@ -17,11 +17,15 @@ from illbridge.models import (
     StepStatus,
     WmsItemCheckedIn,
 )
+from illbridge.wms.probe import PROBE_OPERATION, CheckinProbe, NoProbe, probe_for
 from illbridge.workflow.common import (
     PENDING,
     WaitingForEarlierStep,
+    calendar_day,
     check_in,
+    end_of_library_day,
     fetch_request,
+    library_day,
     mark_checked_in,
     masked,
     next_check,
@@ -68,23 +72,23 @@ def check_out_to_borrower(ctx: StepContext) -> StepResult:
     mapping = lending_mapping(ctx, request)
     check_account(ctx, mapping)
     differences = []
+    probe = probe_for(ctx.config.wms, ctx.services.wms(ctx.config))
     for barcode in [i.barcode for i in mapping.items if not i.created_in_wms]:
         item = mapping.item(barcode)
         assert item is not None
-        check_out(ctx, mapping, item)
-        if (
-            mapping.lender_due_date
-            and item.wms_due_date
-            and item.wms_due_date.date() != mapping.lender_due_date.date()
-        ):
-            differences.append(f"{barcode}: WMS due {item.wms_due_date.date()}")
+        if not (ctx.reclaimed and on_loan_in_wms(ctx, mapping, item, probe)):
+            check_out(ctx, mapping, item)
+        lender_day = calendar_day(mapping.lender_due_date)
+        wms_day = library_day(ctx.config, item.wms_due_date)
+        if lender_day and wms_day and wms_day != lender_day:
+            differences.append(f"{barcode}: WMS due {wms_day}")
         mapping = save(ctx, mapping)
     next_check(ctx, mapping)
     mapping = save(ctx, mapping)
     if differences:
         raise_attention(
             ctx,
-            f"WMS set a different due date than ReShare ({mapping.lender_due_date.date() if mapping.lender_due_date else '-'}) "
+            f"WMS set a different due date than ReShare ({calendar_day(mapping.lender_due_date) or '-'}) "
             f"for request {ctx.hrid}: {'; '.join(differences)}",
             "Check the borrowing institution account's expiry and loan policy in WMS, or the due date in ReShare.",
         )
@@ -154,13 +158,39 @@ def check_account(ctx: StepContext, mapping: Mapping) -> None:
         raise NeedsStaff(f"Borrowing-institution account {account!r} expired on {expires}", fix)
 
 
+def on_loan_in_wms(ctx: StepContext, mapping: Mapping, item: MappedItem, probe: CheckinProbe) -> bool:
+    """After an attempt whose outcome is unknown: is the item already on loan to the account? (Verify first.)
+
+    LookupUser lists the account's loans (one call covers every item of the request); LookupItem gives the
+    item's status. Without an answer the bridge sends CheckOutItem again and WMS's answer decides.
+    """
+    if isinstance(probe, NoProbe):
+        return False
+    account = mapping.borrowing_institution_account
+    operation = f"{PROBE_OPERATION[probe.name]} (verify before re-sending)"
+    with ctx.call("wms", operation, {"item_barcode": item.barcode, "account": masked(account)}) as answer:
+        result = probe.is_checked_in(item.barcode, seen_on_loan=True, holder=account)
+        answer["response"] = {"on_loan": result.on_loan, "status": result.circulation_status or result.detail}
+        if not result.supported or not result.on_loan:
+            answer["summary"] = (
+                f"{item.barcode} is not on loan to {masked(account)}: CheckOutItem will be sent"
+                if result.supported
+                else f"WMS cannot be asked ({result.detail}): CheckOutItem will be sent"
+            )
+            return False
+        item.created_in_wms = True
+        item.wms_due_date = result.due_date
+        answer["summary"] = f"{item.barcode} is already on loan to {masked(account)}: not sent again"
+        return True
+
+
 def check_out(ctx: StepContext, mapping: Mapping, item: MappedItem) -> None:
     wms = ctx.services.wms(ctx.config)
     fields: dict[str, Any] = {
         "item_barcode": item.barcode,
         "user_barcode": mapping.borrowing_institution_account,
         "request_id": mapping.hrid,
-        "desired_date_due": mapping.lender_due_date,
+        "desired_date_due": end_of_library_day(ctx.config, calendar_day(mapping.lender_due_date)),
         "shipped_at": ctx.services.clock(),
     }
     with ctx.call("wms", "CheckOutItem", {k: plain(v) for k, v in fields.items()}) as answer:

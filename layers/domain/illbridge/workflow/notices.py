@@ -7,9 +7,10 @@ reconciler uses, ``reconcile.probe_item``). Events from the reconciler have just
 and ``ops`` events are staff's word (``ops retry``), so both are acted on as they are.
 
 - WMS confirms the check-in -> the step runs (the item is marked checked in, ReShare is updated);
-- WMS shows the item still on loan, lost or missing, or does not know it -> the notice is recorded in the
-  request's history and ignored: nothing changes in either system; reconciliation keeps watching the item;
-- the library has no probe (``checkin_probe: none``) or WMS does not answer the probe's service -> the notice
+- WMS shows the item still on loan (or held), lost or missing -> the notice is recorded in the request's
+  history and ignored: nothing changes in either system; reconciliation keeps watching the item;
+- the library has no probe (``checkin_probe: none``), WMS does not answer the probe's service, or the answer
+  cannot tell (WMS does not know the item; LookupUser no longer lists a temp item whose loan was never seen) -> the notice
   cannot be confirmed: recorded in the history, and the request goes on the attention list (the step is failed
   with "confirm in WMS, then retry"): a person looks in WMS and runs ``ops retry``, whose event is trusted;
 - WMS cannot be reached -> a transient fault: the record comes back through the queue and asks again.
@@ -53,14 +54,15 @@ def confirm_notice(services: Services, event: WmsItemCheckedIn, step: StepName) 
         _note(services, mapping, step, Outcome.SUCCESS, f"WMS confirms {barcode} was checked in", result)
         metrics.add_metric(name="CheckInNoticesConfirmed", unit="Count", value=1)
         return Confirmation(True)
-    if result.supported:
+    if result.supported and result.checked_in is False:
         shows = result.circulation_status or result.detail or "no status"
         summary = f"check-in notice for {barcode} ignored: WMS shows {shows}, not a check-in"
         _note(services, mapping, step, Outcome.SKIPPED, summary, result)
         logger.warning("WMS check-in notice not confirmed", extra={"hrid": mapping.hrid, "wms": shows})
         metrics.add_metric(name="CheckInNoticesRefuted", unit="Count", value=1)
         return Confirmation(False, StepResult(StepStatus.SKIPPED, {"reason": summary}))
-    # no probe, or WMS does not offer the probe's service: nobody but a person can confirm it
+    # no probe, WMS does not offer the probe's service, or its answer cannot tell (LookupUser no longer lists a
+    # temp item whose loan was never seen): nobody but a person can confirm it
     reason = (
         f"a WMS check-in notice for {barcode} cannot be confirmed ({result.detail or 'no check-in probe'})"
     )

@@ -1,25 +1,35 @@
 """Reconciliation: noticing WMS-side check-ins, since WMS has no callbacks (docs/wms.md#no-callbacks).
 
 For each library, the open mappings whose next check is due (a sparse index: never a table scan) are probed
-item by item; an item WMS shows as checked in becomes a ``WmsItemCheckedIn`` event, the same event the WMS
-webhook emits. Each mapping's next check is pushed back with backoff.
+item by item with the library's check-in probe (``illbridge.wms.probe``); an item WMS shows as checked in
+becomes a ``WmsItemCheckedIn`` event, the same event the WMS webhook emits. Each mapping's next check is
+pushed back with backoff. One probe serves the whole run, so LookupUser (the default) costs one call per
+patron or partner account, however many of its items are due.
 
-When is an item "checked in"? The probe's verdict (``illbridge.wms.probe``): lending items were checked out
-by the bridge, so any status but on loan means returned; a borrowing temp item is not on loan while its hold
-waits for the patron, so it counts only once reconciliation has seen it on loan, or once WMS shows the status
-a temp item reaches only after its return (Unavailable, at its home branch).
+When is an item "checked in"? The probe's verdict: lending items were checked out by the bridge, so anything
+but on loan means returned; a borrowing temp item is not on loan while its hold waits for the patron, so it
+counts only once reconciliation has seen it on loan (or, with LookupItem, once WMS shows the status a temp
+item reaches only after its return: Unavailable, at its home branch).
+
+When the library has no probe, WMS answers neither look-up, or the answer cannot tell (LookupUser no longer
+lists a temp item whose loan reconciliation never saw), a WMS-first return cannot be noticed here. The bridge
+then does what OCLC's desk workflow already tells staff ("Update ReShare request [Request ID]"): once
+the lender's due date has passed and the mapping is still open, it puts that reminder on the attention list
+(once), and checks again only at the ceiling interval.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from illbridge.config import LibraryConfig
 from illbridge.errors import BridgeError
-from illbridge.models import HistoryEntry, Mapping, Outcome, Side, WmsItemCheckedIn
-from illbridge.models.mapping import MappedItem
+from illbridge.models import AttentionItem, HistoryEntry, Mapping, Outcome, Side, StepName, WmsItemCheckedIn
+from illbridge.models.events import AttentionRaised
 from illbridge.observability import logger, metrics
-from illbridge.wms.probe import ProbeResult, probe_for
+from illbridge.models.mapping import MappedItem
+from illbridge.wms.probe import PROBE_OPERATION, CheckinProbe, ProbeResult, holder_of, probe_for
 from illbridge.workflow.common import next_check_time
 from illbridge.workflow.services import Services
 
@@ -30,51 +40,71 @@ class ReconcileReport:
     checked: int = 0
     checked_in: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    calls: int = 0  # look-up calls the probe made to WMS in this run
 
 
 def reconcile_library(services: Services, config: LibraryConfig, *, limit: int = 200) -> ReconcileReport:
     report = ReconcileReport(config.library_id)
-    if config.wms.checkin_probe == "none":
-        return report
     now = services.clock()
+    probe = probe_for(config.wms, services.wms(config))
     for mapping in services.store.due_for_reconciliation(config.reshare.tenant, now, limit=limit):
         try:
-            events = probe_mapping(services, config, mapping)
+            events, decided = probe_mapping(services, config, mapping, probe)
             services.bus.put(events)  # first the events, then the next check: a failure re-probes
             report.checked_in += [e.item_barcode for e in events]
-            schedule_next(services, config, mapping)
+            if not decided and not events:
+                remind_when_due(services, config, mapping)
+            else:
+                schedule_next(services, config, mapping)
             report.checked += 1
         except BridgeError as exc:
             logger.warning(
                 "reconciliation of one request failed", extra={"hrid": mapping.hrid, "error": str(exc)}
             )
             report.errors.append(f"{mapping.hrid}: {exc}")
-            record_failure(services, mapping, exc)
+            record_failure(services, mapping, exc, probe.name)
             if not exc.transient:  # a definite answer (e.g. WMS no longer knows the item): ask again later,
                 schedule_next(services, config, mapping)  # with backoff, not on every run
+    report.calls = int(getattr(probe, "calls", 0))
     metrics.add_metric(name="ReconciledRequests", unit="Count", value=report.checked)
     return report
 
 
-def probe_item(services: Services, config: LibraryConfig, mapping: Mapping, item: MappedItem) -> ProbeResult:
+def probe_item(
+    services: Services,
+    config: LibraryConfig,
+    mapping: Mapping,
+    item: MappedItem,
+    probe: CheckinProbe | None = None,
+) -> ProbeResult:
     """Ask WMS, through the library's check-in probe, whether one item was checked in; kept on the item.
 
-    Used by reconciliation and to confirm WMS check-in notices (``workflow.notices``). Transient faults raise.
+    Used by reconciliation (one probe for the whole run) and to confirm WMS check-in notices
+    (``workflow.notices``). The probe is asked about the item's holder (``holder_of``: the patron, or the
+    partner's account). Transient faults raise.
     """
-    probe = probe_for(config.wms, services.wms(config))
+    probe = probe or probe_for(config.wms, services.wms(config))
     seen_on_loan = item.seen_on_loan or mapping.side == Side.LENDING
-    result = probe.is_checked_in(item.barcode, seen_on_loan=seen_on_loan)
+    result = probe.is_checked_in(item.barcode, seen_on_loan=seen_on_loan, holder=holder_of(mapping))
     item.wms_status = result.circulation_status or result.detail
     item.seen_on_loan = item.seen_on_loan or result.on_loan
     return result
 
 
-def probe_mapping(services: Services, config: LibraryConfig, mapping: Mapping) -> list[WmsItemCheckedIn]:
+def probe_mapping(
+    services: Services, config: LibraryConfig, mapping: Mapping, probe: CheckinProbe | None = None
+) -> tuple[list[WmsItemCheckedIn], bool]:
+    """The check-in events for the mapping's items, and whether the probe decided every item (False: WMS
+    could not be asked, or its answer cannot tell, e.g. LookupUser no longer lists a temp item whose loan
+    reconciliation never saw: returned, or its hold cancelled?)."""
+    probe = probe or probe_for(config.wms, services.wms(config))
     events = []
+    decided = True
     for item in mapping.items:
         if not item.created_in_wms or item.checked_in:
             continue
-        result = probe_item(services, config, mapping, item)
+        result = probe_item(services, config, mapping, item, probe)
+        decided = decided and result.supported and result.checked_in is not None
         if result.checked_in:
             events.append(
                 WmsItemCheckedIn(
@@ -88,10 +118,68 @@ def probe_mapping(services: Services, config: LibraryConfig, mapping: Mapping) -
                     source="reconciler",
                 )
             )
-    return events
+    return events, decided
 
 
-def record_failure(services: Services, mapping: Mapping, exc: BridgeError) -> None:
+def remind_when_due(services: Services, config: LibraryConfig, mapping: Mapping) -> None:
+    """WMS cannot tell: remind staff once the lender's due date has passed (OCLC's desk tells them the same).
+
+    Before that date the next check is the due date itself (or the ceiling interval when there is none);
+    after the reminder, the ceiling interval.
+    """
+    now = services.clock()
+    due = mapping.lender_due_date
+    ceiling = now + timedelta(hours=config.reconcile_max_interval_hours)
+    if due is None or due > now:
+        mapping.next_check_at = min(due, ceiling) if due is not None and due > now else ceiling
+        mapping.check_count += 1
+        services.store.save_mapping(mapping)
+        return
+    step = StepName.BORROW_WMS_RETURNED if mapping.side == Side.BORROWING else StepName.LEND_WMS_RETURNED
+    existing = services.store.get_attention(mapping.tenant, mapping.request_id, step.value)
+    if existing is None or existing.resolved:
+        action = (
+            "mark it returned by patron in ReShare"
+            if mapping.side == Side.BORROWING
+            else "complete the request in ReShare"
+        )
+        item = AttentionItem(
+            library_id=config.library_id,
+            tenant=mapping.tenant,
+            request_id=mapping.request_id,
+            hrid=mapping.hrid,
+            step=step.value,
+            reason=f"Update ReShare request {mapping.hrid}",
+            fix=(
+                f"The lender's due date ({due.date()}) has passed and WMS cannot be asked whether the item was "
+                f"checked in at the desk. If it was, {action}; otherwise follow up the overdue item."
+            ),
+            retry=f"python -m illbridge.ops show {mapping.tenant} {mapping.request_id}",
+            raised_at=now,
+        )
+        services.store.raise_attention(item)
+        services.bus.put([AttentionRaised(**item.model_dump(include=set(AttentionRaised.model_fields)))])
+        services.store.add_history(
+            mapping.tenant,
+            mapping.request_id,
+            HistoryEntry(
+                at=now,
+                step="reconcile",
+                system="bridge",
+                operation="reminder (no check-in probe)",
+                outcome=Outcome.PROBLEM,
+                summary=item.reason,
+                response={"lender_due_date": due.isoformat()},
+            ),
+        )
+    mapping.next_check_at = ceiling
+    mapping.check_count += 1
+    services.store.save_mapping(mapping)
+
+
+def record_failure(
+    services: Services, mapping: Mapping, exc: BridgeError, probe_name: str = "lookup_user"
+) -> None:
     """A history line on the request, so `ops show` says why its check-in was not noticed."""
     services.store.add_history(
         mapping.tenant,
@@ -100,7 +188,7 @@ def record_failure(services: Services, mapping: Mapping, exc: BridgeError) -> No
             at=services.clock(),
             step="reconcile",
             system="wms",
-            operation="LookupItem (reconciliation)",
+            operation=f"{PROBE_OPERATION.get(probe_name, probe_name)} (reconciliation)",
             outcome=Outcome.ERROR if exc.transient else Outcome.PROBLEM,
             summary=str(exc),
             response={"error": type(exc).__name__, "retry": "next run" if exc.transient else "next check"},
