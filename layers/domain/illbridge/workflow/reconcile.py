@@ -27,8 +27,8 @@ from illbridge.config import LibraryConfig
 from illbridge.errors import BridgeError
 from illbridge.models import AttentionItem, HistoryEntry, Mapping, Outcome, Side, StepName, WmsItemCheckedIn
 from illbridge.models.events import AttentionRaised
-from illbridge.observability import logger, metrics
 from illbridge.models.mapping import MappedItem
+from illbridge.observability import logger, metrics
 from illbridge.wms.probe import PROBE_OPERATION, CheckinProbe, ProbeResult, holder_of, probe_for
 from illbridge.workflow.common import next_check_time
 from illbridge.workflow.services import Services
