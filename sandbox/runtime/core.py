@@ -10,6 +10,12 @@
 
 One sandbox per process at a time: the functions' environment is the process's (``os.environ``), and moto's
 backends are process-wide. Starting a second one while one runs raises ``RuntimeError``.
+
+Simulated time: ``sb.advance(seconds)`` moves the sandbox's clock ahead of the machine's. SQS (moto's delays,
+visibility timeouts) and the bridge's clock (``Services.clock`` and the store's, so step leases and outage
+deadlines) follow it; the simulators keep real time. ``drain(wait_invisible=True)`` advances it to the moment
+the next delayed or in-flight step message becomes visible instead of sleeping, so a 12-hour outage runs in
+seconds. ``sb.now()`` is the sandbox's time.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import os
 import threading
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +108,8 @@ class Sandbox:
         self._relay_thread: threading.Thread | None = None
         self._started = False
         self._spent = False  # started once: threads' stop events are set for good
+        self.offset = 0.0  # seconds the simulated clock is ahead of the machine's
+        self._moto_time: tuple[Any, Any] | None = None
 
     # --- lifecycle --------------------------------------------------------------------------------------
 
@@ -135,6 +144,7 @@ class Sandbox:
         self._moto = aws.MotoServer(self.ports["moto"], self.host)
         self.urls["moto"] = self._moto.start()
         self._moto.reset()  # moto's backends are process-wide: start from nothing
+        self._simulate_sqs_time()
         lap("moto")
 
         self.stack = Stack(
@@ -173,6 +183,7 @@ class Sandbox:
 
         self.functions = Functions(specs, self.env, uuid.uuid4().hex[:8])
         self.functions.load_all()
+        self._simulate_bridge_time()
         self._wire(specs)
         lap("functions")
 
@@ -359,6 +370,7 @@ class Sandbox:
             attempt(self._moto.reset)
             attempt(self._moto.stop)
             self._moto = None
+        self._real_sqs_time()
         if self.functions is not None:
             self.functions.unload_all()
         for client in self._clients.values():
@@ -390,6 +402,66 @@ class Sandbox:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    # --- simulated time -----------------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        """The sandbox's time: the machine's plus what ``advance`` added."""
+        return datetime.now(UTC) + timedelta(seconds=self.offset)
+
+    def advance(self, seconds: float) -> None:
+        """Move the simulated clock ahead (SQS delays and visibility, the bridge's clock; see the module)."""
+        if seconds < 0:
+            raise ValueError("time only moves forward")
+        self.offset += seconds
+
+    def _simulate_sqs_time(self) -> None:
+        """moto's SQS reads the time through two functions of its module: give them the simulated clock."""
+        import moto.sqs.models as sqs_models
+
+        real_s, real_ms = sqs_models.unix_time, sqs_models.unix_time_millis
+        self._moto_time = (real_s, real_ms)
+
+        def unix_time(dt: datetime | None = None) -> float:
+            return real_s(dt) if dt is not None else real_s() + self.offset
+
+        def unix_time_millis(dt: datetime | None = None) -> float:
+            return real_ms(dt) if dt is not None else real_ms() + self.offset * 1000
+
+        sqs_models.unix_time = unix_time  # type: ignore[assignment]
+        sqs_models.unix_time_millis = unix_time_millis  # type: ignore[assignment]
+
+    def _real_sqs_time(self) -> None:
+        if self._moto_time is not None:
+            import moto.sqs.models as sqs_models
+
+            sqs_models.unix_time, sqs_models.unix_time_millis = self._moto_time
+            self._moto_time = None
+
+    def _simulate_bridge_time(self) -> None:
+        """The functions' shared services (one per process here) read the simulated clock."""
+        from illbridge.workflow.services import current_services
+
+        services = current_services()
+        services.clock = self.now
+        services.store._clock = self.now
+
+    def _next_visible_in(self, pollers: list[QueuePoller]) -> float | None:
+        """Seconds until the next delayed or in-flight message of these queues becomes visible; None if none."""
+        import moto.sqs.models as sqs_models
+
+        assert self.stack is not None
+        backend = sqs_models.sqs_backends[self.stack.account_id][self.region]
+        names = {p.source.queue_url.rsplit("/", 1)[-1] for p in pollers}
+        now_ms = sqs_models.unix_time_millis()
+        due = [
+            max(message.delayed_until, message.visible_at)
+            for name in names
+            if name in backend.queues
+            for message in list(backend.queues[name]._messages)
+            if message.delayed or not message.visible
+        ]
+        return max(0.0, (min(due) - now_ms) / 1000) if due else None
 
     # --- what tests and people use ------------------------------------------------------------------------
 
@@ -461,32 +533,12 @@ class Sandbox:
         return processed
 
     def _wait_visible(self, pollers: list[QueuePoller]) -> bool:
-        """Wait until a message in flight on a step queue is visible again; False if none is in flight."""
-        assert self.resources is not None
-        sqs = self.boto3_client("sqs")
-        longest = max(
-            (
-                int(self.resources.queues[p.source.queue_logical_id].attributes.get("VisibilityTimeout", 30))
-                for p in pollers
-            ),
-            default=0,
-        )
-        # Returns as soon as a message is visible again, so a generous bound costs nothing; it only has to
-        # outlast a loaded machine on which a single count request can take seconds.
-        deadline = time.monotonic() + longest + 30
-        while time.monotonic() < deadline:
-            visible = in_flight = 0
-            for poller in pollers:
-                counts = _counts(sqs, poller.source.queue_url)
-                visible += counts["ApproximateNumberOfMessages"]
-                in_flight += counts["ApproximateNumberOfMessagesNotVisible"]
-                in_flight += counts["ApproximateNumberOfMessagesDelayed"]
-            if visible:
-                return True
-            if not in_flight:
-                return False
-            time.sleep(0.1)
-        return False
+        """Move simulated time to when a delayed or in-flight step message is visible; False if none is."""
+        wait = self._next_visible_in(pollers)
+        if wait is None:
+            return False
+        self.advance(wait + 0.01)
+        return True
 
     def redrive(self, dead_letter_logical_id: str, destination_logical_id: str | None = None) -> int:
         """Move every message of a dead-letter queue back to its source queue; the count moved.

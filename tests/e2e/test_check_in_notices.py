@@ -39,6 +39,7 @@ def notify_check_in(sb: Sandbox, barcode: str) -> dict[str, Any]:
 
 def on_loan_to_the_patron(sb: Sandbox, item: str) -> tuple[dict[str, Any], Any]:
     """A received pair whose temp item staff checked in at the pickup branch and out to the patron."""
+    sim(sb, "wms", "POST", "items", registry_id="262626", barcode=item, branch="262626", title="Notice")
     pair = create_pair(sb, volumes=[{"item_barcode": item, "call_number": "PQ4865.C6 N6"}])
     east, _ = ship_and_receive(sb, pair, [item])
     sim(sb, "wms", "POST", "checkin", barcode=pair["hrid"], branch=EAST)

@@ -80,9 +80,29 @@ def test_every_dead_letter_queue_has_an_alarm_to_staff() -> None:
         dim["Value"]["Fn::GetAtt"][0]
         for alarm in of_type("AWS::CloudWatch::Alarm").values()
         for dim in alarm["Properties"]["Dimensions"]
+        if isinstance(dim["Value"], dict) and "Fn::GetAtt" in dim["Value"]
     }
     dead_letter = {name for name in of_type("AWS::SQS::Queue") if name.endswith("DeadLetterQueue")}
     assert dead_letter <= alarmed
+
+
+def test_one_alarm_watches_steps_that_wait_out_an_outage() -> None:
+    # The engine counts every put-off step run as StepsWaiting (Powertools: namespace and service dimension)
+    engine = (ROOT / "layers/domain/illbridge/workflow/engine.py").read_text()
+    assert 'add_metric(name="StepsWaiting"' in engine
+    env = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
+    [alarm] = [
+        a["Properties"]
+        for a in of_type("AWS::CloudWatch::Alarm").values()
+        if a["Properties"]["MetricName"] == "StepsWaiting"
+    ]
+    assert alarm["Namespace"] == env["POWERTOOLS_METRICS_NAMESPACE"]
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": env["POWERTOOLS_SERVICE_NAME"]}]
+    # waiting for over an hour (two half-hour periods with waits) raises it; one alarm, however many requests
+    assert alarm["Period"] * alarm["DatapointsToAlarm"] >= 3600 and alarm["Statistic"] == "Sum"
+    assert alarm["AlarmActions"] == [{"Ref": "AttentionTopic"}] and alarm["OKActions"] == [
+        {"Ref": "AttentionTopic"}
+    ]
 
 
 def test_every_rule_target_and_schedule_has_an_explicit_retry_policy_and_dlq() -> None:

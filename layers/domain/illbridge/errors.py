@@ -182,3 +182,15 @@ class NeedsStaff(BridgeError):
         super().__init__(reason)
         self.reason = reason
         self.fix = fix
+
+
+class StepDeferred(BridgeError):
+    """The step could not finish for now (an outage, or an earlier step still running): run it again after
+    ``delay_seconds``. The queue handler sends the record back to its queue with that delay, so waiting uses
+    no SQS receives (docs/operations.md#outages-are-waited-out)."""
+
+    transient = True
+
+    def __init__(self, message: str, delay_seconds: int) -> None:
+        super().__init__(message)
+        self.delay_seconds = delay_seconds

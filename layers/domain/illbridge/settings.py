@@ -25,7 +25,6 @@ class BridgeSettings(BaseModel):
     config_max_age_seconds: int = Field(default=300, alias="CONFIG_MAX_AGE_SECONDS", ge=0)
     history_ttl_days: int = Field(default=400, alias="HISTORY_TTL_DAYS", ge=1)
     step_lease_seconds: int = Field(default=120, alias="STEP_LEASE_SECONDS", ge=5)
-    max_step_attempts: int = Field(default=5, alias="MAX_STEP_ATTEMPTS", ge=1)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> BridgeSettings:

@@ -225,7 +225,6 @@ def test_the_sandbox_stack_uses_physical_names_and_the_short_visibility(sb: Sand
     assert sb.env["EVENT_BUS_NAME"] == "reshare-wms-bridge-local-bus"
     assert sb.env["ATTENTION_TOPIC_ARN"].endswith(":reshare-wms-bridge-local-AttentionTopic")
     assert sb.env["CONFIG_PREFIX"] == f"/{default('ConfigName')}"
-    assert sb.env["MAX_STEP_ATTEMPTS"] == str(default("MaxReceives"))
     assert sb.env["AWS_ENDPOINT_URL"] == sb.urls["moto"] == os.environ["AWS_ENDPOINT_URL"]
     assert sb.env["AWS_REGION"] == "eu-west-1"
 

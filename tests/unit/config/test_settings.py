@@ -12,7 +12,7 @@ def test_a_complete_environment_is_read_with_defaults() -> None:
     settings = BridgeSettings.from_environ(GOOD)
     assert settings.table_name == "bridge"
     assert settings.config_prefix == "/reshare-wms-bridge"
-    assert settings.max_step_attempts == 5
+    assert settings.step_lease_seconds == 120
 
 
 def test_a_missing_variable_is_named() -> None:
@@ -21,5 +21,5 @@ def test_a_missing_variable_is_named() -> None:
 
 
 def test_a_bad_value_is_named() -> None:
-    with pytest.raises(InvalidSettings, match="MAX_STEP_ATTEMPTS"):
-        BridgeSettings.from_environ({**GOOD, "MAX_STEP_ATTEMPTS": "zero"})
+    with pytest.raises(InvalidSettings, match="STEP_LEASE_SECONDS"):
+        BridgeSettings.from_environ({**GOOD, "STEP_LEASE_SECONDS": "zero"})

@@ -91,6 +91,8 @@ class LibraryConfig(BaseModel):
     webhook_secrets: list[SecretStr] = Field(default_factory=list)
     reconcile_first_check_minutes: int = Field(default=15, ge=1)
     reconcile_max_interval_hours: int = Field(default=24, ge=1)
+    # how long a step waits out an outage (or an earlier step) before it asks staff: docs/operations.md#outages-are-waited-out
+    outage_deadline_hours: float = Field(default=24, gt=0, le=24 * 14)
 
     @field_validator("pickup_branches")
     @classmethod

@@ -105,6 +105,9 @@ class StepRecord(BaseModel):
     last_error: str | None = None
     result: dict[str, Any] = Field(default_factory=dict)
     updated_at: datetime = Field(default_factory=utcnow)
+    # while the step waits out transient faults: since when, and how many times it was put off (backoff)
+    waiting_since: datetime | None = None
+    waits: int = 0
 
 
 class HistoryEntry(BaseModel):

@@ -566,6 +566,12 @@ class BridgeStore:
             expr.set("last_error", error)
         else:
             expr.remove("last_error")
+        if status == StepStatus.RETRYABLE:  # waiting: keep when it began, count the waits (for the backoff)
+            since, waits = expr.n("waiting_since"), expr.n("waits")
+            expr.set_raw(f"{since} = if_not_exists({since}, {expr.v(self._now())})")
+            expr.set_raw(f"{waits} = if_not_exists({waits}, {expr.v(0)}) + {expr.v(1)}")
+        else:
+            expr.remove("waiting_since").remove("waits")
         try:
             with _dynamodb("UpdateItem"):
                 answer = self._table.update_item(

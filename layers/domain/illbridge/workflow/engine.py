@@ -3,9 +3,11 @@
 - **claim**: a conditional write makes the step ``IN_PROGRESS`` for one worker (a duplicate delivery finds it
   done or claimed and stops there);
 - **act**: the step's own function calls WMS or ReShare, writing one history line per call;
-- **record**: the step ends ``SUCCEEDED``/``SKIPPED``, or ``RETRYABLE`` after a transient fault (the message
-  comes back through the queue with backoff), or ``FAILED`` with an attention item when a human is needed
-  or the last attempt is spent;
+- **record**: the step ends ``SUCCEEDED``/``SKIPPED``; or ``RETRYABLE`` after a transient fault (an outage,
+  an earlier step still running), and ``StepDeferred`` sends the record back to its queue with exponential
+  backoff (``retry_delay``: 30 s doubling to 15 min) until the library's ``outage_deadline_hours`` (24 h) have
+  passed since the step began waiting - waiting consumes no SQS receives and no attempts; or ``FAILED`` with
+  an attention item when a human is needed or the deadline has passed;
 - **announce**: an ``AttentionRaised`` event goes to the bus (and from there to staff's SNS topic).
 """
 
@@ -15,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from illbridge.config import LibraryConfig
@@ -25,7 +28,9 @@ from illbridge.errors import (
     PatronNotFound,
     ReShareActionRejected,
     ReShareNotFound,
+    StepAlreadyClaimed,
     StepAlreadyDone,
+    StepDeferred,
     WmsAuthError,
     WmsOutcomeUnknown,
     WmsProblem,
@@ -154,6 +159,20 @@ def staff_guidance(exc: BaseException, ctx: StepContext) -> tuple[str, str]:
     return f"{type(exc).__name__}: {exc}", "See the request's history; fix the cause, then retry."
 
 
+FIRST_DELAY_SECONDS = 30
+MAX_DELAY_SECONDS = 900  # SQS's longest DelaySeconds; also: a recovered system is noticed within 15 minutes
+
+
+def retry_delay(waits: int) -> int:
+    """Seconds before the ``waits``-th retry of a waiting step: 30, 60, 120, ... up to 900."""
+    return int(min(MAX_DELAY_SECONDS, FIRST_DELAY_SECONDS * 2 ** min(max(waits - 1, 0), 16)))
+
+
+def _hours(span: timedelta) -> str:
+    hours = span.total_seconds() / 3600
+    return f"{hours:.0f} h" if hours >= 1 else f"{span.total_seconds() / 60:.0f} min"
+
+
 def run_step(
     services: Services,
     config: LibraryConfig,
@@ -182,27 +201,32 @@ def run_step(
         logger.info("step already done: duplicate delivery", extra={"step": step.value, "hrid": hrid})
         metrics.add_metric(name="DuplicateDeliveries", unit="Count", value=1)
         return StepResult(StepStatus.SUCCEEDED, {"duplicate": True})
-    # StepAlreadyClaimed propagates: transient, the message comes back after the visibility timeout.
+    except StepAlreadyClaimed as exc:  # another worker runs it now: look again once its lease could be over
+        raise StepDeferred(str(exc), min(MAX_DELAY_SECONDS, services.settings.step_lease_seconds)) from exc
 
     attempt = ctx.attempt
     started = services.clock()
     try:
         result = act(ctx)
     except BridgeError as exc:
-        last_try = attempt >= services.settings.max_step_attempts
-        if exc.transient and not last_try:
-            store.complete_step(
+        waiting_since = (ctx.record.waiting_since if ctx.record else None) or started
+        waited = started - waiting_since
+        deadline = timedelta(hours=config.outage_deadline_hours)
+        if exc.transient and waited < deadline:
+            record = store.complete_step(
                 tenant, request_id, step, attempt=attempt, status=StepStatus.RETRYABLE, error=str(exc)
             )
+            delay = retry_delay(record.waits)
             logger.warning(
-                "step will be retried", extra={"step": step.value, "hrid": hrid, "error": str(exc)}
+                "step waits",
+                extra={"step": step.value, "hrid": hrid, "error": str(exc), "retry_in_seconds": delay},
             )
-            metrics.add_metric(name="StepRetries", unit="Count", value=1)
-            raise
+            metrics.add_metric(name="StepsWaiting", unit="Count", value=1)
+            raise StepDeferred(str(exc), delay) from exc
         reason, fix = staff_guidance(exc, ctx)
         if exc.transient:
-            reason = f"gave up after {attempt} attempts: {reason}"
-            fix = "Make sure the system is reachable again, then retry."
+            reason = f"still failing after {_hours(waited)} (the library waits {_hours(deadline)}): {reason}"
+            fix = "Make sure the system is reachable again (or the earlier step is done), then retry."
         _fail(ctx, reason, fix, error=str(exc))
         return StepResult(StepStatus.FAILED, {"reason": reason})
     store.complete_step(tenant, request_id, step, attempt=attempt, status=result.status, result=result.detail)

@@ -1,9 +1,13 @@
 """Running a workflow step from its SQS queue: one bus event per record, partial batch failures.
 
-A record whose step hit a transient fault fails (and comes back after the visibility timeout: backoff); a
-record that cannot be read at all fails too, so after the queue's receives it lands in the dead-letter
-queue, whose alarm tells staff. Everything else is settled by the step itself (done, skipped, or an
-attention item). Powertools idempotency drops duplicate deliveries of the same event cheaply; the step's
+A record whose step has to wait (an outage, an earlier step still running: ``StepDeferred``, or any other
+transient fault) is sent back to its own queue with a delay (exponential backoff, at most SQS's 15 minutes)
+and counts as processed: waiting uses no SQS receives, so a long outage does not push messages into the
+dead-letter queue. A transient fault outside a step is waited out the same way, up to the library's
+``outage_deadline_hours`` (the copies carry when the waiting began); after that, and for a record that cannot
+be read at all or a crash, the record fails, so after the queue's receives it lands in the dead-letter queue,
+whose alarm tells staff. Everything else is settled by the step itself (done, skipped, or an attention item).
+Powertools idempotency drops duplicate deliveries of the same event cheaply; the step's
 claim in DynamoDB is what makes the effect happen exactly once.
 """
 
@@ -11,9 +15,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
+import boto3
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency import (
@@ -24,11 +30,11 @@ from aws_lambda_powertools.utilities.idempotency import (
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ValidationError
 
-from illbridge.errors import BadInput
+from illbridge.errors import BadInput, BridgeError, StepDeferred
 from illbridge.models import ReShareRequestChanged, WmsItemCheckedIn
-from illbridge.observability import logger
+from illbridge.observability import logger, metrics
 from illbridge.settings import current_settings
-from illbridge.workflow.engine import StepResult
+from illbridge.workflow.engine import MAX_DELAY_SECONDS, StepResult, retry_delay
 from illbridge.workflow.services import Services, current_services
 
 EVENT_MODELS: dict[str, type[BaseModel]] = {
@@ -57,6 +63,57 @@ def idempotency_config() -> tuple[DynamoDBPersistenceLayer, IdempotencyConfig]:
     )
 
 
+WAITS = "bridge-waits"
+WAITING_SINCE = "bridge-waiting-since"
+
+
+@lru_cache(maxsize=1)
+def _sqs() -> Any:
+    return boto3.client("sqs")
+
+
+@lru_cache(maxsize=16)
+def _queue_url(queue_arn: str) -> str:
+    *_, account, name = queue_arn.split(":")
+    return str(_sqs().get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"])
+
+
+def send_again(record: SQSRecord, delay: int, attributes: dict[str, Any]) -> None:
+    """The record's message, back on its own queue after ``delay`` seconds (at most SQS's 900)."""
+    _sqs().send_message(
+        QueueUrl=_queue_url(record.event_source_arn),
+        MessageBody=record.body,
+        DelaySeconds=max(0, min(MAX_DELAY_SECONDS, int(delay))),
+        **({"MessageAttributes": attributes} if attributes else {}),
+    )
+
+
+def _waiting(record: SQSRecord) -> tuple[int, datetime | None]:
+    """How often a record outside any step was put off already, and since when (its copies carry both)."""
+    attributes = record.message_attributes
+    waits = attributes.get(WAITS)
+    since = attributes.get(WAITING_SINCE)
+    try:
+        count = int(waits.string_value) if waits is not None and waits.string_value else 0
+        began = (
+            datetime.fromisoformat(since.string_value) if since is not None and since.string_value else None
+        )
+    except ValueError:
+        return 0, None
+    return count, began
+
+
+def _deadline_hours(record: SQSRecord) -> float | None:
+    """The library's outage deadline for this record's event; None when the event names no known library."""
+    try:
+        _, event = read_event(record.body)
+        return float(
+            current_services().configs.get(str(getattr(event, "library_id", ""))).outage_deadline_hours
+        )
+    except BridgeError:
+        return None
+
+
 def step_handler(routes: dict[str, Route]) -> Callable[[dict, LambdaContext], dict]:
     """A Lambda handler for a queue-triggered step: ``routes`` maps a bus detail-type to the step function."""
     processor = BatchProcessor(event_type=EventType.SQS)
@@ -68,6 +125,21 @@ def step_handler(routes: dict[str, Route]) -> Callable[[dict, LambdaContext], di
         return {"status": result.status.value, **{k: str(v) for k, v in result.detail.items()}}
 
     def record_handler(record: SQSRecord) -> dict[str, Any]:
+        try:
+            return run_record(record)
+        except StepDeferred as deferred:  # the step keeps its own waiting time (engine.run_step)
+            return defer(record, deferred.delay_seconds, str(deferred))
+        except BridgeError as exc:
+            if not exc.transient:
+                raise
+            waits, since = _waiting(record)
+            deadline = _deadline_hours(record)
+            now = current_services().clock()
+            if deadline is None or now - (since or now) >= timedelta(hours=deadline):
+                raise  # waited long enough: the queue's receives, then its dead-letter queue and alarm
+            return defer(record, retry_delay(waits + 1), str(exc), waits=waits + 1, since=since or now)
+
+    def run_record(record: SQSRecord) -> dict[str, Any]:
         detail_type, event = read_event(record.body)
         if detail_type not in routes:
             raise BadInput(f"this step does not handle {detail_type}")
@@ -84,6 +156,20 @@ def step_handler(routes: dict[str, Route]) -> Callable[[dict, LambdaContext], di
             result = once(detail_type=detail_type, detail=detail)
         logger.info("record processed", extra={"detail_type": detail_type, "result": result})
         return result
+
+    def defer(
+        record: SQSRecord, delay: int, why: str, *, waits: int | None = None, since: datetime | None = None
+    ) -> dict[str, Any]:
+        attributes = {}
+        if waits is not None and since is not None:
+            attributes = {
+                WAITS: {"DataType": "Number", "StringValue": str(waits)},
+                WAITING_SINCE: {"DataType": "String", "StringValue": since.isoformat()},
+            }
+        send_again(record, delay, attributes)
+        logger.info("record deferred", extra={"retry_in_seconds": delay, "why": why})
+        metrics.add_metric(name="RecordsDeferred", unit="Count", value=1)
+        return {"status": "deferred", "retry_in_seconds": str(delay)}
 
     def handler(event: dict, context: LambdaContext) -> dict:
         _, config = idempotency_config()
