@@ -20,6 +20,7 @@ from typing import Any
 
 from illbridge.errors import BridgeError
 from illbridge.models import ReShareRequestChanged, StepName, WmsItemCheckedIn
+from illbridge.observability import mask, redact
 from illbridge.workflow import checks
 from illbridge.workflow.services import Services, current_services
 
@@ -29,10 +30,14 @@ WMS_TRIGGERED = {StepName.BORROW_WMS_RETURNED, StepName.LEND_WMS_RETURNED}
 def show(services: Services, tenant: str, request_id: str) -> dict[str, Any]:
     store = services.store
     mapping = store.get_mapping(tenant, request_id)
+    shown = mapping.model_dump(mode="json") if mapping else None
+    if shown is not None and shown.get("patron_barcode"):
+        shown["patron_barcode"] = mask(shown["patron_barcode"])  # staff recognise the last characters
+    private = [mapping.patron_barcode or ""] if mapping else []
     return {
-        "mapping": mapping.model_dump(mode="json") if mapping else None,
-        "steps": [s.model_dump(mode="json") for s in store.steps(tenant, request_id)],
-        "history": [h.model_dump(mode="json") for h in store.history(tenant, request_id)],
+        "mapping": shown,
+        "steps": [redact(s.model_dump(mode="json"), private) for s in store.steps(tenant, request_id)],
+        "history": [redact(h.model_dump(mode="json"), private) for h in store.history(tenant, request_id)],
     }
 
 

@@ -28,12 +28,14 @@ def fetch_request(ctx: StepContext) -> PatronRequest:
     reshare = ctx.services.reshare(ctx.config)
     with ctx.call("reshare", "GET patron request", {"id": ctx.request_id}) as answer:
         request = reshare.get_request(ctx.request_id)
+        ctx.keep_private(request.patron_identifier)
         answer["summary"] = f"{request.hrid} is {request.state.code}"
         answer["response"] = {"state": request.state.code, "volumes": len(request.volumes or [])}
     return request
 
 
 def save(ctx: StepContext, mapping: Mapping) -> Mapping:
+    ctx.keep_private(mapping.patron_barcode)
     return ctx.services.store.save_mapping(mapping)
 
 

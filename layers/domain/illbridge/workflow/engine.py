@@ -37,7 +37,7 @@ from illbridge.errors import (
 )
 from illbridge.models import AttentionItem, HistoryEntry, Outcome, StepName, StepRecord, StepStatus
 from illbridge.models.events import AttentionRaised, ReShareRequestChanged
-from illbridge.observability import logger, metrics
+from illbridge.observability import logger, mask, metrics, redact
 from illbridge.workflow.services import Services
 
 
@@ -58,6 +58,14 @@ class StepContext:
     hrid: str
     step: StepName
     record: StepRecord | None = None
+    # personal data this run has seen (the patron's barcode): masked in every history line and attention item
+    private: set[str] = field(default_factory=set)
+
+    def keep_private(self, *values: str | None) -> None:
+        self.private.update(v for v in values if v)
+
+    def redacted(self, value: Any) -> Any:
+        return redact(value, self.private)
 
     @property
     def attempt(self) -> int:
@@ -78,9 +86,9 @@ class StepContext:
                 system="bridge",
                 operation=operation,
                 outcome=outcome,
-                summary=summary,
+                summary=self.redacted(summary),
                 attempt=self.attempt,
-                response=extra,
+                response=self.redacted(extra),
             ),
         )
 
@@ -111,9 +119,9 @@ class StepContext:
                     system=system,
                     operation=operation,
                     outcome=outcome,
-                    summary=answer.get("summary", ""),
-                    request=request,
-                    response=answer.get("response", {}),
+                    summary=self.redacted(answer.get("summary", "")),
+                    request=self.redacted(request),
+                    response=self.redacted(answer.get("response", {})),
                     duration_ms=int((time.perf_counter() - started) * 1000),
                     attempt=self.attempt,
                 ),
@@ -129,10 +137,20 @@ def outcome_of(exc: BaseException) -> Outcome:
     return Outcome.ERROR
 
 
+USER_ELEMENTS = ("user", "patron", "authentication")  # NCIP elements whose ProblemValue identifies a person
+
+
 def describe_error(exc: BaseException) -> dict[str, Any]:
+    """An error as a history line keeps it; a ProblemValue that names a patron (UserIdentifierValue,
+    AuthenticationInputData, ...) is masked, whatever the patron's barcode looks like."""
     described: dict[str, Any] = {"error": type(exc).__name__, "message": str(exc)}
     if isinstance(exc, WmsProblem):
-        described.update(problem_type=exc.problem_type, problem_detail=exc.detail, problem_value=exc.value)
+        value = exc.value
+        element = (exc.element or "").lower()
+        if value and (any(word in element for word in USER_ELEMENTS) or not element):
+            described["message"] = str(exc).replace(value, mask(value))
+            value = mask(value)
+        described.update(problem_type=exc.problem_type, problem_detail=exc.detail, problem_value=value)
     return described
 
 
@@ -209,25 +227,27 @@ def run_step(
     try:
         result = act(ctx)
     except BridgeError as exc:
+        message = ctx.redacted(describe_error(exc)["message"])  # no patron barcode in the step row or logs
         waiting_since = (ctx.record.waiting_since if ctx.record else None) or started
         waited = started - waiting_since
         deadline = timedelta(hours=config.outage_deadline_hours)
         if exc.transient and waited < deadline:
             record = store.complete_step(
-                tenant, request_id, step, attempt=attempt, status=StepStatus.RETRYABLE, error=str(exc)
+                tenant, request_id, step, attempt=attempt, status=StepStatus.RETRYABLE, error=message
             )
             delay = retry_delay(record.waits)
             logger.warning(
                 "step waits",
-                extra={"step": step.value, "hrid": hrid, "error": str(exc), "retry_in_seconds": delay},
+                extra={"step": step.value, "hrid": hrid, "error": message, "retry_in_seconds": delay},
             )
             metrics.add_metric(name="StepsWaiting", unit="Count", value=1)
-            raise StepDeferred(str(exc), delay) from exc
+            raise StepDeferred(message, delay) from exc
         reason, fix = staff_guidance(exc, ctx)
         if exc.transient:
             reason = f"still failing after {_hours(waited)} (the library waits {_hours(deadline)}): {reason}"
             fix = "Make sure the system is reachable again (or the earlier step is done), then retry."
-        _fail(ctx, reason, fix, error=str(exc))
+        reason = ctx.redacted(reason)
+        _fail(ctx, reason, fix, error=message)
         return StepResult(StepStatus.FAILED, {"reason": reason})
     store.complete_step(tenant, request_id, step, attempt=attempt, status=result.status, result=result.detail)
     store.resolve_attention(tenant, request_id, step.value, raised_before=started)  # keep this run's warnings
@@ -265,6 +285,7 @@ def _fail(ctx: StepContext, reason: str, fix: str, *, error: str) -> None:
 def raise_attention(ctx: StepContext, reason: str, fix: str) -> AttentionItem:
     """Put the request on the staff attention list and announce it."""
     services = ctx.services
+    reason, fix = ctx.redacted(reason), ctx.redacted(fix)
     item = AttentionItem(
         library_id=ctx.config.library_id,
         tenant=ctx.tenant,

@@ -28,9 +28,10 @@ from illbridge.errors import BridgeError
 from illbridge.models import AttentionItem, HistoryEntry, Mapping, Outcome, Side, StepName, WmsItemCheckedIn
 from illbridge.models.events import AttentionRaised
 from illbridge.models.mapping import MappedItem
-from illbridge.observability import logger, metrics
+from illbridge.observability import logger, metrics, redact
 from illbridge.wms.probe import PROBE_OPERATION, CheckinProbe, ProbeResult, holder_of, probe_for
 from illbridge.workflow.common import next_check_time
+from illbridge.workflow.engine import describe_error
 from illbridge.workflow.services import Services
 
 
@@ -59,9 +60,10 @@ def reconcile_library(services: Services, config: LibraryConfig, *, limit: int =
             report.checked += 1
         except BridgeError as exc:
             logger.warning(
-                "reconciliation of one request failed", extra={"hrid": mapping.hrid, "error": str(exc)}
+                "reconciliation of one request failed",
+                extra={"hrid": mapping.hrid, "error": private_text(mapping, exc)},
             )
-            report.errors.append(f"{mapping.hrid}: {exc}")
+            report.errors.append(f"{mapping.hrid}: {private_text(mapping, exc)}")
             record_failure(services, mapping, exc, probe.name)
             if not exc.transient:  # a definite answer (e.g. WMS no longer knows the item): ask again later,
                 schedule_next(services, config, mapping)  # with backoff, not on every run
@@ -177,6 +179,11 @@ def remind_when_due(services: Services, config: LibraryConfig, mapping: Mapping)
     services.store.save_mapping(mapping)
 
 
+def private_text(mapping: Mapping, exc: BridgeError) -> str:
+    """The error as history and logs may show it: a patron barcode (the loan's holder) masked."""
+    return str(redact(describe_error(exc)["message"], [mapping.patron_barcode or ""]))
+
+
 def record_failure(
     services: Services, mapping: Mapping, exc: BridgeError, probe_name: str = "lookup_user"
 ) -> None:
@@ -190,7 +197,7 @@ def record_failure(
             system="wms",
             operation=f"{PROBE_OPERATION.get(probe_name, probe_name)} (reconciliation)",
             outcome=Outcome.ERROR if exc.transient else Outcome.PROBLEM,
-            summary=str(exc),
+            summary=private_text(mapping, exc),
             response={"error": type(exc).__name__, "retry": "next run" if exc.transient else "next check"},
         ),
     )
