@@ -180,6 +180,15 @@ def test_every_service_principal_statement_names_the_rules_or_alarms_that_send()
             assert source_arns(statement) == expected, (target, service)
 
 
-def test_the_public_webhook_has_a_concurrency_limit() -> None:
-    webhook = RESOURCES["WebhookFunction"]["Properties"]
-    assert 0 < int(webhook["ReservedConcurrentExecutions"]) <= 20
+def test_the_public_webhook_is_throttled_by_api_gateway() -> None:
+    # every method of the implicit REST API (the webhook's two routes): a rate and a burst, not unlimited
+    [setting] = TEMPLATE["Globals"]["Api"]["MethodSettings"]
+    assert (setting["ResourcePath"], setting["HttpMethod"]) == ("/*", "*")
+    assert 0 < setting["ThrottlingRateLimit"] <= 50 and 0 < setting["ThrottlingBurstLimit"] <= 100
+    api_events = [
+        event["Type"]
+        for function in of_type("AWS::Serverless::Function").values()
+        for event in (function["Properties"].get("Events") or {}).values()
+        if event["Type"] in ("Api", "HttpApi")
+    ]
+    assert api_events and set(api_events) == {"Api"}  # all on the implicit REST API the setting covers
