@@ -128,3 +128,41 @@ def test_without_a_probe_a_notice_goes_to_staff_who_confirm_it_with_ops_retry(sa
         # Then ReShare is updated and the item leaves the list
         assert east.state(borrower_id) == "REQ_AWAITING_RETURN_SHIPPING"
         assert [a for a in store.list_attention("east") if a.request_id == borrower_id] == []
+
+
+def test_a_notice_that_comes_during_a_wms_outage_is_confirmed_once_wms_is_back(sandbox: Sandbox) -> None:
+    sb = sandbox
+    # Given a borrowed item WMS was seen lending to the patron (an early notice, refuted), that the patron has
+    # now really brought back to the desk
+    pair, east = on_loan_to_the_patron(sb, "WEST-ITEM-0813")
+    borrower_id, hrid = pair["borrower"]["id"], pair["hrid"]
+    notify_check_in(sb, hrid)
+    settle(sb)
+    sim(sb, "wms", "POST", "checkin", barcode=hrid, branch=EAST)
+    dead = sb.queue_url("BorrowReturnedDeadLetterQueue")
+    sqs = sb.boto3_client("sqs")
+    # When WMS goes down for three hours (simulated) just as the notice comes: it cannot be confirmed yet
+    sim(sb, "wms", "POST", "faults", operation="*", kind="http_error", status=503, times=-1)
+    try:
+        notify_check_in(sb, hrid)
+        for _ in range(3):
+            sb.drain()
+            sb.advance(3600)
+        # Then nothing happened, nothing was dead-lettered, and nobody was asked to do anything
+        assert east.state(borrower_id) == "REQ_CHECKED_IN"
+        assert (
+            sqs.get_queue_attributes(QueueUrl=dead, AttributeNames=["ApproximateNumberOfMessages"])[
+                "Attributes"
+            ]["ApproximateNumberOfMessages"]
+            == "0"
+        )
+        store = current_services().store
+        assert [a for a in store.list_attention("east") if a.request_id == borrower_id] == []
+    finally:
+        requests.delete(f"{sb.urls['wms']}/_sim/faults", timeout=10)
+    # When WMS is back, Then within 15 minutes the notice is confirmed and ReShare updated
+    for _ in range(15):
+        sb.advance(60)
+        sb.drain()
+    assert east.state(borrower_id) == "REQ_AWAITING_RETURN_SHIPPING"
+    assert [o for o, _ in notice_lines("east", borrower_id)] == ["skipped", "success"]
