@@ -10,7 +10,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import burst, poller
+from bench import burst, environments, poller
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
@@ -21,6 +21,10 @@ def main() -> int:
         [sys.executable, "-m", "bench.burst"], check=True, capture_output=True, text=True
     ).stdout
     burst_result = json.loads(burst_out.strip().splitlines()[-1])
+    environments_out = subprocess.run(
+        [sys.executable, "-m", "bench.environments"], check=True, capture_output=True, text=True
+    ).stdout
+    environments_result = json.loads(environments_out.strip().splitlines()[-1])
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     text = f"""# Benchmark results
 
@@ -50,6 +54,17 @@ must hold: every transition on the bus exactly once, none missing.
 | changes | in one second | transitions put | distinct requests | twice | missing | polls | list calls | first poll |
 |---:|---:|---:|---:|---:|---:|---:|---:|---:|
 {burst.line(burst_result)}
+
+## Execution environments of the sandbox (`bench/environments.py`)
+
+Each concurrent invocation of a function runs in an environment of its own (its own handler module), reused
+when free. Warm invocations one at a time against the same number in overlapping threads, and the cost of
+making one environment. What must hold: overlapping invocations are not slower per invocation than sequential
+ones, and a cold environment costs no more than a few warm invocations.
+
+| invocations | threads | warm, each | overlapping, each | ratio | one new environment | environments made |
+|---:|---:|---:|---:|---:|---:|---:|
+{environments.line(environments_result)}
 """
     RESULTS.write_text(text)
     print(text)
