@@ -216,9 +216,3 @@ def require_manual_integration(services: Services, config: LibraryConfig) -> Non
         raise HostLmsIntegrationOn(f"{finding.detail}. {finding.fix}")
     with _verified_lock:
         _verified[key] = time.monotonic()
-
-
-def forget_verified() -> None:
-    """Check every tenant again at the next poll (tests, and after a configuration change)."""
-    with _verified_lock:
-        _verified.clear()
