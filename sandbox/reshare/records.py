@@ -152,8 +152,12 @@ class Tenant:
         return self.last_tick
 
     def next_hrid(self) -> str:
+        """mod-rs NewRequestService.generateHrid: the `request_id_prefix` setting (its value, else its
+        default, else nothing) followed straight by the next number of the tenant's sequence: no separator."""
         self.hrid_counter += 1
-        return f"{self.name.upper()}-{self.hrid_counter}"
+        setting = self.settings.get("request_id_prefix") or {}
+        prefix = setting.get("value") or setting.get("defValue") or ""
+        return f"{prefix}{self.hrid_counter}"
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -240,6 +244,16 @@ class PatronRequest:
     answered: bool = False  # lender: the will-supply answer was sent
     preceded_by: str | None = None
     succeeded_by: str | None = None
+    busy_until_ms: int = 0  # wall clock ms until which a sent message awaits its answer (networkStatus)
+    busy_status: str = "Waiting"  # what networkStatus says while busy: Waiting or Retry
+    manually_closed: bool = (
+        False  # mod-rs PatronRequest.manuallyClosed: AppListenerService then publishes nothing
+    )
+
+    @property
+    def network_status(self) -> str:
+        """mod-rs ``PatronRequest.networkStatus``: Waiting (or Retry) while a sent message awaits its answer."""
+        return self.busy_status if now_ms() < self.busy_until_ms else "Idle"
 
     @property
     def terminal(self) -> bool:
@@ -289,6 +303,7 @@ class PatronRequest:
                     else None
                 ),
                 "volumes": [volume.to_json() for volume in self.volumes],
+                "networkStatus": self.network_status,
                 "audit": [dict(entry) for entry in self.audit],
                 "notifications": [dict(entry) for entry in self.notifications],
                 "conditions": [dict(entry) for entry in self.conditions],

@@ -1,8 +1,12 @@
 """A site's Kafka-to-HTTP relay, played by the ReShare simulator (docs/reshare.md#events).
 
-mod-rs publishes every state change to its tenant's ``<tenant>_mod_rs_PatronRequestEvents`` topic as
-``{event: "STATUS_<STATE>_ind", tenant, oid: "org.olf.rs.PatronRequest:<id>", payload: {id, title, state,
-dueDate}}``; it has no webhooks. A site that wants pushes runs a relay that posts those events to the bridge's
+mod-rs (``service/grails-app/services/org/olf/rs/AppListenerService.groovy``) publishes to its tenant's
+``<tenant>_mod_rs_PatronRequestEvents`` topic: after a request is inserted ``{event:
+"Req_New_Patron_Request_ind" | "Resp_New_Patron_Request_ind", tenant, oid, payload: {id, title}}`` (no
+state), and after an update that changed the state ``{event: "STATUS_<STATE>_ind", tenant, oid:
+"org.olf.rs.PatronRequest:<id>", payload: {id, title, state, dueDate}}``, unless the request was closed by hand
+(``manuallyClosed``: nothing). ``tenant`` is ``Tenants.currentId``: the tenant's schema name,
+``<tenant>_mod_rs``. It has no webhooks. A site that wants pushes runs a relay that posts those events to the bridge's
 ``POST /webhooks/reshare``, signed per Standard Webhooks (``webhook-id``, ``webhook-timestamp``,
 ``webhook-signature``). This is that relay: per tenant a target URL and secret; each state change is queued
 when it happens (under the store's lock, so in order) and delivered by one background thread, outside the
@@ -48,7 +52,7 @@ class Delivery:
     tenant: str
     event: str
     request_id: str
-    state: str
+    state: str | None
     body: str
     headers: dict[str, str] = field(default_factory=dict)
     statuses: list[int | str] = field(default_factory=list)
@@ -68,12 +72,33 @@ class Delivery:
         }
 
 
-def reshare_event(tenant: str, request_id: str, title: str | None, state: str, due: str | None) -> dict:
-    """The event mod-rs puts on its Kafka topic for one state change."""
+NEW_REQUEST_EVENTS = {True: "Req_New_Patron_Request_ind", False: "Resp_New_Patron_Request_ind"}
+
+
+def schema_name(tenant: str) -> str:
+    """The tenant as mod-rs's events name it: its database schema, ``<tenant>_mod_rs``."""
+    return f"{tenant}_mod_rs"
+
+
+def reshare_event(
+    tenant: str,
+    request_id: str,
+    title: str | None,
+    state: str | None,
+    due: str | None,
+    is_requester: bool = True,
+) -> dict:
+    """The event mod-rs puts on its Kafka topic: a new request (``state`` None) or a state change."""
+    common = {"tenant": schema_name(tenant), "oid": f"{OID_PREFIX}{request_id}"}
+    if state is None:
+        return {
+            "event": NEW_REQUEST_EVENTS[is_requester],
+            **common,
+            "payload": {"id": request_id, "title": title},
+        }
     return {
         "event": f"STATUS_{state}_ind",
-        "tenant": tenant,
-        "oid": f"{OID_PREFIX}{request_id}",
+        **common,
         "payload": {"id": request_id, "title": title, "state": state, "dueDate": due},
     }
 
@@ -135,15 +160,20 @@ class WebhookRelay:
     # -- the store calls this on every state change (under its lock) -------------------------------------
 
     def state_changed(
-        self, tenant: str, request_id: str, title: str | None, state: str, due: str | None
+        self,
+        tenant: str,
+        request_id: str,
+        title: str | None,
+        state: str | None,
+        due: str | None,
+        is_requester: bool = True,
     ) -> None:
         with self._lock:
             if tenant not in self._targets:
                 return
-            body = json.dumps(reshare_event(tenant, request_id, title, state, due))
-            delivery = Delivery(
-                f"msg_{uuid.uuid4().hex}", tenant, f"STATUS_{state}_ind", request_id, state, body
-            )
+            event = reshare_event(tenant, request_id, title, state, due, is_requester)
+            body = json.dumps(event)
+            delivery = Delivery(f"msg_{uuid.uuid4().hex}", tenant, event["event"], request_id, state, body)
             self._log.append(delivery)
             self._busy += 1
         self._outbox.put(delivery)

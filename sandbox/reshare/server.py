@@ -267,7 +267,6 @@ def get_request(sim: ReShareSimulator, call: Call) -> Response:
 
 @_route("POST", r"/rs/patronrequests/(?P<id>[^/]+)/performAction", auth=True)
 def perform_action(sim: ReShareSimulator, call: Call) -> Response:
-    sim.store.request(call.tenant or "", call.params["id"])  # 404 before body errors
     body = call.json()
     if isinstance(body, dict) and isinstance(body.get("action"), str):
         call.note["action"] = body["action"]
@@ -276,7 +275,7 @@ def perform_action(sim: ReShareSimulator, call: Call) -> Response:
 
 @_route("GET", r"/rs/patronrequests/(?P<id>[^/]+)/validActions", auth=True)
 def valid_actions(sim: ReShareSimulator, call: Call) -> Response:
-    return Response(200, {"actions": sim.store.valid_actions(call.tenant or "", call.params["id"])})
+    return Response(200, sim.store.valid_actions(call.tenant or "", call.params["id"]))
 
 
 @_route("GET", r"/rs/settings/appSettings", auth=True)
@@ -539,6 +538,21 @@ def sim_set_clock(sim: ReShareSimulator, call: Call) -> Response:
     _no_unknown_keys(body, {"at", "step_ms"}, "clock")
     pinned = sim.store.set_clock(body.get("at"), body.get("step_ms", 0))
     return Response(200, {"at": iso_seconds(pinned) if pinned is not None else None, "pinned_ms": pinned})
+
+
+@_route("POST", r"/_sim/network")
+def sim_set_network(sim: ReShareSimulator, call: Call) -> Response:
+    body = call.json_object()
+    _no_unknown_keys(body, {"tenant", "id", "status", "for_ms"}, "network")
+    return Response(
+        200,
+        sim.store.set_network(
+            _required_str(body, "tenant"),
+            _required_str(body, "id"),
+            body.get("status", "Waiting"),
+            body.get("for_ms"),
+        ),
+    )
 
 
 @_route("GET", r"/_sim/options")

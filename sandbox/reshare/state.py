@@ -82,9 +82,11 @@ B/L message: any state once a lender copy exists -> no change. partner: notifica
 B/L localNote: any state -> no change (localNote set; lastUpdated moves).
 B/L undo: right after an undoable action (patronReturnedItem, supplierCheckInToReshare) -> the state before.
 
-Timer (`run_overdue`): lender RES_ITEM_SHIPPED / RES_AWAITING_RETURN_SHIPPING past `parsedDueDateRS` ->
-RES_OVERDUE, ->> borrower in REQ_SHIPPED / REQ_CHECKED_IN -> REQ_OVERDUE; then any borrower still in
-REQ_CHECKED_IN past its due date -> REQ_OVERDUE. The due date is midnight UTC of `dueDateRS`.
+Timer (`run_overdue`, mod-rs TimerCheckForOverdueSupplierRequestsService): only the lender has one. A lender
+request in RES_ITEM_SHIPPED (the only responder state with canTriggerOverdueRequest, StateModelData) whose
+`parsedDueDateRS` is before the start of today UTC -> RES_OVERDUE; its Overdue message moves the borrower
+from REQ_SHIPPED, REQ_CHECKED_IN, REQ_AWAITING_RETURN_SHIPPING, REQ_SHIPPED_TO_SUPPLIER or REQ_RECALLED to
+REQ_OVERDUE (ActionEventResultData requesterISO18626Overdue). The borrower has no timer of its own.
 
 Notes.
 1. docs/reshare.md#states: reference data and tests disagree on whether the lender enters RES_AWAITING_RETURN_SHIPPING
@@ -236,7 +238,17 @@ TO_BORROWER: dict[str, dict[str, str]] = {
         r.REQ_OVERDUE: r.REQ_REQUEST_COMPLETE,
         r.REQ_RECALLED: r.REQ_REQUEST_COMPLETE,
     },
-    "Overdue": {r.REQ_SHIPPED: r.REQ_OVERDUE, r.REQ_CHECKED_IN: r.REQ_OVERDUE},
+    # mod-rs ActionEventResultData: requesterISO18626Overdue is in the result lists of these states only
+    "Overdue": dict.fromkeys(
+        (
+            r.REQ_SHIPPED,
+            r.REQ_CHECKED_IN,
+            r.REQ_AWAITING_RETURN_SHIPPING,
+            r.REQ_SHIPPED_TO_SUPPLIER,
+            r.REQ_RECALLED,
+        ),
+        r.REQ_OVERDUE,
+    ),
     "Notification": {},
 }
 
@@ -293,8 +305,9 @@ class Store:
     def __init__(self, token_ttl: float = 600) -> None:
         self.lock = threading.RLock()
         self.token_ttl = token_ttl
-        # called on every state change, under the lock, with (tenant, id, title, state, dueDate): the relay
-        self.state_listeners: list[Callable[[str, str, str | None, str, str | None], None]] = []
+        # called, under the lock, for what mod-rs AppListenerService publishes: (tenant, id, title, state or
+        # None for a new request, dueDate, is_requester); the relay
+        self.state_listeners: list[Callable[[str, str, str | None, str | None, str | None, bool], None]] = []
         self.reset()
 
     # -- housekeeping -------------------------------------------------
@@ -304,7 +317,7 @@ class Store:
             self.tenants: dict[str, Tenant] = {}
             self.tokens: dict[str, Token] = {}
             self.login_mode = "both"
-            self.options: dict[str, Any] = {"lender_on_received": r.RES_ITEM_SHIPPED}
+            self.options: dict[str, Any] = {"lender_on_received": r.RES_ITEM_SHIPPED, "network_busy_ms": 0}
             self.pinned_ms: int | None = None
             self.pinned_step_ms = 0
 
@@ -336,10 +349,16 @@ class Store:
     def set_options(self, body: Mapping[str, Any]) -> dict[str, Any]:
         with self.lock:
             for key, value in body.items():
-                if key != "lender_on_received":
-                    raise bad(f"unknown option '{key}' (known: lender_on_received)")
-                if value not in (r.RES_ITEM_SHIPPED, r.RES_AWAITING_RETURN_SHIPPING):
-                    raise bad("lender_on_received must be RES_ITEM_SHIPPED or RES_AWAITING_RETURN_SHIPPING")
+                if key == "network_busy_ms":
+                    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 600_000:
+                        raise bad("network_busy_ms must be a whole number of milliseconds from 0 to 600000")
+                elif key == "lender_on_received":
+                    if value not in (r.RES_ITEM_SHIPPED, r.RES_AWAITING_RETURN_SHIPPING):
+                        raise bad(
+                            "lender_on_received must be RES_ITEM_SHIPPED or RES_AWAITING_RETURN_SHIPPING"
+                        )
+                else:
+                    raise bad(f"unknown option '{key}' (known: lender_on_received, network_busy_ms)")
                 self.options[key] = value
             return dict(self.options)
 
@@ -375,7 +394,7 @@ class Store:
                 "east",
                 "RESHARE:EAST",
                 {"bridge": "east-password"},
-                {"host_lms_integration": "manual"},
+                {"host_lms_integration": "manual", "request_id_prefix": "EAST-"},
                 [
                     PickupLocation("east-main", "East Main Library", "128807"),
                     PickupLocation("east-science", "Science Library", "262630"),
@@ -386,7 +405,7 @@ class Store:
                 "west",
                 "RESHARE:WEST",
                 {"bridge": "west-password"},
-                {"host_lms_integration": "manual"},
+                {"host_lms_integration": "manual", "request_id_prefix": "WEST-"},
                 [PickupLocation("west-main", "West Library", "262626")],
             )
 
@@ -450,8 +469,8 @@ class Store:
             token = self.tokens.get(token_value)
             if token is None:
                 raise SimError(401, "invalid token")
-            if token.tenant != tenant_name:
-                raise SimError(401, f"token is for tenant {token.tenant}, not {tenant_name}")
+            if token.tenant != tenant_name:  # Okapi: a token of another tenant
+                raise SimError(403, "Tenant mismatch", {"message": "Tenant mismatch"})
             if token.expires_ms <= now_ms():
                 raise SimError(401, "token expired")
             return token
@@ -634,10 +653,28 @@ class Store:
 
     # -- actions ----------------------------------------------------------
 
-    def valid_actions(self, tenant_name: str, request_id: str) -> list[str]:
+    def valid_actions(self, tenant_name: str, request_id: str) -> dict[str, Any]:
+        """mod-rs PatronRequestController.validActions: ``{actions}``; none while network activity is not
+        idle (ActionService.getValidActions); an unknown id is 200 ``{actions: [], message}``."""
+        with self.lock:
+            req = self.tenant(tenant_name).requests.get(request_id)
+            if req is None:
+                return {"actions": [], "message": "Unable to locate request"}
+            if req.network_status != "Idle":
+                return {"actions": []}
+            return {"actions": [action for action in RULES if self.is_available(req, action)]}
+
+    def set_network(self, tenant_name: str, request_id: str, status: Any, for_ms: Any) -> dict[str, Any]:
+        """Fault switch: keep a request's network activity busy (Waiting or Retry) for ``for_ms`` more ms."""
         with self.lock:
             req = self.request(tenant_name, request_id)
-            return [action for action in RULES if self.is_available(req, action)]
+            if status not in ("Waiting", "Retry"):
+                raise bad("status must be Waiting or Retry")
+            if isinstance(for_ms, bool) or not isinstance(for_ms, int) or not 0 <= for_ms <= 600_000:
+                raise bad("for_ms must be a whole number of milliseconds from 0 to 600000")
+            req.busy_status = status
+            req.busy_until_ms = now_ms() + for_ms
+            return {"id": req.id, "networkStatus": req.network_status, "busy_until_ms": req.busy_until_ms}
 
     def is_available(self, req: PatronRequest, action: str) -> bool:
         rule = RULES[action]
@@ -656,8 +693,19 @@ class Store:
         return rule.valid_from is not None and req.state in rule.valid_from
 
     def perform_action(self, tenant_name: str, request_id: str, body: Any) -> dict[str, Any]:
+        """mod-rs ActionService.executeAction as PatronRequestController.performAction answers it: 200 ``{}``
+        on success; 400 ``{message}`` for an unknown id, while network activity is not idle ("Unable to
+        perform action as we are waiting for existing network activity to complete"), and for an action not
+        valid now ("A valid action was not supplied, ..."). The two refusals write an audit entry and save
+        the request (its lastUpdated moves, its state does not)."""
         with self.lock:
-            req = self.request(tenant_name, request_id)
+            req = self.tenant(tenant_name).requests.get(request_id)
+            if req is None:
+                raise SimError(
+                    400,
+                    f"Unable to find request with id: {request_id}",
+                    {"message": f"Unable to find request with id: {request_id}"},
+                )
             if not isinstance(body, dict):
                 raise bad('the body must be a JSON object {"action": ..., "actionParams": {...}}')
             action = body.get("action")
@@ -670,12 +718,37 @@ class Store:
                 params = {}
             if not isinstance(params, dict):
                 raise bad("actionParams must be a JSON object")
-            if action not in RULES:
-                raise bad(f"{action} is not a known action")
-            if not self.is_available(req, action):
-                raise bad(f"{action} is not valid for a request in state {req.state}")
+            if req.network_status != "Idle":
+                message = (
+                    "Unable to perform action as we are waiting for existing network activity to complete"
+                    f", network status: {req.network_status}, Action being performed: {action}"
+                )
+                self._refuse(req, message)
+            if action not in RULES or not self.is_available(req, action):
+                message = (
+                    f"A valid action was not supplied, isRequester: {str(req.is_requester).lower()}"
+                    f" Current state: {req.state}, network status: {req.network_status}"
+                    f" Action being performed: {action}"
+                )
+                self._refuse(req, message)
             self._dispatch(req, action, params)
-            return req.brief()
+            return {}
+
+    def _refuse(self, req: PatronRequest, message: str) -> None:
+        """A refused action: an audit entry (state unchanged), the request saved, 400 ``{message}``."""
+        stamp = self.tenants[req.tenant].tick()
+        req.audit.append(
+            {
+                "id": str(uuid.uuid4()),
+                "dateCreated": iso_seconds(stamp),
+                "fromStatus": {"code": req.state},
+                "toStatus": {"code": req.state},
+                "action": None,
+                "message": message,
+            }
+        )
+        req.last_updated_ms = stamp
+        raise SimError(400, message, {"message": message})
 
     def _dispatch(self, req: PatronRequest, action: str, params: dict[str, Any]) -> None:
         handler: Callable[[PatronRequest, dict[str, Any]], None] = getattr(self, f"_do_{action}")
@@ -881,6 +954,7 @@ class Store:
         if target not in allowed:
             raise bad(f"manualClose needs actionParams.terminalState, one of {', '.join(sorted(allowed))}")
         req.saved_states.clear()
+        req.manually_closed = True  # mod-rs ActionPatronRequestManualCloseService; the relay stays silent
         self._move(req, target, "manualClose", _opt_str(params, "note"))
 
     def _do_message(self, req: PatronRequest, params: dict[str, Any]) -> None:
@@ -1002,6 +1076,9 @@ class Store:
         receiver = self._partner(sender)
         if receiver is None:
             return
+        if self.options["network_busy_ms"]:  # the sender waits for the partner's acknowledgement
+            sender.busy_status = "Waiting"
+            sender.busy_until_ms = now_ms() + self.options["network_busy_ms"]
         content = f"{message}: {note}" if note else message
         if record_sender:
             sender.notifications.append(_notification(content, True, sender.last_updated_ms))
@@ -1066,13 +1143,16 @@ class Store:
                     at = ms_from_text(str(now))
                 except ValueError:
                     raise bad(f"now must be an ISO 8601 date-time, not {now!r}") from None
+            # mod-rs TimerCheckForOverdueSupplierRequestsService: only lender requests, only in a state with
+            # canTriggerOverdueRequest (StateModelData: RES_ITEM_SHIPPED), due before the start of today UTC
             moved: dict[str, list[dict[str, str]]] = {"lender": [], "borrower": []}
+            start_of_today = at - at % 86_400_000
             everything = [req for tenant in self.tenants.values() for req in tenant.requests.values()]
             for req in everything:
                 if (
                     not req.is_requester
-                    and req.state in (r.RES_ITEM_SHIPPED, r.RES_AWAITING_RETURN_SHIPPING)
-                    and _past_due(req, at)
+                    and req.state == r.RES_ITEM_SHIPPED
+                    and _past_due(req, start_of_today)
                 ):
                     self._move(req, r.RES_OVERDUE, "overdueTimer", f"due {req.due_date_rs}")
                     moved["lender"].append(_ref(req))
@@ -1081,10 +1161,6 @@ class Store:
                     self._send(req, "Overdue", f"due {req.due_date_rs}")
                     if borrower is not None and borrower.state != before:
                         moved["borrower"].append(_ref(borrower))
-            for req in everything:
-                if req.is_requester and req.state == r.REQ_CHECKED_IN and _past_due(req, at):
-                    self._move(req, r.REQ_OVERDUE, "overdueTimer", f"due {req.due_date_rs}")
-                    moved["borrower"].append(_ref(req))
             return {"now": iso_seconds(at), **moved}
 
     # -- bookkeeping -------------------------------------------------------
@@ -1101,11 +1177,23 @@ class Store:
                 "message": message,
             }
         )
+        created = req.state is None
         req.state = to_state
         req.last_updated_ms = stamp
         req.undo = None
+        # mod-rs AppListenerService: afterInsert publishes the new-request event (no state); afterUpdate a
+        # STATUS_<state>_ind event, unless the request was closed manually (manuallyClosed: nothing at all)
+        if req.manually_closed and not created:
+            return
         for listener in self.state_listeners:
-            listener(req.tenant, req.id, req.title, to_state, req.due_date_rs)
+            listener(
+                req.tenant,
+                req.id,
+                req.title,
+                None if created else to_state,
+                req.due_date_rs,
+                req.is_requester,
+            )
 
     def _touch(self, req: PatronRequest) -> None:
         req.last_updated_ms = self.tenants[req.tenant].tick()

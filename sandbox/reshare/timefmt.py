@@ -126,5 +126,6 @@ def ms_from_date(day: date) -> int:
     return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)
 
 
-def default_due_date(days: int = 28) -> date:
+def default_due_date(days: int = 56) -> date:
+    """Today + mod-rs's default loan period (SettingsData `default_loan_period`, default "56" days)."""
     return (datetime.now(UTC) + timedelta(days=days)).date()

@@ -112,6 +112,13 @@ class ReShareActionRejected(ReShareError):
         self.status = status
 
 
+class ReShareBusy(ReShareError):
+    """ReShare refused an action only because the request waits for its partner's answer (networkStatus
+    Waiting or Retry): nothing was done, and the same action will be accepted once the answer is in."""
+
+    transient = True
+
+
 class ReShareNotFound(ReShareError):
     """ReShare does not know this request."""
 

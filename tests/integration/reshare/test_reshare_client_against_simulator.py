@@ -357,9 +357,9 @@ def test_an_action_invalid_in_the_current_state_is_rejected_with_reshares_messag
         east.perform_action(borrower_id, "requesterReceived", sample("requesterReceived")["actionParams"])
     assert caught.value.action == "requesterReceived"
     assert caught.value.status == 400
-    assert (
-        caught.value.reason
-        == "requesterReceived is not valid for a request in state REQ_REQUEST_SENT_TO_SUPPLIER"
+    assert caught.value.reason == (  # mod-rs ActionService.executeAction's words
+        "A valid action was not supplied, isRequester: true Current state: REQ_REQUEST_SENT_TO_SUPPLIER, "
+        "network status: Idle Action being performed: requesterReceived"
     )
     assert east.get_request(borrower_id).state.code == "REQ_REQUEST_SENT_TO_SUPPLIER"
 

@@ -217,3 +217,42 @@ def test_a_transition_the_bus_refuses_is_not_lost_and_the_next_poll_delivers_it_
     poll(sb)
     poll(sb)
     assert arrived(sb) == Counter([("LendShipped", "lending", "RES_ITEM_SHIPPED", pair["lender"]["id"])])
+
+
+def test_relayed_events_have_mod_rs_s_shape_and_a_manual_close_is_left_to_the_poller(sb: Sandbox) -> None:
+    # Given the relay on, as mod-rs AppListenerService publishes: schema-name tenant, new-request events
+    # without a state, nothing for a manually closed request
+    sb.connect_relay()
+    relay = sb.reshare.relay
+    try:
+        done = len(relay.deliveries())
+        pair = create_pair(
+            sb, volumes=[{"item_barcode": "WEST-ITEM-0304"}], lender_state="RES_NEW_AWAIT_PULL_SLIP"
+        )
+        assert relay.wait_idle()
+        deliveries = relay.deliveries()[done:]
+        bodies = [json.loads(d["body"]) for d in deliveries]
+        new = [b for b in bodies if b["event"].endswith("_New_Patron_Request_ind")]
+        assert [(b["event"], b["tenant"]) for b in new] == [
+            ("Req_New_Patron_Request_ind", "east_mod_rs"),
+            ("Resp_New_Patron_Request_ind", "west_mod_rs"),
+        ]
+        assert all(set(b["payload"]) == {"id", "title"} for b in new)
+        assert {b["tenant"] for b in bodies} == {"east_mod_rs", "west_mod_rs"}
+        # Then the bridge takes every one of them (202), new-request events included
+        assert all(d["delivered"] and d["statuses"][-1] == 202 for d in deliveries), deliveries
+        poll(sb)
+        arrived(sb)
+        # When staff close the borrower's request by hand
+        done = len(relay.deliveries())
+        Library(sb, "east").act(pair["borrower"]["id"], "manualClose", {"terminalState": "REQ_CANCELLED"})
+        assert relay.wait_idle()
+        # Then nothing is relayed for it (manuallyClosed), and the poller still closes the mapping, once
+        assert [d for d in relay.deliveries()[done:] if d["request_id"] == pair["borrower"]["id"]] == []
+        assert arrived(sb) == Counter()
+        poll(sb)
+        assert arrived(sb) == Counter(
+            [("RequestClosed", "borrowing", "REQ_CANCELLED", pair["borrower"]["id"])]
+        )
+    finally:
+        relay.clear()

@@ -234,17 +234,16 @@ def test_wrong_credentials_answer_422_and_an_unknown_tenant_400(client):
     assert unknown.status_code == 400
 
 
-def test_missing_wrong_expired_and_foreign_tokens_answer_401(client):
+def test_missing_wrong_and_expired_tokens_answer_401_and_a_foreign_one_403(client):
     url = f"{client.base}/rs/patronrequests"
     assert client.http.get(url, headers={"X-Okapi-Tenant": "east"}).status_code == 401
     assert (
         client.http.get(url, headers={"X-Okapi-Tenant": "east", "X-Okapi-Token": "forged"}).status_code == 401
     )
     west_token = client.login("west")
-    assert (
-        client.http.get(url, headers={"X-Okapi-Tenant": "east", "X-Okapi-Token": west_token}).status_code
-        == 401
-    )
+    foreign = client.http.get(url, headers={"X-Okapi-Tenant": "east", "X-Okapi-Token": west_token})
+    assert foreign.status_code == 403  # Okapi: a token of another tenant
+    assert foreign.json()["message"] == "Tenant mismatch"
     east_token = client.login("east")
     east = {"X-Okapi-Tenant": "east", "X-Okapi-Token": east_token}
     assert client.http.get(url, headers=east).status_code == 200
@@ -322,10 +321,11 @@ def test_a_pair_walks_both_happy_paths_in_order(client):
     }
 
 
-def test_shipping_without_a_given_due_date_lends_for_28_days(client):
+def test_shipping_without_a_given_due_date_lends_for_the_default_56_days(client):
+    # mod-rs SettingsData default_loan_period "56"
     pair = client.pair(lender_state="RES_ITEM_SHIPPED")
     record = client.record("east", pair["borrower"]["id"])
-    expected = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 28 * 86400))
+    expected = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 56 * 86400))
     assert record["dueDateRS"] == expected
     assert record["state"]["code"] == "REQ_SHIPPED"
 
@@ -654,15 +654,16 @@ def test_every_sample_action_is_accepted_in_a_valid_state_and_refused_in_an_inva
         ), name
         accepted = client.post_action(tenant, request_id, body)
         assert accepted.status_code == 200, f"{name}: {accepted.text}"
-        assert accepted.json()["id"] == request_id
+        assert accepted.json() == {}, name  # mod-rs performAction answers the action's result map: {}
         if action == "localNote":
             continue  # valid in every state, terminal ones included
         refused = client.post_action(tenant, finished[tenant], body)
         assert refused.status_code == 400, name
         state = client.state(tenant, finished[tenant])
+        requester = "true" if tenant == "east" else "false"
         assert refused.json() == {
-            "status": False,
-            "message": f"{action} is not valid for a request in state {state}",
+            "message": f"A valid action was not supplied, isRequester: {requester} Current state: {state}, "
+            f"network status: Idle Action being performed: {action}"
         }
     assert client.post_action("east", finished["east"], samples["localNote"]).status_code == 200
 
@@ -840,7 +841,13 @@ def test_list_records_are_full_records_less_what_the_gson_view_excludes(client):
     full = client.record("east", pair["borrower"]["id"])
     # mod-rs views/patronRequest/_patronRequest.gson: lists render every scalar and the volumes too, and
     # leave out audit, notifications, conditions, resolvedPickupLocation, networkStatus, ...
-    assert set(full) - set(listed) == {"audit", "notifications", "conditions", "resolvedPickupLocation"}
+    assert set(full) - set(listed) == {
+        "audit",
+        "notifications",
+        "conditions",
+        "resolvedPickupLocation",
+        "networkStatus",
+    }
     assert {key: listed[key] for key in listed} == {key: full[key] for key in listed}
     assert len(listed["volumes"]) == 1
     for key in ("lastUpdated", "dateCreated", "parsedDueDateRS"):
@@ -886,7 +893,7 @@ def test_settings_endpoint_filters_on_key(client):
     only = client.get("north", "/rs/settings/appSettings", filters="key==host_lms_integration").json()
     assert [s["value"] for s in only] == ["wms2"]
     pair = client.pair(borrower_tenant="north", lender_tenant="east", pickup_location_slug="north-main")
-    assert pair["hrid"] == "NORTH-1"
+    assert pair["hrid"] == "1"  # no request_id_prefix: the sequence number alone (NewRequestService)
 
 
 # ---------------------------------------------------------------- faults
@@ -1062,7 +1069,9 @@ def test_bad_input_answers_4xx_json_and_the_server_keeps_serving(sim, client):
     assert wrong == {}
     assert statuses["huge body"] == 413
     assert statuses["wrong content type"] == 415
-    assert statuses["unknown id"] == 404
+    assert statuses["unknown id"] == 400  # performAction: "Unable to find request with id: ..."
+    assert cases["unknown id"].json() == {"message": "Unable to find request with id: no-such-id"}
+    assert statuses["unknown id GET"] == 404
     assert statuses["missing tenant header"] == 400
     assert statuses["wrong method"] == 405
     for name, case in cases.items():
@@ -1103,3 +1112,96 @@ def test_cli_serves_the_demo_and_stops_on_ctrl_c():
             process.wait()
         process.stdout.close()
         process.stderr.close()
+
+
+# ---------------------------------------------------------------- issue 13: mod-rs's answers, busy, overdue
+
+
+def test_a_request_waiting_for_its_partner_is_busy_not_refused(client):
+    # mod-rs ActionService: while networkStatus is Waiting or Retry, validActions is [] and performAction is
+    # 400 "Unable to perform action as we are waiting for existing network activity to complete"
+    pair = client.pair(lender_state="RES_AWAIT_SHIP")
+    lender = pair["lender"]["id"]
+    assert client.sim("POST", "/options", {"network_busy_ms": 60_000}).ok
+    client.ok("west", lender, "supplierMarkShipped")  # the Loaned message leaves the lender waiting
+    before = client.record("west", lender)
+    assert before["networkStatus"] == "Waiting"
+    assert client.get("west", f"/rs/patronrequests/{lender}/validActions").json() == {"actions": []}
+    busy = client.act("west", lender, "message", {"note": "hello"})
+    assert busy.status_code == 400
+    assert busy.json() == {
+        "message": "Unable to perform action as we are waiting for existing network activity to complete"
+        ", network status: Waiting, Action being performed: message"
+    }
+    after = client.record("west", lender)
+    assert after["state"] == before["state"]
+    assert after["audit"][-1]["message"] == busy.json()["message"]  # audited and saved, state unchanged
+    # the fault switch: Retry for a while, then idle again
+    assert client.sim(
+        "POST", "/network", {"tenant": "west", "id": lender, "status": "Retry", "for_ms": 60_000}
+    ).ok
+    assert "network status: Retry" in client.act("west", lender, "message", {"note": "x"}).json()["message"]
+    assert client.sim(
+        "POST", "/network", {"tenant": "west", "id": lender, "status": "Waiting", "for_ms": 0}
+    ).ok
+    assert client.record("west", lender)["networkStatus"] == "Idle"
+    assert client.ok("west", lender, "message", {"note": "hello"}) == {}
+    assert client.sim("POST", "/options", {"network_busy_ms": 0}).ok
+
+
+def test_unknown_ids_answer_as_mod_rs_does(client):
+    # PatronRequestController.validActions: 200 {actions: [], message}; performAction: 400 {message}
+    assert client.get("east", "/rs/patronrequests/nope/validActions").json() == {
+        "actions": [],
+        "message": "Unable to locate request",
+    }
+    refused = client.act("east", "nope", "localNote", {"localNote": "x"})
+    assert refused.status_code == 400
+    assert refused.json() == {"message": "Unable to find request with id: nope"}
+
+
+def test_only_the_lender_has_an_overdue_timer_and_its_message_moves_the_borrower_on_every_loan_state(client):
+    # TimerCheckForOverdueSupplierRequestsService: lender in RES_ITEM_SHIPPED, due before the start of today
+    shipped = client.pair(lender_state="RES_ITEM_SHIPPED", due_date="2024-05-30")
+    returning = client.pair(lender_state="RES_ITEM_SHIPPED", due_date="2024-05-30")
+    client.ok("east", returning["borrower"]["id"], "requesterReceived")
+    client.ok("east", returning["borrower"]["id"], "patronReturnedItem")
+    sent_back = client.pair(lender_state="RES_ITEM_SHIPPED", due_date="2024-05-30")
+    client.ok("east", sent_back["borrower"]["id"], "requesterReceived")
+    client.ok("east", sent_back["borrower"]["id"], "patronReturnedItemAndShippedReturn")  # lender: returned
+    due_today = client.pair(lender_state="RES_ITEM_SHIPPED", due_date="2024-06-01")
+    result = client.sim("POST", "/run-overdue", {"now": "2024-06-01T15:00:00Z"}).json()
+    assert {ref["id"] for ref in result["lender"]} == {shipped["lender"]["id"], returning["lender"]["id"]}
+    assert client.state("east", shipped["borrower"]["id"]) == "REQ_OVERDUE"
+    assert (
+        client.state("east", returning["borrower"]["id"]) == "REQ_OVERDUE"
+    )  # from REQ_AWAITING_RETURN_SHIPPING
+    # no timer for RES_ITEM_RETURNED, and none on the borrower side: that borrower stays where it is
+    assert client.state("west", sent_back["lender"]["id"]) == "RES_ITEM_RETURNED"
+    assert client.state("east", sent_back["borrower"]["id"]) == "REQ_SHIPPED_TO_SUPPLIER"
+    assert client.state("west", due_today["lender"]["id"]) == "RES_ITEM_SHIPPED"  # due today is not overdue
+
+
+def test_hrids_are_the_prefix_and_the_sequence_with_no_separator(client):
+    client.sim(
+        "POST",
+        "/tenants",
+        {
+            "tenant": "south",
+            "symbol": "RESHARE:SOUTH",
+            "username": "bridge",
+            "password": "south-password",
+            "settings": {"host_lms_integration": "manual", "request_id_prefix": "SO"},
+            "pickup_locations": [{"slug": "south-main", "name": "South", "lmsLocationCode": "222"}],
+        },
+    )
+    first = client.pair(borrower_tenant="south", lender_tenant="west", pickup_location_slug="south-main")
+    second = client.pair(borrower_tenant="south", lender_tenant="west", pickup_location_slug="south-main")
+    assert (first["hrid"], second["hrid"]) == ("SO1", "SO2")  # NewRequestService.generateHrid
+    client.login("south", "south-password")
+    # the temp-barcode rule still holds: hrid alone for one volume
+    client.ok("west", first["lender"]["id"], "supplierPrintPullSlip")
+    client.ok("west", first["lender"]["id"], "supplierCheckInToReshareAndSupplierMarkShipped")
+    assert [
+        v["temporaryItemBarcode"] for v in client.record("south", first["borrower"]["id"])["volumes"]
+    ] == ["SO1"]

@@ -21,6 +21,7 @@ from illbridge.config.library import ReShareSettings
 from illbridge.errors import (
     ReShareActionRejected,
     ReShareAuthError,
+    ReShareBusy,
     ReShareError,
     ReShareNotFound,
     ReShareOutcomeUnknown,
@@ -834,3 +835,82 @@ def test_app_setting_value_default_and_absent(fake, client):
     assert client.app_setting("check_in_on_return") == "off"
     assert client.app_setting("no_such_key") is None
     assert fake.calls[-1].query == {"filters": ["key==no_such_key"]}
+
+
+# --- mod-rs's answers (issue 13) -------------------------------------------------------------------------
+
+BUSY = (
+    "Unable to perform action as we are waiting for existing network activity to complete, network status: "
+    "Waiting, Action being performed: supplierCheckOutOfReshare"
+)
+
+
+def test_a_busy_refusal_is_waited_out_and_the_action_sent_again(fake, client):
+    # Given a request busy for two tries (mod-rs ActionService: networkStatus Waiting), then idle
+    fake.add(1)
+    path = "/rs/patronrequests/req-0001/performAction"
+    fake.script("POST", path, Reply(400, {"message": BUSY}), Reply(400, {"message": BUSY}))
+    sleeps: list[float] = []
+    client._sleep = sleeps.append
+
+    # When the action is performed, Then it is accepted on the third try, after 1 s and 2 s
+    assert client.perform_action("req-0001", "supplierCheckOutOfReshare") == {"status": True}
+    assert len(fake.calls_to("POST", path)) == 3
+    assert sleeps == [1.0, 2.0]
+
+
+def test_a_request_busy_beyond_the_wait_is_a_transient_error_not_a_refusal(fake):
+    # Given a request that stays busy
+    fake.add(1)
+    path = "/rs/patronrequests/req-0001/performAction"
+    fake.script("POST", path, *[Reply(400, {"message": BUSY})] * 20)
+    client = ReShareClient(settings_for(fake.base_url), timeout=(1, 2), busy_wait=20, busy_backoff=1)  # type: ignore[attr-defined]
+    sleeps: list[float] = []
+    client._sleep = sleeps.append
+
+    # When the action is performed, Then ReShareBusy (transient, not ReShareActionRejected) after ~15 s
+    with pytest.raises(ReShareBusy) as caught:
+        client.perform_action("req-0001", "supplierCheckOutOfReshare")
+    assert caught.value.transient is True
+    assert not isinstance(caught.value, ReShareActionRejected)
+    assert sleeps == [1.0, 2.0, 4.0, 8.0]
+    assert len(fake.calls_to("POST", path)) == 5
+    client.close()
+
+
+def test_unknown_ids_are_not_found_for_actions_and_valid_actions(fake, client):
+    # mod-rs: performAction 400 "Unable to find request with id: ..."; validActions 200 {actions: [], message}
+    fake.add(1)
+    fake.script(
+        "POST",
+        "/rs/patronrequests/req-0001/performAction",
+        Reply(400, {"message": "Unable to find request with id: req-0001"}),
+    )
+    fake.script(
+        "GET",
+        "/rs/patronrequests/req-0001/validActions",
+        Reply(200, {"actions": [], "message": "Unable to locate request"}),
+    )
+    with pytest.raises(ReShareNotFound):
+        client.perform_action("req-0001", "requesterReceived")
+    with pytest.raises(ReShareNotFound):
+        client.valid_actions("req-0001")
+    # and an empty list without a message is just "nothing allowed now" (e.g. busy)
+    fake.script("GET", "/rs/patronrequests/req-0001/validActions", Reply(200, {"actions": []}))
+    assert client.valid_actions("req-0001") == []
+
+
+@pytest.mark.parametrize("answer", [{}, {"status": True}])
+def test_performaction_success_bodies_are_read(fake, client, answer):
+    fake.add(1)
+    fake.script("POST", "/rs/patronrequests/req-0001/performAction", Reply(200, answer))
+    assert client.perform_action("req-0001", "requesterReceived") == answer
+
+
+def test_another_tenants_token_is_an_auth_error(fake, client):
+    fake.add(1)
+    fake.script(
+        "GET", "/rs/patronrequests/req-0001", Reply(403, b"Tenant mismatch", [("Content-Type", "text/plain")])
+    )
+    with pytest.raises(ReShareAuthError, match="Tenant mismatch"):
+        client.get_request("req-0001")

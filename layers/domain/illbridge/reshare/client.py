@@ -36,6 +36,7 @@ from illbridge.config.library import ReShareSettings
 from illbridge.errors import (
     ReShareActionRejected,
     ReShareAuthError,
+    ReShareBusy,
     ReShareError,
     ReShareNotFound,
     ReShareOutcomeUnknown,
@@ -50,6 +51,10 @@ MAX_PER_PAGE = 100  # mod-rs caps perPage at 100: asking for more would end pagi
 RETRYABLE_READ_STATUSES = frozenset({502, 503, 504})
 BACKOFF_CAP_SECONDS = 4.0
 TOKEN_RENEWAL_MARGIN = timedelta(seconds=30)  # renew a token this long before ReShare says it expires
+# mod-rs ActionService.executeAction: the refusals that are not a "no" (400 with these messages)
+BUSY_MESSAGE = "Unable to perform action as we are waiting for existing network activity to complete"
+UNKNOWN_REQUEST_MESSAGE = "Unable to find request with id"
+BUSY_BACKOFF_CAP_SECONDS = 8.0
 
 _JSON = "application/json"
 _ACCESS_COOKIE = "folioAccessToken"
@@ -80,6 +85,8 @@ class ReShareClient:
         timeout: tuple[float, float] = (5, 20),
         read_retries: int = 3,
         backoff: float = 0.5,
+        busy_wait: float = 20.0,
+        busy_backoff: float = 1.0,
     ) -> None:
         if read_retries < 0:
             raise ValueError("read_retries must be >= 0")
@@ -90,6 +97,8 @@ class ReShareClient:
         self._timeout = timeout
         self._read_retries = read_retries
         self._backoff = backoff
+        self._busy_wait = busy_wait  # seconds an action waits out a busy request before ReShareBusy
+        self._busy_backoff = busy_backoff
         self._session = session if session is not None else _new_session()
         self._token: str | None = None
         self._token_expires: datetime | None = None
@@ -280,8 +289,13 @@ class ReShareClient:
 
         Returns ReShare's JSON answer (``{}`` when it sends none). Errors:
 
-        * 400/422: :class:`ReShareActionRejected` (not valid in the current state, or bad parameters), with
-          ReShare's ``message``;
+        * 400 "Unable to perform action as we are waiting for existing network activity to complete" (the
+          request waits for its partner's answer: networkStatus Waiting or Retry; nothing was done): sent
+          again after 1, 2, 4, 8 s (capped) for up to ``busy_wait`` seconds, then :class:`ReShareBusy`
+          (transient: the step is retried later, never handed to staff for this alone);
+        * 400 "Unable to find request with id": :class:`ReShareNotFound`;
+        * other 400/422: :class:`ReShareActionRejected` (not valid in the current state, or bad parameters),
+          with ReShare's ``message``;
         * 404: :class:`ReShareNotFound`; 401 twice or 403: :class:`ReShareAuthError`;
         * not sent (connection refused, connect timeout), 429 or 5xx: :class:`ReShareUnavailable`;
         * sent but no answer (read timeout, connection lost) or 504 (the gateway gave up waiting for mod-rs,
@@ -294,9 +308,33 @@ class ReShareClient:
         what = f"POST {path} ({action})"
         body = {"action": action, "actionParams": dict(params or {})}
         started = time.monotonic()
-        response = self._request("POST", path, body=body)
-        if not response.ok:
-            self._fail(response, what, action=action)
+        waited, busy_tries = 0.0, 0
+        while True:
+            response = self._request("POST", path, body=body)
+            if response.ok:
+                break
+            message = _error_message(response)
+            if response.status_code != 400 or not message.startswith(BUSY_MESSAGE):
+                self._fail(response, what, action=action)
+            delay = min(BUSY_BACKOFF_CAP_SECONDS, self._busy_backoff * 2**busy_tries)
+            if waited + delay > self._busy_wait:
+                raise ReShareBusy(
+                    f"ReShare tenant {self.settings.tenant}: {what}: still busy after {waited:.0f} s "
+                    f"({busy_tries + 1} tries): {message}"
+                )
+            logger.info(
+                "ReShare request busy with network activity: trying the action again",
+                extra={
+                    "tenant": self.settings.tenant,
+                    "request_id": request_id,
+                    "action": action,
+                    "delay_s": delay,
+                },
+            )
+            response.close()
+            self._sleep(delay)
+            waited += delay
+            busy_tries += 1
         logger.info(
             "Performed ReShare action",
             extra={
@@ -321,6 +359,8 @@ class ReShareClient:
             self._fail(response, what)
         data = self._json(response, what)
         items = data.get("actions") if isinstance(data, dict) else data
+        if isinstance(data, dict) and data.get("message") and not items:  # mod-rs: 200 {actions: [], message}
+            raise ReShareNotFound(f"ReShare tenant {self.settings.tenant}: {what}: {data['message']}")
         if not isinstance(items, list):
             raise ReShareProtocolError(f"{what}: expected {{'actions': [...]}}, got {type(data).__name__}")
         actions: list[str] = []
@@ -474,7 +514,9 @@ class ReShareClient:
         status = response.status_code
         message = _error_message(response)
         where = f"ReShare tenant {self.settings.tenant}: {what}"
-        if status == 404:
+        if status == 404 or (
+            action is not None and status == 400 and message.startswith(UNKNOWN_REQUEST_MESSAGE)
+        ):
             raise ReShareNotFound(f"{where}: not found ({message})")
         if status in (401, 403):
             raise ReShareAuthError(f"{where}: HTTP {status} {message}")

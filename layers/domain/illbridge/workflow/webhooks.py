@@ -31,6 +31,7 @@ from illbridge.workflow.services import Services
 MAX_BODY_BYTES = 256 * 1024
 SIGNATURE_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 OID_PREFIX = "org.olf.rs.PatronRequest:"
+SCHEMA_SUFFIX = "_mod_rs"  # mod-rs events name the tenant by its schema: <tenant>_mod_rs
 
 
 @dataclass
@@ -56,10 +57,15 @@ class ReShareEventPayload(BaseModel):
 
 
 class ReShareEvent(BaseModel):
-    """The shape mod-rs publishes (docs/reshare.md#events): ``{event, tenant, oid, payload: {id, title, state, dueDate}}``."""
+    """The shape mod-rs publishes (docs/reshare.md#events; mod-rs ``AppListenerService``): ``{event, tenant,
+    oid, payload: {id, title, state, dueDate}}`` for a state change, ``{event: Req_New_Patron_Request_ind |
+    Resp_New_Patron_Request_ind, tenant, oid, payload: {id, title}}`` for a new request. ``tenant`` is the
+    tenant's schema name, ``<tenant>_mod_rs`` (the plain tenant name is taken too, as a relay may rewrite it)."""
 
     model_config = ConfigDict(extra="forbid")
-    event: str = Field(pattern=r"^STATUS_[A-Z_]+_ind$")
+    event: str = Field(
+        pattern=r"^(STATUS_[A-Z_]+_ind|Req_New_Patron_Request_ind|Resp_New_Patron_Request_ind)$"
+    )
     tenant: str = Field(min_length=1, max_length=100)
     oid: str = Field(pattern=r"^org\.olf\.rs\.PatronRequest:[A-Za-z0-9-]+$")
     payload: ReShareEventPayload
@@ -119,7 +125,7 @@ def parse(model: type[BaseModel], body: str) -> Any:
 def handle_reshare_event(services: Services, headers: dict[str, str], body: str) -> WebhookAnswer:
     config = authenticate(services, headers, body)
     event: ReShareEvent = parse(ReShareEvent, body)
-    if event.tenant != config.reshare.tenant:
+    if event.tenant.removesuffix(SCHEMA_SUFFIX) != config.reshare.tenant:
         raise Unauthorized(f"the secret that signed this is not the secret of tenant {event.tenant!r}")
     request_id = event.oid.removeprefix(OID_PREFIX)
     if event.payload.id != request_id:
