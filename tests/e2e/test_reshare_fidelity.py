@@ -8,6 +8,8 @@ with network activity, and overdue loans (only the lender has a timer; its Overd
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -21,6 +23,17 @@ from tests.e2e.conftest import create_pair, reconciliation_due, settle, ship_and
 
 pytestmark = pytest.mark.e2e
 YESTERDAY = (datetime.now(UTC) - timedelta(days=1)).date()
+
+
+@contextmanager
+def clock_ahead(by: timedelta) -> Iterator[None]:
+    services = current_services()
+    real_clock = services.clock
+    services.clock = lambda: real_clock() + by
+    try:
+        yield
+    finally:
+        services.clock = real_clock
 
 
 def attention_for(request_id: str, tenant: str) -> list:
@@ -108,6 +121,8 @@ def test_an_overdue_loan_returned_by_the_patron_ends_right_in_both_systems(
     east, west = ship_and_receive(sb, pair, [item])
     sim(sb, "wms", "POST", "checkin", barcode=hrid, branch="128807")
     sim(sb, "wms", "POST", "checkout", item_barcode=hrid, patron_barcode="EAST-P-0001")
+    with reconciliation_due():  # reconciliation looks while the patron has it (LookupUser: the patron's loans)
+        settle(sb)
 
     # When mod-rs's overdue timer runs (only the lender has one), Then both sides are overdue
     sim(sb, "reshare", "POST", "run-overdue")
@@ -121,7 +136,7 @@ def test_an_overdue_loan_returned_by_the_patron_ends_right_in_both_systems(
         settle(sb)
     else:
         sim(sb, "wms", "POST", "checkin", barcode=hrid, branch="128807")
-        with reconciliation_due():
+        with clock_ahead(timedelta(days=1)):  # the next reconciliation check, whatever its interval now
             settle(sb)
     # Then ReShare shows it returned by the patron and the temp item is checked in
     assert east.state(borrower_id) == "REQ_AWAITING_RETURN_SHIPPING"
