@@ -42,9 +42,13 @@ DEFAULT_PER_PAGE = 10
 STR, BOOL, INT, DATETIME = "str", "bool", "int", "datetime"
 
 _CONDITION = re.compile(
-    r"^\s*(?P<path>[A-Za-z_][A-Za-z0-9_.]*)\s*(?P<op>==|!=|>=|<=|=~|!~|=i=|>|<)(?P<value>.*)$", re.S
+    r"^\s*(?P<path>[A-Za-z_][A-Za-z0-9_.]*)\s*(?P<op>==|!=|<>|>=|<=|=~|!~|=i=|=|>|<)(?P<value>.*)$", re.S
 )
-_NULL_CHECK = re.compile(r"^\s*(?P<path>[A-Za-z_][A-Za-z0-9_.]*)\s+(?P<op>isNull|isNotNull)\s*$", re.S | re.I)
+_ESCAPE = re.compile(r"\\(.)", re.S)
+_NULL_CHECK = re.compile(
+    r"^\s*(?P<path>[A-Za-z_][A-Za-z0-9_.]*)\s+(?P<op>isNull|isNotNull|isEmpty|isNotEmpty|isSet|isNotSet)\s*$",
+    re.S | re.I,
+)
 _SORT = re.compile(r"^(?P<path>[A-Za-z_][A-Za-z0-9_.]*)(?:;(?P<dir>[A-Za-z]+))?$")
 
 
@@ -114,17 +118,96 @@ Predicate = Callable[[Mapping[str, Any]], bool]
 
 
 def compile_filters(filters: Iterable[str], fields: Mapping[str, Field]) -> Predicate:
-    """All filters ANDed; each may hold alternatives separated by `||`."""
-    clauses: list[list[Predicate]] = []
+    """All filters ANDed, each parsed by web-toolkit's grammar (`SimpleLookupWtk.g4`, `filter_expr`):
+    `!` binds tightest, then `&&`, then `||`; parentheses group; a condition is `<field><op><value>` or
+    `<field> isNull|isNotNull|isEmpty|isNotEmpty|isSet|isNotSet`; `\\x` escapes a character of a value."""
+    predicates: list[Predicate] = []
     for text in filters:
         if not text.strip():
             raise QueryError("empty filter")
-        clauses.append([_compile_condition(part, fields) for part in text.split("||")])
+        predicates.append(_FilterParser(text, fields).parse())
 
     def matches(record: Mapping[str, Any]) -> bool:
-        return all(any(alternative(record) for alternative in clause) for clause in clauses)
+        return all(predicate(record) for predicate in predicates)
 
     return matches
+
+
+class _FilterParser:
+    """Recursive descent over one filter: or := and ('||' and)*; and := unary ('&&' unary)*;
+    unary := '!' unary | '(' or ')' | condition."""
+
+    def __init__(self, text: str, fields: Mapping[str, Field]) -> None:
+        self.text = text
+        self.at = 0
+        self.fields = fields
+
+    def parse(self) -> Predicate:
+        predicate = self._or()
+        self._skip_space()
+        if self.at != len(self.text):
+            raise QueryError(f"bad filter '{self.text}': unexpected '{self.text[self.at :]}'")
+        return predicate
+
+    def _skip_space(self) -> None:
+        while self.at < len(self.text) and self.text[self.at] in " \t":
+            self.at += 1
+
+    def _take(self, token: str) -> bool:
+        self._skip_space()
+        if self.text.startswith(token, self.at):
+            self.at += len(token)
+            return True
+        return False
+
+    def _or(self) -> Predicate:
+        parts = [self._and()]
+        while self._take("||"):
+            parts.append(self._and())
+        if len(parts) == 1:
+            return parts[0]
+        return lambda record: any(part(record) for part in parts)
+
+    def _and(self) -> Predicate:
+        parts = [self._unary()]
+        while self._take("&&"):
+            parts.append(self._unary())
+        if len(parts) == 1:
+            return parts[0]
+        return lambda record: all(part(record) for part in parts)
+
+    def _unary(self) -> Predicate:
+        self._skip_space()
+        if self.text.startswith("!", self.at) and not self.text.startswith(("!=", "!~"), self.at):
+            self.at += 1
+            inner = self._unary()
+            return lambda record: not inner(record)
+        if self._take("("):
+            inner = self._or()
+            if not self._take(")"):
+                raise QueryError(f"bad filter '{self.text}': a '(' is not closed")
+            return inner
+        return self._condition()
+
+    def _condition(self) -> Predicate:
+        """Read up to the next top-level `&&`, `||` or `)` (escapes kept), then compile it."""
+        start, chars = self.at, []
+        while self.at < len(self.text):
+            char = self.text[self.at]
+            if char == "\\" and self.at + 1 < len(self.text):
+                chars.append(self.text[self.at : self.at + 2])
+                self.at += 2
+                continue
+            if char == ")" or self.text.startswith(("&&", "||"), self.at):
+                break
+            if char == "(":
+                raise QueryError(f"bad filter '{self.text}': unexpected '(' in a condition")
+            chars.append(char)
+            self.at += 1
+        text = "".join(chars)
+        if not text.strip():
+            raise QueryError(f"bad filter '{self.text}': empty condition at {start}")
+        return _compile_condition(text, self.fields)
 
 
 def _field(path: str, fields: Mapping[str, Field]) -> Field:
@@ -138,8 +221,17 @@ def _compile_condition(text: str, fields: Mapping[str, Field]) -> Predicate:
     null_check = _NULL_CHECK.match(text)
     if null_check:
         field = _field(null_check["path"], fields)
-        want_null = null_check["op"].lower() == "isnull"
-        return lambda record: any((value is None) == want_null for value in field.values(record))
+        op = null_check["op"].lower()
+        if op in ("isnull", "isnotnull"):
+            want_null = op == "isnull"
+            return lambda record: any((value is None) == want_null for value in field.values(record))
+        want_empty = op in ("isempty", "isnotset")
+
+        def empty(record: Mapping[str, Any]) -> bool:
+            values = [value for value in field.values(record) if value not in (None, "", [])]
+            return not values
+
+        return lambda record: empty(record) == want_empty
     match = _CONDITION.match(text)
     if not match:
         raise QueryError(
@@ -147,8 +239,8 @@ def _compile_condition(text: str, fields: Mapping[str, Field]) -> Predicate:
             "==, !=, >, >=, <, <=, =~, !~, =i=, or '<field> isNull' / '<field> isNotNull'"
         )
     field = _field(match["path"], fields)
-    op = match["op"]
-    wanted = _typed_value(field, op, match["value"])
+    op = {"=": "==", "<>": "!="}.get(match["op"], match["op"])
+    wanted = _typed_value(field, op, _ESCAPE.sub(r"\1", match["value"].strip()))
 
     def test(value: Any) -> bool:
         return _compare(value, op, wanted)

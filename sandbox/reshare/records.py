@@ -32,7 +32,7 @@ from .timefmt import iso_seconds, now_ms
 REQ_IDLE = "REQ_IDLE"
 REQ_VALIDATED = "REQ_VALIDATED"
 REQ_INVALID_PATRON = "REQ_INVALID_PATRON"
-REQ_DUPLICATE = "REQ_DUPLICATE"
+REQ_DUPLICATE = "REQ_DUPLICATE_REVIEW"  # mod-rs Status.PATRON_REQUEST_DUPLICATE_REVIEW
 REQ_SOURCING_ITEM = "REQ_SOURCING_ITEM"
 REQ_SUPPLIER_IDENTIFIED = "REQ_SUPPLIER_IDENTIFIED"
 REQ_LOCAL_REVIEW = "REQ_LOCAL_REVIEW"
@@ -50,6 +50,7 @@ REQ_CANCEL_PENDING = "REQ_CANCEL_PENDING"
 REQ_CANCELLED = "REQ_CANCELLED"
 REQ_UNFILLED = "REQ_UNFILLED"
 REQ_END_OF_ROTA = "REQ_END_OF_ROTA"
+REQ_END_OF_ROTA_REVIEWED = "REQ_END_OF_ROTA_REVIEWED"
 REQ_FILLED_LOCALLY = "REQ_FILLED_LOCALLY"
 REQ_DOCUMENT_AVAILABLE = "REQ_DOCUMENT_AVAILABLE"
 REQ_DOCUMENT_SUPPLIED = "REQ_DOCUMENT_SUPPLIED"
@@ -72,7 +73,14 @@ RES_NOT_SUPPLIED = "RES_NOT_SUPPLIED"
 #: Terminal states per side (mod-rs StateModelData; REQ_DOCUMENT_SUPPLIED is the simulator's stand-in for
 #: the SLNP non-returnable "document supplied" end state).
 REQUESTER_TERMINAL = frozenset(
-    {REQ_REQUEST_COMPLETE, REQ_CANCELLED, REQ_END_OF_ROTA, REQ_FILLED_LOCALLY, REQ_DOCUMENT_SUPPLIED}
+    {
+        REQ_REQUEST_COMPLETE,
+        REQ_CANCELLED,
+        REQ_END_OF_ROTA,
+        REQ_END_OF_ROTA_REVIEWED,
+        REQ_FILLED_LOCALLY,
+        REQ_DOCUMENT_SUPPLIED,
+    }
 )
 RESPONDER_TERMINAL = frozenset({RES_COMPLETE, RES_CANCELLED, RES_UNFILLED, RES_NOT_SUPPLIED})
 
@@ -237,6 +245,7 @@ class PatronRequest:
     # simulator bookkeeping (not rendered)
     partner: tuple[str, str] | None = None  # (tenant, id) of the other side's copy
     lender_tenant: str | None = None  # borrower: the tenant its rota points at
+    next_lenders: list[str] = field(default_factory=list)  # borrower: the rest of the rota, in order
     item_specs: list[ItemSpec] = field(default_factory=list)  # borrower: what the lender will send
     wanted_due_date: str | None = None  # YYYY-MM-DD the lender will lend until
     saved_states: list[str] = field(default_factory=list)  # mod-rs "save/restore state" stack

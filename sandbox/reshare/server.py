@@ -14,8 +14,8 @@ Okapi / mod-rs (every `/rs/` call needs `X-Okapi-Tenant` (missing/unknown: 400) 
   requesting symbol is the tenant's; the lender is the tenant with supplyingInstitutionSymbol, else the first
   other tenant by name; an unknown pickupLocationSlug leaves resolvedPickupLocation null.
 - `GET /rs/patronrequests/{id}` -> full record; `GET /rs/patronrequests/{id}/validActions` -> {"actions": []}
-- `POST /rs/patronrequests/{id}/performAction` {action, actionParams} -> 200 brief record, or 400
-  `{"status": false, "message": "<action> is not valid for a request in state <CODE>"}`.
+- `POST /rs/patronrequests/{id}/performAction` {action, actionParams} -> 200 `{}`, or 400 `{"message"}` with
+  mod-rs's words (unknown id, busy with network activity, not a valid action now: `Store.perform_action`).
 - `GET /rs/settings/appSettings[?filters=key==host_lms_integration]` -> [{id, section, key, settingType,
   value, vocab?}] (same list parameters; default perPage 100).
 
@@ -25,7 +25,9 @@ Control (no auth, JSON in and out):
   publication_date?, patron_barcode, patron_note?, pickup_location_slug (must exist in the borrower tenant),
   volumes?: [{item_barcode, call_number?, name?}] (default one volume "<LENDER>-ITEM-0001"),
   due_date?: "YYYY-MM-DD", lender_state?: RES_IDLE | RES_NEW_AWAIT_PULL_SLIP (default) | RES_AWAIT_PICKING |
-  RES_AWAIT_SHIP | RES_ITEM_SHIPPED, borrower_state?: REQ_INVALID_PATRON | REQ_DUPLICATE | REQ_LOCAL_REVIEW}
+  RES_AWAIT_SHIP | RES_ITEM_SHIPPED, borrower_state?: REQ_INVALID_PATRON | REQ_DUPLICATE_REVIEW |
+  REQ_LOCAL_REVIEW, next_lenders?: [tenant, ...] (the rest of the rota, asked in turn when a lender cannot
+  supply)}
   -> 201 {hrid, borrower: {tenant, id}, lender: {tenant, id} | null}. Unknown fields are refused.
 - `GET /_sim/requests[?tenant=&hrid=]` -> [full record + "tenant"];
   `GET /_sim/requests/{tenant}/{id}` -> full record + "tenant"
@@ -47,7 +49,9 @@ Control (no auth, JSON in and out):
 - `POST /_sim/clock` {at: ISO | null, step_ms?: 0} -> {at, pinned_ms}: pin the clock (with step_ms 0 every
   change then shares one `lastUpdated`, as a burst inside one second does; step_ms 1000 gives each change
   its own second) or follow the wall clock again
-- `GET|POST /_sim/options` {lender_on_received: RES_ITEM_SHIPPED | RES_AWAITING_RETURN_SHIPPING}
+- `GET|POST /_sim/options` {lender_on_received: RES_ITEM_SHIPPED | RES_AWAITING_RETURN_SHIPPING,
+  network_busy_ms: 0..600000 (how long a request that sent a partner message stays networkStatus Waiting)}
+- `POST /_sim/network` {tenant, id, status: Waiting | Retry, for_ms} -> keep one request busy that long
 - `POST /_sim/reset` {seed_demo?: bool}; `POST /_sim/seed-demo`;
   `GET /_sim/calls` -> [{time, method, path, query, tenant, status, action?, fault?}]; `DELETE /_sim/calls`
 
@@ -303,6 +307,7 @@ _SIM_REQUEST_KEYS = {
     "due_date",
     "lender_state",
     "borrower_state",
+    "next_lenders",
 }
 
 
@@ -337,6 +342,11 @@ def sim_create_request(sim: ReShareSimulator, call: Call) -> Response:
                 f"pickup_location_slug {fields['pickup_location_slug']!r} is not a pickup location of "
                 f"{borrower_tenant} (known: {', '.join(sorted(tenant.pickup_locations))})"
             )
+        next_lenders = body.get("next_lenders") or []
+        if not isinstance(next_lenders, list) or not all(isinstance(t, str) for t in next_lenders):
+            raise bad("next_lenders must be a list of tenant names (the rest of the rota)")
+        for name in next_lenders:
+            sim.store.tenant(name)
         borrower = sim.store.create_pair(
             borrower_tenant,
             lender_tenant,
@@ -345,6 +355,7 @@ def sim_create_request(sim: ReShareSimulator, call: Call) -> Response:
             due_date=_optional_str(body, "due_date"),
             lender_state=lender_state or r.RES_NEW_AWAIT_PULL_SLIP,
             borrower_state=borrower_state,
+            next_lenders=next_lenders,
         )
         lender = {"tenant": borrower.partner[0], "id": borrower.partner[1]} if borrower.partner else None
         return Response(

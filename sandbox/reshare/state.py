@@ -26,7 +26,7 @@ B shippedReturn: REQ_AWAITING_RETURN_SHIPPING, REQ_OVERDUE -> REQ_SHIPPED_TO_SUP
 B patronReturnedItemAndShippedReturn: REQ_CHECKED_IN, REQ_OVERDUE -> REQ_SHIPPED_TO_SUPPLIER.
     partner: as shippedReturn. (itemBarcodes is validated, otherwise ignored.)
 B requesterCancel (requesterCancel, requesterCancelDuplicate): REQ_IDLE, REQ_VALIDATED, REQ_INVALID_PATRON,
-    REQ_DUPLICATE, REQ_SOURCING_ITEM, REQ_SUPPLIER_IDENTIFIED, REQ_LOCAL_REVIEW, REQ_REQUEST_SENT_TO_SUPPLIER,
+    REQ_DUPLICATE_REVIEW, REQ_SOURCING_ITEM, REQ_SUPPLIER_IDENTIFIED, REQ_REQUEST_SENT_TO_SUPPLIER,
     REQ_EXPECTS_TO_SUPPLY, REQ_CONDITIONAL_ANSWER_RECEIVED -> REQ_CANCEL_PENDING (state saved) when a lender
     copy exists, else straight to REQ_CANCELLED.
     partner: lender (not yet shipped) -> RES_CANCEL_REQUEST_RECEIVED (state saved).
@@ -35,12 +35,15 @@ B requesterAgreeConditions: REQ_CONDITIONAL_ANSWER_RECEIVED -> REQ_EXPECTS_TO_SU
 B requesterRejectConditions: REQ_CONDITIONAL_ANSWER_RECEIVED -> REQ_CANCEL_PENDING.
     partner: lender -> RES_CANCEL_REQUEST_RECEIVED.
 B requesterBypassValidation (requesterApproveDuplicate, requesterForceValidate): REQ_INVALID_PATRON,
-    REQ_DUPLICATE -> REQ_VALIDATED -> REQ_SOURCING_ITEM -> REQ_SUPPLIER_IDENTIFIED ->
+    REQ_DUPLICATE_REVIEW -> REQ_VALIDATED -> REQ_SOURCING_ITEM -> REQ_SUPPLIER_IDENTIFIED ->
     REQ_REQUEST_SENT_TO_SUPPLIER. partner: the lender copy is created.
 B requesterRetryValidation (requesterRetryRequest): REQ_INVALID_PATRON -> as requesterBypassValidation
     (the retry always succeeds).
 B localSupplierCannotSupply (requesterLoSupCannotSupply): REQ_LOCAL_REVIEW -> REQ_UNFILLED ->
     REQ_REQUEST_SENT_TO_SUPPLIER. partner: the lender copy is created.
+B fillLocally: REQ_LOCAL_REVIEW -> REQ_FILLED_LOCALLY (terminal). B cancelLocal: REQ_LOCAL_REVIEW ->
+    REQ_CANCELLED. B markEndOfRotaReviewed: REQ_END_OF_ROTA -> REQ_END_OF_ROTA_REVIEWED (terminal).
+    (mod-rs AvailableActionData; requesterCancel is deleted from REQ_LOCAL_REVIEW there.)
 B manuallyMarkAvailable: REQ_REQUEST_SENT_TO_SUPPLIER, REQ_EXPECTS_TO_SUPPLY -> REQ_DOCUMENT_AVAILABLE (note 2).
 B manuallyMarkSupplied: REQ_REQUEST_SENT_TO_SUPPLIER, REQ_EXPECTS_TO_SUPPLY, REQ_DOCUMENT_AVAILABLE ->
     REQ_DOCUMENT_SUPPLIED, terminal (note 2).
@@ -60,7 +63,8 @@ L supplierMarkConditionsAgreed: RES_PENDING_CONDITIONAL_ANSWER -> the saved stat
     partner: borrower -> REQ_EXPECTS_TO_SUPPLY.
 L supplierCannotSupply (+Transfer): RES_IDLE, RES_NEW_AWAIT_PULL_SLIP, RES_AWAIT_PICKING,
     RES_PENDING_CONDITIONAL_ANSWER -> RES_UNFILLED (terminal).
-    partner: borrower -> REQ_UNFILLED -> REQ_END_OF_ROTA (the simulated rota holds one lender).
+    partner: borrower -> REQ_UNFILLED, then the next lender of its rota (`next_lenders` of `/_sim/requests`:
+    REQ_REQUEST_SENT_TO_SUPPLIER, a lender copy in that tenant), or REQ_END_OF_ROTA when none is left.
 L supplierCheckInToReshare: RES_AWAIT_PICKING -> RES_AWAIT_SHIP (undoable). itemBarcodes [{itemId, name?}]
     replace the volumes' itemIds in order (default: the barcodes given at creation); loanDateOverride
     (YYYY-MM-DD) sets the due date.
@@ -139,12 +143,27 @@ def bad(message: str) -> SimError:
 
 @dataclass(frozen=True)
 class Rule:
+    """One action of the registry, declared once: the model it belongs to (`side`), the states it is allowed
+    from (None: decided by a check of its own, see `Store.is_available`), the state it leads to (None: no
+    change, or one that depends on its parameters or a saved state), the ISO 18626 message it sends the
+    partner, and the mod-rs source it follows. Its effect is the `Store._do_<name>` handler, which the
+    generated test (`tests/integration/sandbox/test_reshare_state_model.py`) holds to `to_state`."""
+
     side: str
-    valid_from: frozenset[str] | None  # None: decided by a special check (see Store.is_available)
+    valid_from: frozenset[str] | None
+    to_state: str | None = None
+    message: str | None = None
+    source: str = ""
 
 
-def _rule(side: str, *states: str) -> Rule:
-    return Rule(side, frozenset(states))
+_AAD = "referenceData/AvailableActionData.groovy"
+_AERD = "referenceData/ActionEventResultData.groovy"
+
+
+def _rule(
+    side: str, *states: str, to: str | None = None, message: str | None = None, source: str = ""
+) -> Rule:
+    return Rule(side, frozenset(states), to, message, source or f"{_AAD}; {_AERD}")
 
 
 _REQUESTER_CANCELLABLE = (
@@ -154,52 +173,108 @@ _REQUESTER_CANCELLABLE = (
     r.REQ_DUPLICATE,
     r.REQ_SOURCING_ITEM,
     r.REQ_SUPPLIER_IDENTIFIED,
-    r.REQ_LOCAL_REVIEW,
     r.REQ_REQUEST_SENT_TO_SUPPLIER,
     r.REQ_EXPECTS_TO_SUPPLY,
     r.REQ_CONDITIONAL_ANSWER_RECEIVED,
 )
+_SENT = r.REQ_REQUEST_SENT_TO_SUPPLIER
 
 RULES: dict[str, Rule] = {
     # borrower (requester) side
-    "requesterReceived": _rule(B, r.REQ_SHIPPED, r.REQ_OVERDUE),
-    "patronReturnedItem": _rule(B, r.REQ_CHECKED_IN, r.REQ_OVERDUE),
-    "shippedReturn": _rule(B, r.REQ_AWAITING_RETURN_SHIPPING, r.REQ_OVERDUE),
-    "patronReturnedItemAndShippedReturn": _rule(B, r.REQ_CHECKED_IN, r.REQ_OVERDUE),
-    "requesterCancel": _rule(B, *_REQUESTER_CANCELLABLE),
-    "requesterAgreeConditions": _rule(B, r.REQ_CONDITIONAL_ANSWER_RECEIVED),
-    "requesterRejectConditions": _rule(B, r.REQ_CONDITIONAL_ANSWER_RECEIVED),
-    "requesterBypassValidation": _rule(B, r.REQ_INVALID_PATRON, r.REQ_DUPLICATE),
-    "requesterRetryValidation": _rule(B, r.REQ_INVALID_PATRON),
-    "localSupplierCannotSupply": _rule(B, r.REQ_LOCAL_REVIEW),
-    "manuallyMarkAvailable": _rule(B, r.REQ_REQUEST_SENT_TO_SUPPLIER, r.REQ_EXPECTS_TO_SUPPLY),
+    "requesterReceived": _rule(B, r.REQ_SHIPPED, r.REQ_OVERDUE, to=r.REQ_CHECKED_IN, message="Received"),
+    "patronReturnedItem": _rule(B, r.REQ_CHECKED_IN, r.REQ_OVERDUE, to=r.REQ_AWAITING_RETURN_SHIPPING),
+    "shippedReturn": _rule(
+        B,
+        r.REQ_AWAITING_RETURN_SHIPPING,
+        r.REQ_OVERDUE,
+        to=r.REQ_SHIPPED_TO_SUPPLIER,
+        message="ShippedReturn",
+    ),
+    "patronReturnedItemAndShippedReturn": _rule(
+        B, r.REQ_CHECKED_IN, r.REQ_OVERDUE, to=r.REQ_SHIPPED_TO_SUPPLIER, message="ShippedReturn"
+    ),
+    # REQ_CANCEL_PENDING with a lender copy (requesterCancelOK), else REQ_CANCELLED (requesterCancelOKNoSupplier)
+    "requesterCancel": _rule(B, *_REQUESTER_CANCELLABLE, message="Cancel"),
+    "requesterAgreeConditions": _rule(
+        B, r.REQ_CONDITIONAL_ANSWER_RECEIVED, to=r.REQ_EXPECTS_TO_SUPPLY, message="ConditionsAgreed"
+    ),
+    "requesterRejectConditions": _rule(
+        B, r.REQ_CONDITIONAL_ANSWER_RECEIVED, to=r.REQ_CANCEL_PENDING, message="Cancel"
+    ),
+    "requesterBypassValidation": _rule(B, r.REQ_INVALID_PATRON, r.REQ_DUPLICATE, to=_SENT, message="Request"),
+    "requesterRetryValidation": _rule(B, r.REQ_INVALID_PATRON, to=_SENT, message="Request"),
+    "localSupplierCannotSupply": _rule(B, r.REQ_LOCAL_REVIEW, to=_SENT, message="Request"),
+    "fillLocally": _rule(B, r.REQ_LOCAL_REVIEW, to=r.REQ_FILLED_LOCALLY),
+    "cancelLocal": _rule(B, r.REQ_LOCAL_REVIEW, to=r.REQ_CANCELLED),
+    "markEndOfRotaReviewed": _rule(B, r.REQ_END_OF_ROTA, to=r.REQ_END_OF_ROTA_REVIEWED),
+    "manuallyMarkAvailable": _rule(
+        B,
+        r.REQ_REQUEST_SENT_TO_SUPPLIER,
+        r.REQ_EXPECTS_TO_SUPPLY,
+        to=r.REQ_DOCUMENT_AVAILABLE,
+        source="SLNPNonReturnablesStateModelData.groovy (not in the default requester model: a known difference)",
+    ),
     "manuallyMarkSupplied": _rule(
-        B, r.REQ_REQUEST_SENT_TO_SUPPLIER, r.REQ_EXPECTS_TO_SUPPLY, r.REQ_DOCUMENT_AVAILABLE
+        B,
+        r.REQ_REQUEST_SENT_TO_SUPPLIER,
+        r.REQ_EXPECTS_TO_SUPPLY,
+        r.REQ_DOCUMENT_AVAILABLE,
+        to=r.REQ_DOCUMENT_SUPPLIED,
+        source="SLNPNonReturnablesStateModelData.groovy (not in the default requester model: a known difference)",
     ),
-    "rerequest": _rule(B, r.REQ_CANCELLED, r.REQ_END_OF_ROTA),
+    "rerequest": _rule(B, r.REQ_CANCELLED, r.REQ_END_OF_ROTA),  # a new linked pair; this one stays
     # lender (responder) side
-    "respondYes": _rule(L, r.RES_IDLE, r.RES_NEW_AWAIT_PULL_SLIP),
-    "supplierPrintPullSlip": _rule(L, r.RES_NEW_AWAIT_PULL_SLIP),
-    "supplierConditionalSupply": _rule(L, r.RES_IDLE, r.RES_NEW_AWAIT_PULL_SLIP),
+    "respondYes": _rule(L, r.RES_IDLE, r.RES_NEW_AWAIT_PULL_SLIP, message="ExpectToSupply"),
+    "supplierPrintPullSlip": _rule(
+        L, r.RES_NEW_AWAIT_PULL_SLIP, to=r.RES_AWAIT_PICKING, message="ExpectToSupply"
+    ),
+    "supplierConditionalSupply": _rule(
+        L, r.RES_IDLE, r.RES_NEW_AWAIT_PULL_SLIP, to=r.RES_PENDING_CONDITIONAL_ANSWER, message="Conditional"
+    ),
     "supplierAddCondition": _rule(L, r.RES_NEW_AWAIT_PULL_SLIP, r.RES_AWAIT_PICKING, r.RES_AWAIT_SHIP),
-    "supplierMarkConditionsAgreed": _rule(L, r.RES_PENDING_CONDITIONAL_ANSWER),
+    "supplierMarkConditionsAgreed": _rule(L, r.RES_PENDING_CONDITIONAL_ANSWER, message="ExpectToSupply"),
     "supplierCannotSupply": _rule(
-        L, r.RES_IDLE, r.RES_NEW_AWAIT_PULL_SLIP, r.RES_AWAIT_PICKING, r.RES_PENDING_CONDITIONAL_ANSWER
+        L,
+        r.RES_IDLE,
+        r.RES_NEW_AWAIT_PULL_SLIP,
+        r.RES_AWAIT_PICKING,
+        r.RES_PENDING_CONDITIONAL_ANSWER,
+        to=r.RES_UNFILLED,
+        message="Unfilled",
     ),
-    "supplierCheckInToReshare": _rule(L, r.RES_AWAIT_PICKING),
-    "supplierMarkShipped": _rule(L, r.RES_AWAIT_SHIP),
-    "supplierCheckInToReshareAndSupplierMarkShipped": _rule(L, r.RES_AWAIT_PICKING),
-    "supplierFillDigitalLoan": _rule(L, r.RES_AWAIT_PICKING),
+    "supplierCheckInToReshare": _rule(L, r.RES_AWAIT_PICKING, to=r.RES_AWAIT_SHIP),
+    "supplierMarkShipped": _rule(L, r.RES_AWAIT_SHIP, to=r.RES_ITEM_SHIPPED, message="Loaned"),
+    "supplierCheckInToReshareAndSupplierMarkShipped": _rule(
+        L, r.RES_AWAIT_PICKING, to=r.RES_ITEM_SHIPPED, message="Loaned"
+    ),
+    "supplierFillDigitalLoan": _rule(
+        L,
+        r.RES_AWAIT_PICKING,
+        to=r.RES_ITEM_SHIPPED,
+        message="Loaned",
+        source="CDL responder model (not in the default responder model: a known difference)",
+    ),
     "itemReturned": _rule(
-        L, r.RES_ITEM_SHIPPED, r.RES_AWAITING_RETURN_SHIPPING, r.RES_OVERDUE, r.RES_ITEM_RETURNED
+        L,
+        r.RES_ITEM_SHIPPED,
+        r.RES_AWAITING_RETURN_SHIPPING,
+        r.RES_OVERDUE,
+        r.RES_ITEM_RETURNED,
+        to=r.RES_COMPLETE,
+        message="LoanCompleted",
+        source=f"{_AERD} responderItemReturnedOK (not offered by the default responder model: a known difference)",
     ),
-    "supplierCheckOutOfReshare": _rule(L, r.RES_ITEM_RETURNED, r.RES_OVERDUE),
-    "supplierRespondToCancel": _rule(L, r.RES_CANCEL_REQUEST_RECEIVED),
+    "supplierCheckOutOfReshare": _rule(
+        L, r.RES_ITEM_RETURNED, r.RES_OVERDUE, to=r.RES_COMPLETE, message="LoanCompleted"
+    ),
+    "supplierRespondToCancel": _rule(L, r.RES_CANCEL_REQUEST_RECEIVED),  # yes: RES_CANCELLED; no: saved state
     # both sides
-    "manualClose": Rule(EITHER, None),
-    "message": Rule(EITHER, None),
-    "localNote": Rule(EITHER, None),
-    "undo": Rule(EITHER, None),
+    "manualClose": Rule(
+        EITHER, None, source="statemodel/actions/ActionPatronRequestManualCloseService.groovy"
+    ),
+    "message": Rule(EITHER, None, message="Notification", source=_AAD),
+    "localNote": Rule(EITHER, None, source="statemodel/actions/ActionPatronRequestLocalNoteService.groovy"),
+    "undo": Rule(EITHER, None, source="statemodel/ActionService.isUndoValid"),
 }
 
 UNDOABLE = frozenset({"patronReturnedItem", "supplierCheckInToReshare"})
@@ -531,6 +606,7 @@ class Store:
         lender_state: str = r.RES_NEW_AWAIT_PULL_SLIP,
         borrower_state: str | None = None,
         request_id: str | None = None,
+        next_lenders: list[str] | None = None,
     ) -> PatronRequest:
         """Create a borrower request and (unless stopped at an earlier borrower state) its lender copy."""
         with self.lock:
@@ -565,6 +641,7 @@ class Store:
                 pickup=tenant.pickup_locations.get(slug) if slug else None,
                 requesting_symbol=tenant.symbol,
                 lender_tenant=lender_tenant,
+                next_lenders=list(next_lenders or []),
                 item_specs=list(item_specs),
                 wanted_due_date=due_date,
             )
@@ -600,8 +677,16 @@ class Store:
         self, borrower: PatronRequest, lender_state: str = r.RES_NEW_AWAIT_PULL_SLIP
     ) -> None:
         """Play the ISO 18626 Request to the lender tenant: the lender copy appears there."""
+        if borrower.partner is not None:  # the current lender could not supply: the next one in the rota
+            if not borrower.next_lenders:
+                self._move(
+                    borrower, r.REQ_END_OF_ROTA, "sendToNextLocation", "no further supplier in the rota"
+                )
+                return
+            borrower.lender_tenant = borrower.next_lenders.pop(0)
+            borrower.partner = None
         lender_tenant = self.tenants.get(borrower.lender_tenant or "")
-        if lender_tenant is None or borrower.partner is not None:
+        if lender_tenant is None:
             self._move(borrower, r.REQ_END_OF_ROTA, "sendToNextLocation", "no further supplier in the rota")
             return
         borrower.supplying_symbol = lender_tenant.symbol
@@ -817,6 +902,15 @@ class Store:
     def _do_localSupplierCannotSupply(self, req: PatronRequest, params: dict[str, Any]) -> None:
         self._move(req, r.REQ_UNFILLED, "localSupplierCannotSupply", _opt_str(params, "note"))
         self._send_to_supplier(req)
+
+    def _do_fillLocally(self, req: PatronRequest, params: dict[str, Any]) -> None:
+        self._move(req, r.REQ_FILLED_LOCALLY, "fillLocally", _opt_str(params, "note"))
+
+    def _do_cancelLocal(self, req: PatronRequest, params: dict[str, Any]) -> None:
+        self._move(req, r.REQ_CANCELLED, "cancelLocal", _opt_str(params, "note"))
+
+    def _do_markEndOfRotaReviewed(self, req: PatronRequest, params: dict[str, Any]) -> None:
+        self._move(req, r.REQ_END_OF_ROTA_REVIEWED, "markEndOfRotaReviewed", _opt_str(params, "note"))
 
     def _do_manuallyMarkAvailable(self, req: PatronRequest, params: dict[str, Any]) -> None:
         self._move(req, r.REQ_DOCUMENT_AVAILABLE, "manuallyMarkAvailable", _opt_str(params, "note"))

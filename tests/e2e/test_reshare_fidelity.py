@@ -121,7 +121,9 @@ def test_an_overdue_loan_returned_by_the_patron_ends_right_in_both_systems(
     east, west = ship_and_receive(sb, pair, [item])
     sim(sb, "wms", "POST", "checkin", barcode=hrid, branch="128807")
     sim(sb, "wms", "POST", "checkout", item_barcode=hrid, patron_barcode="EAST-P-0001")
-    with reconciliation_due():  # reconciliation looks while the patron has it (LookupUser: the patron's loans)
+    with (
+        reconciliation_due()
+    ):  # reconciliation looks while the patron has it (LookupUser: the patron's loans)
         settle(sb)
 
     # When mod-rs's overdue timer runs (only the lender has one), Then both sides are overdue

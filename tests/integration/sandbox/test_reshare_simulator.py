@@ -580,8 +580,8 @@ def _prepare(c: Client, sample: str) -> tuple[str, str]:
         "manuallyMarkAvailable": {},
         "manuallyMarkSupplied": {},
         "requesterCancel": {},
-        "requesterCancelDuplicate": {"borrower_state": "REQ_DUPLICATE"},
-        "requesterApproveDuplicate": {"borrower_state": "REQ_DUPLICATE"},
+        "requesterCancelDuplicate": {"borrower_state": "REQ_DUPLICATE_REVIEW"},
+        "requesterApproveDuplicate": {"borrower_state": "REQ_DUPLICATE_REVIEW"},
         "requesterForceValidate": {"borrower_state": "REQ_INVALID_PATRON"},
         "requesterRetryRequest": {"borrower_state": "REQ_INVALID_PATRON"},
         "requesterLoSupCannotSupply": {"borrower_state": "REQ_LOCAL_REVIEW"},
@@ -1205,3 +1205,35 @@ def test_hrids_are_the_prefix_and_the_sequence_with_no_separator(client):
     assert [
         v["temporaryItemBarcode"] for v in client.record("south", first["borrower"]["id"])["volumes"]
     ] == ["SO1"]
+
+
+def test_filters_follow_web_toolkit_s_grammar(client):
+    # SimpleLookupWtk.g4: ! binds tightest, then &&, then ||; parentheses; <> is !=; =i=, =~; isEmpty/isNull
+    client.clock("2031-01-01T10:00:00Z", step_ms=1000)
+    shipped = client.pair(patron_barcode="P-A", title="Alpha", lender_state="RES_ITEM_SHIPPED")
+    waiting = client.pair(patron_barcode="P-B", title="Beta", lender_state="RES_AWAIT_PICKING")
+    received = client.pair(patron_barcode="P-C", title="Gamma", lender_state="RES_ITEM_SHIPPED")
+    client.ok("east", received["borrower"]["id"], "requesterReceived")
+    s, w, c = (p["borrower"]["id"] for p in (shipped, waiting, received))
+
+    def ids(*filters: str) -> set[str]:
+        response = client.get("east", "/rs/patronrequests", filters=list(filters), perPage=100)
+        assert response.status_code == 200, response.text
+        return {record["id"] for record in response.json()}
+
+    assert ids("state.code==REQ_SHIPPED||state.code==REQ_CHECKED_IN") == {s, c}
+    assert ids("isRequester==true&&state.code==REQ_SHIPPED") == {s}
+    assert ids("!state.code==REQ_SHIPPED") == {w, c}
+    assert ids("state.code<>REQ_SHIPPED") == {w, c}
+    assert ids("title==Alpha||title==Beta&&state.code==REQ_SHIPPED") == {s}  # && before ||
+    assert ids("(title==Alpha||title==Beta)&&state.code==REQ_EXPECTS_TO_SUPPLY") == {w}
+    assert ids("!(title==Alpha||title==Beta)") == {c}
+    assert ids("title=i=gamma") == {c}
+    assert ids("title=~amm") == {c}
+    assert ids("dueDateRS isEmpty") == {w}
+    assert ids("dueDateRS isNotEmpty", "patronIdentifier=P-A") == {s}
+    assert ids("volumes.itemId isNotNull") == {s, c}  # the borrower has volumes once shipped
+    assert ids("title==Alpha", "title==Beta") == set()  # filters are ANDed
+    # a query the simulator cannot read is refused, never answered with wrong rows
+    for bad_filter in ("(title==Alpha", "title==Alpha)", "title==Alpha&&", "&&title==Alpha", "colour==red"):
+        assert client.get("east", "/rs/patronrequests", filters=bad_filter).status_code == 400, bad_filter

@@ -46,8 +46,8 @@ PAST_RECEIVED_STATES = frozenset(
         "REQ_SHIPPED_TO_SUPPLIER",
         "REQ_REQUEST_COMPLETE",
         "REQ_CANCELLED",
-        "REQ_UNFILLED",
         "REQ_END_OF_ROTA",
+        "REQ_END_OF_ROTA_REVIEWED",
         "REQ_FILLED_LOCALLY",
     }
 )

@@ -1,0 +1,206 @@
+"""The simulator's state model against mod-rs's (issue 13).
+
+1. Generated from the action registry (`sandbox.reshare.state.RULES`, each action declared once: model,
+   allowed-from states, target, partner message, mod-rs source): every action of both models is tried from
+   every state of its model. Allowed ones are offered by validActions and move where the registry says; the
+   rest are not offered and get mod-rs's refusal (400 "A valid action was not supplied, ...").
+2. Hand-written, copied from mod-rs `ActionEventResultData` (the `...OK` results) and `RSLifecycleSpec`: at
+   least 25 transitions, which the registry and the simulator must agree with.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from sandbox.reshare import records as r
+from sandbox.reshare.records import ItemSpec, PatronRequest
+from sandbox.reshare.state import EITHER, RULES, B, L, SimError, Store
+
+REQUESTER_STATES = sorted({v for k, v in vars(r).items() if k.startswith("REQ_") and isinstance(v, str)})
+RESPONDER_STATES = sorted({v for k, v in vars(r).items() if k.startswith("RES_") and isinstance(v, str)})
+PARAMS: dict[str, dict[str, Any]] = {
+    "supplierRespondToCancel": {"cancelResponse": "yes"},
+    "manualClose": {"terminalState": "REQ_CANCELLED"},
+}
+# actions whose borrower must not have a lender copy yet (they send the request out themselves)
+UNSENT = {"requesterBypassValidation", "requesterRetryValidation", "localSupplierCannotSupply"}
+
+
+def fresh_store() -> Store:
+    store = Store()
+    store.seed_demo()
+    return store
+
+
+def request_in(store: Store, side: str, state: str, action: str) -> PatronRequest:
+    """A request of one side, forced into ``state`` (what the test needs: the state model, not the path)."""
+    fields = {"title": "T", "patron_identifier": "EAST-P-0001", "pickup_location_slug": "east-main"}
+    if side == B and action in UNSENT:
+        borrower = store.create_pair(
+            "east", "west", fields, [ItemSpec("WEST-ITEM-0001")], borrower_state=r.REQ_INVALID_PATRON
+        )
+        req = borrower
+    else:
+        borrower = store.create_pair("east", "west", fields, [ItemSpec("WEST-ITEM-0001")])
+        assert borrower.partner is not None
+        req = borrower if side == B else store.tenants["west"].requests[borrower.partner[1]]
+    req.state = state
+    return req
+
+
+def try_action(store: Store, req: PatronRequest, action: str) -> tuple[bool, bool, str]:
+    """(offered by validActions, accepted by performAction, state after)."""
+    offered = action in store.valid_actions(req.tenant, req.id)["actions"]
+    try:
+        store.perform_action(req.tenant, req.id, {"action": action, "actionParams": PARAMS.get(action, {})})
+    except SimError as error:
+        assert error.status == 400
+        assert error.message.startswith("A valid action was not supplied, "), error.message
+        return offered, False, req.state or ""
+    return offered, True, req.state or ""
+
+
+def generated_cases() -> list[tuple[str, str, str]]:
+    cases = []
+    for action, rule in RULES.items():
+        if rule.side == EITHER or rule.valid_from is None:
+            continue
+        for state in REQUESTER_STATES if rule.side == B else RESPONDER_STATES:
+            cases.append((action, rule.side, state))
+    return cases
+
+
+@pytest.mark.parametrize(("action", "side", "state"), generated_cases())
+def test_every_action_from_every_state_of_its_model_does_what_the_registry_says(
+    action: str, side: str, state: str
+) -> None:
+    store = fresh_store()
+    rule = RULES[action]
+    assert rule.valid_from is not None
+    req = request_in(store, side, state, action)
+    offered, accepted, after = try_action(store, req, action)
+    allowed = state in rule.valid_from
+    assert offered == allowed == accepted, (action, state)
+    if allowed and rule.to_state is not None:
+        assert after == rule.to_state, (action, state, after)
+    if not allowed:
+        assert after == state
+
+
+def test_the_registry_declares_every_action_once_with_its_source() -> None:
+    for name, rule in RULES.items():
+        assert rule.source, name
+        assert rule.side in (B, L, EITHER), name
+
+
+# (model, from state, action, to state): mod-rs ActionEventResultData's "...OK" results (status) for the action
+# in that state, and the paths RSLifecycleSpec walks.
+MOD_RS_TRANSITIONS = [
+    (B, "REQ_SHIPPED", "requesterReceived", "REQ_CHECKED_IN"),  # requesterReceivedOK
+    (
+        B,
+        "REQ_OVERDUE",
+        "requesterReceived",
+        "REQ_CHECKED_IN",
+    ),  # AvailableActionData REQ_OVERDUE; requesterReceivedOK
+    (B, "REQ_CHECKED_IN", "patronReturnedItem", "REQ_AWAITING_RETURN_SHIPPING"),  # requesterPatronReturnedOK
+    (B, "REQ_OVERDUE", "patronReturnedItem", "REQ_AWAITING_RETURN_SHIPPING"),  # requesterPatronReturnedOK
+    (
+        B,
+        "REQ_AWAITING_RETURN_SHIPPING",
+        "shippedReturn",
+        "REQ_SHIPPED_TO_SUPPLIER",
+    ),  # requesterShippedReturnOK
+    (B, "REQ_OVERDUE", "shippedReturn", "REQ_SHIPPED_TO_SUPPLIER"),  # requesterShippedReturnOK
+    (
+        B,
+        "REQ_CHECKED_IN",
+        "patronReturnedItemAndShippedReturn",
+        "REQ_SHIPPED_TO_SUPPLIER",
+    ),  # requesterPatronReturnedShippedOK
+    (B, "REQ_OVERDUE", "patronReturnedItemAndShippedReturn", "REQ_SHIPPED_TO_SUPPLIER"),
+    (
+        B,
+        "REQ_CONDITIONAL_ANSWER_RECEIVED",
+        "requesterAgreeConditions",
+        "REQ_EXPECTS_TO_SUPPLY",
+    ),  # requesterAgreeConditionsOK
+    (
+        B,
+        "REQ_CONDITIONAL_ANSWER_RECEIVED",
+        "requesterRejectConditions",
+        "REQ_CANCEL_PENDING",
+    ),  # requesterRejectConditionsOK
+    (B, "REQ_REQUEST_SENT_TO_SUPPLIER", "requesterCancel", "REQ_CANCEL_PENDING"),  # requesterCancelOK
+    (B, "REQ_EXPECTS_TO_SUPPLY", "requesterCancel", "REQ_CANCEL_PENDING"),  # requesterCancelOK
+    (B, "REQ_CONDITIONAL_ANSWER_RECEIVED", "requesterCancel", "REQ_CANCEL_PENDING"),  # requesterCancelOK
+    (B, "REQ_LOCAL_REVIEW", "fillLocally", "REQ_FILLED_LOCALLY"),  # requesterFillLocallyOK
+    (B, "REQ_LOCAL_REVIEW", "cancelLocal", "REQ_CANCELLED"),  # requesterCancelLocalOK
+    (
+        B,
+        "REQ_END_OF_ROTA",
+        "markEndOfRotaReviewed",
+        "REQ_END_OF_ROTA_REVIEWED",
+    ),  # requesterMarkEndOfRotaReviewed
+    (
+        B,
+        "REQ_LOCAL_REVIEW",
+        "localSupplierCannotSupply",
+        "REQ_REQUEST_SENT_TO_SUPPLIER",
+    ),  # requesterLocalCannotSupplyContinue
+    (B, "REQ_INVALID_PATRON", "requesterBypassValidation", "REQ_REQUEST_SENT_TO_SUPPLIER"),  # RSLifecycleSpec
+    (
+        L,
+        "RES_NEW_AWAIT_PULL_SLIP",
+        "supplierPrintPullSlip",
+        "RES_AWAIT_PICKING",
+    ),  # responderPullSlipPrintedOK
+    (L, "RES_AWAIT_PICKING", "supplierCheckInToReshare", "RES_AWAIT_SHIP"),  # responderCheckInToReshareOK
+    (L, "RES_AWAIT_SHIP", "supplierMarkShipped", "RES_ITEM_SHIPPED"),  # responderMarkShippedOK
+    (
+        L,
+        "RES_AWAIT_PICKING",
+        "supplierCheckInToReshareAndSupplierMarkShipped",
+        "RES_ITEM_SHIPPED",
+    ),  # responderCheckInAndShipOK
+    (
+        L,
+        "RES_ITEM_RETURNED",
+        "supplierCheckOutOfReshare",
+        "RES_COMPLETE",
+    ),  # responderItemReturnedOK (checkout of ReShare)
+    (L, "RES_OVERDUE", "supplierCheckOutOfReshare", "RES_COMPLETE"),
+    (L, "RES_IDLE", "respondYes", "RES_NEW_AWAIT_PULL_SLIP"),  # responderAnswerYesOK
+    (L, "RES_IDLE", "supplierCannotSupply", "RES_UNFILLED"),  # responderCannotSupplyOK
+    (L, "RES_NEW_AWAIT_PULL_SLIP", "supplierCannotSupply", "RES_UNFILLED"),
+    (L, "RES_AWAIT_PICKING", "supplierCannotSupply", "RES_UNFILLED"),
+    (
+        L,
+        "RES_IDLE",
+        "supplierConditionalSupply",
+        "RES_PENDING_CONDITIONAL_ANSWER",
+    ),  # responderAnswerConditionalHoldingOK
+    (L, "RES_CANCEL_REQUEST_RECEIVED", "supplierRespondToCancel", "RES_CANCELLED"),  # responderCancelOK (yes)
+]
+
+
+def test_the_hand_written_table_has_at_least_25_transitions() -> None:
+    assert len(MOD_RS_TRANSITIONS) >= 25
+
+
+@pytest.mark.parametrize(("side", "state", "action", "to_state"), MOD_RS_TRANSITIONS)
+def test_mod_rs_transitions_agree_with_the_registry_and_the_simulator(
+    side: str, state: str, action: str, to_state: str
+) -> None:
+    rule = RULES[action]
+    assert rule.side == side
+    assert rule.valid_from is not None and state in rule.valid_from
+    if rule.to_state is not None:
+        assert rule.to_state == to_state
+    store = fresh_store()
+    req = request_in(store, side, state, action)
+    offered, accepted, after = try_action(store, req, action)
+    assert offered and accepted
+    assert after == to_state
