@@ -292,7 +292,8 @@ class ReShareClient:
         * 400 "Unable to perform action as we are waiting for existing network activity to complete" (the
           request waits for its partner's answer: networkStatus Waiting or Retry; nothing was done): sent
           again after 1, 2, 4, 8 s (capped) for up to ``busy_wait`` seconds, then :class:`ReShareBusy`
-          (transient: the step is retried later, never handed to staff for this alone);
+          (transient: the engine waits it out as it waits out an outage, within the library's
+          ``outage_deadline_hours``; never a refusal for staff);
         * 400 "Unable to find request with id": :class:`ReShareNotFound`;
         * other 400/422: :class:`ReShareActionRejected` (not valid in the current state, or bad parameters),
           with ReShare's ``message``;
