@@ -20,7 +20,7 @@ notification and a `lastUpdated` tick).
 
 B requesterReceived: REQ_SHIPPED, REQ_OVERDUE -> REQ_CHECKED_IN.
     partner: "Received"; the lender stays RES_ITEM_SHIPPED (note 1).
-B patronReturnedItem: REQ_CHECKED_IN, REQ_OVERDUE -> REQ_AWAITING_RETURN_SHIPPING (undoable).
+B patronReturnedItem: REQ_CHECKED_IN, REQ_OVERDUE -> REQ_AWAITING_RETURN_SHIPPING.
 B shippedReturn: REQ_AWAITING_RETURN_SHIPPING, REQ_OVERDUE -> REQ_SHIPPED_TO_SUPPLIER.
     partner: lender RES_ITEM_SHIPPED / RES_AWAITING_RETURN_SHIPPING / RES_OVERDUE -> RES_ITEM_RETURNED.
 B patronReturnedItemAndShippedReturn: REQ_CHECKED_IN, REQ_OVERDUE -> REQ_SHIPPED_TO_SUPPLIER.
@@ -49,9 +49,9 @@ B manuallyMarkSupplied: REQ_REQUEST_SENT_TO_SUPPLIER, REQ_EXPECTS_TO_SUPPLY, REQ
     REQ_DOCUMENT_SUPPLIED, terminal (note 2).
 B rerequest: REQ_CANCELLED, REQ_END_OF_ROTA (once) -> no state change; a new pair is created from this
     request's fields overlaid with the bibliographic fields of actionParams; succeededBy/precededBy link them.
-L respondYes (supplierAnswerYes, supplierAnswerYesNoPick): RES_IDLE -> RES_NEW_AWAIT_PULL_SLIP;
-    RES_NEW_AWAIT_PULL_SLIP -> RES_AWAIT_PICKING (simulator shortcut). callnumber/pickLocation/
-    pickShelvingLocation are recorded. partner: borrower -> REQ_EXPECTS_TO_SUPPLY (note 3).
+L respondYes (supplierAnswerYes, supplierAnswerYesNoPick): RES_IDLE -> RES_NEW_AWAIT_PULL_SLIP
+    (AvailableActionData offers it from RES_IDLE only). callnumber/pickLocation/pickShelvingLocation are
+    recorded. partner: borrower -> REQ_EXPECTS_TO_SUPPLY (note 3).
 L supplierPrintPullSlip: RES_NEW_AWAIT_PULL_SLIP -> RES_AWAIT_PICKING.
     partner: borrower -> REQ_EXPECTS_TO_SUPPLY (note 3).
 L supplierConditionalSupply (+WithCost): RES_IDLE, RES_NEW_AWAIT_PULL_SLIP -> RES_PENDING_CONDITIONAL_ANSWER
@@ -84,7 +84,8 @@ L supplierRespondToCancel (...Yes / ...No): RES_CANCEL_REQUEST_RECEIVED -> cance
 B/L manualClose: any non-terminal state -> actionParams.terminalState (a terminal state of that side).
 B/L message: any state once a lender copy exists -> no change. partner: notification.
 B/L localNote: any state -> no change (localNote set; lastUpdated moves).
-B/L undo: right after an undoable action (patronReturnedItem, supplierCheckInToReshare) -> the state before.
+B/L undo: right after the one undoable action (supplierCheckInToReshare; ActionEventData UndoStatus.YES) ->
+    the state before.
 
 Timer (`run_overdue`, mod-rs TimerCheckForOverdueSupplierRequestsService): only the lender has one. A lender
 request in RES_ITEM_SHIPPED (the only responder state with canTriggerOverdueRequest, StateModelData) whose
@@ -224,7 +225,7 @@ RULES: dict[str, Rule] = {
     ),
     "rerequest": _rule(B, r.REQ_CANCELLED, r.REQ_END_OF_ROTA),  # a new linked pair; this one stays
     # lender (responder) side
-    "respondYes": _rule(L, r.RES_IDLE, r.RES_NEW_AWAIT_PULL_SLIP, message="ExpectToSupply"),
+    "respondYes": _rule(L, r.RES_IDLE, to=r.RES_NEW_AWAIT_PULL_SLIP, message="ExpectToSupply"),
     "supplierPrintPullSlip": _rule(
         L, r.RES_NEW_AWAIT_PULL_SLIP, to=r.RES_AWAIT_PICKING, message="ExpectToSupply"
     ),
@@ -277,7 +278,8 @@ RULES: dict[str, Rule] = {
     "undo": Rule(EITHER, None, source="statemodel/ActionService.isUndoValid"),
 }
 
-UNDOABLE = frozenset({"patronReturnedItem", "supplierCheckInToReshare"})
+# mod-rs ActionEventData: only supplierCheckInToReshare has UndoStatus.YES (message and undo itself SKIP)
+UNDOABLE = frozenset({"supplierCheckInToReshare"})
 
 # ---------------------------------------------------------------- partner messages
 
@@ -849,11 +851,9 @@ class Store:
         self._send(req, "Received", note)
 
     def _do_patronReturnedItem(self, req: PatronRequest, params: dict[str, Any]) -> None:
-        before = req.state
         self._move(req, r.REQ_AWAITING_RETURN_SHIPPING, "patronReturnedItem", _opt_str(params, "note"))
         for volume in req.volumes:
             volume.status = r.VOL_LMS_CHECK_IN_NO_INTEGRATION
-        req.undo = {"action": "patronReturnedItem", "from": before, "to": req.state}
 
     def _do_shippedReturn(self, req: PatronRequest, params: dict[str, Any]) -> None:
         note = _opt_str(params, "note")
@@ -958,8 +958,7 @@ class Store:
     def _do_respondYes(self, req: PatronRequest, params: dict[str, Any]) -> None:
         note = _opt_str(params, "note")
         self._apply_pick_params(req, params)
-        target = r.RES_NEW_AWAIT_PULL_SLIP if req.state == r.RES_IDLE else r.RES_AWAIT_PICKING
-        self._move(req, target, "respondYes", note)
+        self._move(req, r.RES_NEW_AWAIT_PULL_SLIP, "respondYes", note)  # responderAnswerYesOK
         self._answer_will_supply(req, note)
 
     def _do_supplierPrintPullSlip(self, req: PatronRequest, params: dict[str, Any]) -> None:

@@ -338,7 +338,9 @@ def test_lender_state_option_starts_further_along_with_a_truthful_audit(client):
     default = client.pair()
     assert client.state("west", default["lender"]["id"]) == "RES_NEW_AWAIT_PULL_SLIP"
     assert client.state("east", default["borrower"]["id"]) == "REQ_REQUEST_SENT_TO_SUPPLIER"
-    client.ok("west", default["lender"]["id"], "respondYes")
+    # respondYes is offered from RES_IDLE only (AvailableActionData)
+    assert client.act("west", default["lender"]["id"], "respondYes").status_code == 400
+    client.ok("west", default["lender"]["id"], "supplierPrintPullSlip")
     assert client.state("west", default["lender"]["id"]) == "RES_AWAIT_PICKING"
     assert client.state("east", default["borrower"]["id"]) == "REQ_EXPECTS_TO_SUPPLY"
 
@@ -553,15 +555,20 @@ def test_received_can_move_the_lender_to_awaiting_return_shipping_when_asked(cli
     assert client.state("west", pair["lender"]["id"]) == "RES_ITEM_RETURNED"
 
 
-def test_undo_reverts_patron_returned(client):
-    pair = client.pair(lender_state="RES_ITEM_SHIPPED")
-    b = pair["borrower"]["id"]
+def test_undo_is_offered_only_after_check_in_to_reshare(client):
+    # mod-rs ActionEventData: supplierCheckInToReshare is the one action with UndoStatus.YES
+    pair = client.pair(lender_state="RES_AWAIT_PICKING")
+    lender = pair["lender"]["id"]
+    client.ok("west", lender, "supplierCheckInToReshare")
+    assert "undo" in client.get("west", f"/rs/patronrequests/{lender}/validActions").json()["actions"]
+    client.ok("west", lender, "undo")
+    assert client.state("west", lender) == "RES_AWAIT_PICKING"
+    assert client.act("west", lender, "undo").status_code == 400
+    shipped = client.pair(lender_state="RES_ITEM_SHIPPED")
+    b = shipped["borrower"]["id"]
     client.ok("east", b, "requesterReceived")
-    assert "undo" not in client.get("east", f"/rs/patronrequests/{b}/validActions").json()["actions"]
     client.ok("east", b, "patronReturnedItem")
-    assert "undo" in client.get("east", f"/rs/patronrequests/{b}/validActions").json()["actions"]
-    client.ok("east", b, "undo")
-    assert client.state("east", b) == "REQ_CHECKED_IN"
+    assert "undo" not in client.get("east", f"/rs/patronrequests/{b}/validActions").json()["actions"]
     assert client.act("east", b, "undo").status_code == 400
 
 
