@@ -10,13 +10,19 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import burst, environments, poller
+from bench import burst, environments, poller, reconcile
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
+RECONCILE_INTRO = """N request pairs west lends to east: west's bridge watches N items on loan to one partner account
+(ILL-EAST), east's N temp items held for one patron (EAST-P-0001). One reconciliation run per library with every
+check due, per check-in probe (the WMS simulator with `lookup_item=supported` so both can run). LookupUser, the
+default, costs one call per patron or partner account whatever N; LookupItem one per item. Token requests:
+the token cached from the steps before is reused (0 new ones)."""
 
 
 def main() -> int:
     results = poller.run()
+    reconcile_results = reconcile.run()
     burst_out = subprocess.run(
         [sys.executable, "-m", "bench.burst"], check=True, capture_output=True, text=True
     ).stdout
@@ -65,6 +71,12 @@ ones, and a cold environment costs no more than a few warm invocations.
 | invocations | threads | warm, each | overlapping, each | ratio | one new environment | environments made |
 |---:|---:|---:|---:|---:|---:|---:|
 {environments.line(environments_result)}
+
+## WMS calls per reconciliation run (`bench/reconcile.py`)
+
+{RECONCILE_INTRO}
+
+{reconcile.table(reconcile_results)}
 """
     RESULTS.write_text(text)
     print(text)

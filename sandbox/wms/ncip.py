@@ -31,11 +31,12 @@ Problems (ProblemType, ProblemDetail code, ProblemElement, ProblemValue):
   LookupItem: ``Unknown Item``;
   injected ``problem`` faults: the fault's ProblemType (default ``Temporary Processing Failure``).
 
-CheckInItemResponse success: ``ItemId`` (echoing the request's), then ``UserId`` (the last borrower, only when
-a loan ended) and ``RoutingInformation`` (RoutingInstructions text; Destination/Location with LocationType
-``Permanent Location`` for the home branch or ``Current Location`` for a pickup branch, LocationName levels
-1 = institution registry id, 2 = branch id, 3 = holding location when set; plus RequestType ``Hold`` and the
-hold patron's UserId when routed to a hold's pickup branch).
+CheckInItemResponse success, as OCLC documents it for WMS: ``ItemId`` (the request's, with an ``AgencyId``: the
+request's or the institution's registry id), then ``UserId`` (the last borrower, with ``AgencyId``, only when a
+loan ended) and ``RoutingInformation``: ``RoutingInstructions`` one of ``Request:<request id>`` (fills a hold),
+``Process`` (a temp ILL item back home) or ``Re-shelve``; ``Destination/Location`` with LocationType ``Current``,
+LocationName level 1 = the holding code, level 2 = the shelving location; plus RequestType ``Hold`` and the hold
+patron's UserId when it fills a hold.
 
 LookupItemResponse: ``RequestId`` + ``ItemId`` for temp items (their ILL request id), else ``ItemId``; then
 ``HoldPickupDate`` (Ready hold with a pickup expiry), ``ItemTransaction`` (``CurrentBorrower`` when on loan,
@@ -236,7 +237,34 @@ def parse_request(body: bytes) -> NcipRequest:
             element=name,
             operation=name,
         )
+    validate(root, name)
     return NcipRequest(operation=name, element=op, header=_read_header(op))
+
+
+_SCHEMA: etree.XMLSchema | None = None
+
+
+def validate(root: Any, operation: str) -> None:
+    """Validate a request against NCIP 2.02 (``ncip_v2_02.xsd``), as OCLC's toolkit does by default: an
+    unqualified ``version``, an unknown element, a missing required element or a wrong order is the messaging
+    Problem ``Invalid Message Syntax Error`` (circill-toolkit ``Version1MessagingError``), with the schema's
+    message as ProblemDetail and the offending element's path as ProblemElement."""
+    global _SCHEMA
+    if _SCHEMA is None:
+        from tests.reference import NCIP_XSD
+
+        _SCHEMA = etree.XMLSchema(etree.parse(str(NCIP_XSD)))
+    if _SCHEMA.validate(root):
+        return
+    error = _SCHEMA.error_log.last_error
+    path = (error.path or "").replace(f"{{{NS}}}", "") if error is not None else ""
+    detail = error.message if error is not None else "the message does not validate against NCIP 2.02"
+    raise MessageRejected(
+        "Invalid Message Syntax Error",
+        f"{detail}"[:400],
+        element=path[:200] or None,
+        operation=operation,
+    )
 
 
 def _tag_text(el: Any) -> str:
@@ -495,7 +523,7 @@ class NcipService:
             request_id=request_id.value,
             item_barcode=item_id.value,
             patron_barcode=user.value,
-            pickup_branch=text(op, "PickupLocation"),
+            pickup_branch=self._pickup(inst, op),
             lending_library=item_id.agency,
             lending_library_scheme=item_id.agency_scheme,
             date_for_return=read_datetime(op, "DateForReturn"),
@@ -516,6 +544,17 @@ class NcipService:
             build_identifier("ItemId", "Item", item_id),
         )
         return NcipResult(body=body, outcome="success")
+
+    @staticmethod
+    def _pickup(inst: st.Institution, op: Any) -> str | None:
+        """PickupLocation under either of OCLC's pickup schemes: a branch registry id (``branchid.scm``), or the
+        institution named by its OCLC symbol or institution registry id (its main branch)."""
+        value = text(op, "PickupLocation")
+        if value is None or value in inst.branches:
+            return value
+        if value == inst.registry_id or (inst.symbol and value.upper() == inst.symbol.upper()):
+            return inst.main_branch
+        return value
 
     # CheckOutItem --------------------------------------------------------------------------------
     def _CheckOutItem(self, inst: st.Institution, request: NcipRequest) -> NcipResult:
@@ -557,6 +596,16 @@ class NcipService:
             result = self.state.check_in(inst.registry_id, request_id=item_id.value)
         else:
             result = self.state.check_in(inst.registry_id, barcode=item_id.value)
+        # ItemId and UserId carry an AgencyId (OCLC's CheckInItemResponse for WMS): the request's, else the
+        # institution's registry id.
+        if not item_id.agency:
+            item_id = Identifier(
+                value=item_id.value,
+                type=item_id.type,
+                type_scheme=item_id.type_scheme,
+                agency=inst.registry_id,
+                agency_scheme=SCHEME_INSTITUTION_ID,
+            )
         children: list[Any] = [build_identifier("ItemId", "Item", item_id)]
         if result.loan is not None:
             children.append(
@@ -564,7 +613,11 @@ class NcipService:
                     "UserId",
                     "User",
                     Identifier(
-                        value=result.loan.patron_barcode, type="Barcode", type_scheme=SCHEME_USER_ID_TYPE
+                        value=result.loan.patron_barcode,
+                        type="Barcode",
+                        type_scheme=SCHEME_USER_ID_TYPE,
+                        agency=inst.registry_id,
+                        agency_scheme=SCHEME_INSTITUTION_ID,
                     ),
                 )
             )
@@ -575,32 +628,29 @@ class NcipService:
 
     @staticmethod
     def _routing(inst: st.Institution, result: st.CheckInResult) -> Any:
+        """RoutingInformation as OCLC documents CheckInItemResponse for WMS: ``RoutingInstructions`` one of the
+        literals ``Request:<request id>`` (the item fills a hold), ``Process`` (a temp ILL item back home, to be
+        processed for return) or ``Re-shelve``; ``Destination/Location`` with LocationType ``Current``,
+        level 1 the holding code and level 2 the shelving location."""
         item = result.item
         assert item is not None and result.destination is not None
-        branch = inst.branches.get(result.destination)
-        branch_name = branch.name if branch else result.destination
-        hold = result.hold if result.hold is not None and result.hold.status == st.HOLD_READY else None
-        if hold is None and result.hold is not None and result.hold.status == st.HOLD_PENDING:
-            hold = result.hold
+        hold = result.hold if result.hold is not None and result.hold.active else None
         if hold is not None:
-            instructions = (
-                f"Hold for pickup at {branch_name} ({result.destination}) for patron {hold.patron_barcode}"
-            )
-            location_type = "Current Location"
+            instructions = f"Request:{hold.request_id or hold.hold_id}"
+        elif item.temporary:
+            instructions = "Process"
         else:
-            instructions = f"Route to home branch {branch_name} ({result.destination}); status {item.status}"
-            location_type = "Permanent Location"
-        levels = [inst.registry_id, result.destination]
-        if item.holding_location:
-            levels.append(item.holding_location)
+            instructions = "Re-shelve"
+        holding = item.holding_location or f"{result.destination}-STACKS"
+        shelving = item.shelving_location or "Stacks"
         location = E(
             "Location",
-            svp("LocationType", location_type, SCHEME_LOCATION_TYPE),
+            svp("LocationType", "Current", SCHEME_LOCATION_TYPE),
             E(
                 "LocationName",
                 *[
                     E("LocationNameInstance", E("LocationNameLevel", str(n)), E("LocationNameValue", value))
-                    for n, value in enumerate(levels, start=1)
+                    for n, value in enumerate((holding, shelving), start=1)
                 ],
             ),
         )
@@ -611,7 +661,13 @@ class NcipService:
                 build_identifier(
                     "UserId",
                     "User",
-                    Identifier(value=hold.patron_barcode, type="Barcode", type_scheme=SCHEME_USER_ID_TYPE),
+                    Identifier(
+                        value=hold.patron_barcode,
+                        type="Barcode",
+                        type_scheme=SCHEME_USER_ID_TYPE,
+                        agency=inst.registry_id,
+                        agency_scheme=SCHEME_INSTITUTION_ID,
+                    ),
                 )
             )
         return el

@@ -6,7 +6,9 @@ HTTP Basic WSKey:secret; ``context:*`` scope words are ignored), ``POST /ncip`` 
 ``?registry_id=`` filters every GET list, default all institutions; every record carries ``registry_id``):
 
 * ``GET /_sim/state`` everything; ``POST /_sim/reset`` empty all (also faults, log, token TTL);
-  ``POST /_sim/seed-demo`` (re)create the demo institutions 128807 and 262626
+  ``POST /_sim/seed-demo`` (re)create the demo institutions 128807 and 262626;
+  ``POST /_sim/seed-oclc-samples`` ``{patron?: true, item?: true}`` (re)create the institution OCLC's CircILL
+  samples address (91475, symbol OCWMS, WSKey ``ocwms-key``/``ocwms-secret``), so they run unmodified
 * ``GET|POST /_sim/institutions`` ``{registry_id, wskey, secret, name?, symbol?, branches: ["id" |
   {branch_id, name, main}], ill_settings: {holding_location, shelving_location, home_branch},
   policies?: {patron_loan_days, ill_loan_days}}`` (upsert; ``patron_loan_days``/``ill_loan_days`` also accepted
@@ -188,6 +190,7 @@ _route("/idaas/scim/v2/Users/\\.search", POST="scim_search")
 _route("/_sim/state", GET="sim_state")
 _route("/_sim/reset", POST="sim_reset")
 _route("/_sim/seed-demo", POST="sim_seed_demo")
+_route("/_sim/seed-oclc-samples", POST="sim_seed_oclc_samples")
 _route("/_sim/institutions", GET="sim_institutions", POST="sim_add_institution")
 _route("/_sim/branches", GET="sim_branches", POST="sim_add_branch")
 _route("/_sim/patrons", GET="sim_patrons", POST="sim_add_patron")
@@ -747,3 +750,11 @@ class _Handler(AllMethodsHandler):
         except OptionError as exc:
             raise _HttpError(400, {"error": str(exc)}) from None
         self._send_json(200, self.state.options.describe())
+
+    def _sim_seed_oclc_samples(self) -> None:
+        payload = self._json_body()
+        flags = {k: payload.get(k, True) for k in ("patron", "item")}
+        if not all(isinstance(v, bool) for v in flags.values()):
+            raise _HttpError(400, {"error": "patron and item must be booleans"})
+        inst = self.state.seed_oclc_samples(**flags)
+        self._send_json(200, inst.summary())

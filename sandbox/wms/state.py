@@ -682,6 +682,33 @@ class WmsState:
                     author="Demo, West",
                 )
 
+    def seed_oclc_samples(self, *, patron: bool = True, item: bool = True) -> Institution:
+        """(Re)create an institution matching OCLC's CircILL sample messages, so they run unmodified: registry
+        id 91475, symbol OCWMS (the samples' ToAgencyId), patron ZYXWV, the borrowing institution NDOSU's account
+        (by symbol), item ABCDE (``patron``/``item`` False leave them out, for the Unknown User/Item samples)."""
+        with self.lock:
+            self.institutions.pop("91475", None)
+            inst = self.upsert_institution(
+                registry_id="91475",
+                symbol="OCWMS",
+                name="OCLC sample library",
+                wskey="ocwms-key",
+                secret="ocwms-secret",
+                branches=[{"branch_id": "91475", "name": "Main", "main": True}, "91476"],
+                ill_settings={
+                    "holding_location": "ILL",
+                    "shelving_location": "ILL Shelf",
+                    "home_branch": "91475",
+                },
+            )
+            expires = (utcnow().date() + timedelta(days=3650)).isoformat()
+            if patron:
+                self.upsert_patron(registry_id="91475", barcode="ZYXWV", expires=expires)
+            self.upsert_patron(registry_id="91475", barcode="ILL-NDOSU", expires=expires, symbol="NDOSU")
+            if item:
+                self.upsert_item(registry_id="91475", barcode="ABCDE", title="The Hobbit")
+            return inst
+
     # -- setup (the /_sim/ API) -----------------------------------------------------------------------
     def institution(self, registry_id: str) -> Institution:
         with self.lock:

@@ -374,34 +374,9 @@ def test_ncip_needs_the_wms_ncip_scope(url: str) -> None:
 
 
 def seed_ocwms(url: str, *, patron: bool = True, item: bool = True) -> str:
-    """An institution matching OCLC's samples (symbol OCWMS, accounts ZYXWV and NDOSU); returns a token."""
-    sim_post(
-        url,
-        "/_sim/institutions",
-        {
-            "registry_id": "91475",
-            "symbol": "OCWMS",
-            "name": "OCLC sample library",
-            "wskey": "ocwms-key",
-            "secret": "ocwms-secret",
-            "branches": [{"branch_id": "91475", "name": "Main", "main": True}, "91476"],
-            "ill_settings": {
-                "holding_location": "ILL",
-                "shelving_location": "ILL Shelf",
-                "home_branch": "91475",
-            },
-        },
-    )
-    expires = (date.today() + timedelta(days=3650)).isoformat()
-    if patron:
-        sim_post(url, "/_sim/patrons", {"registry_id": "91475", "barcode": "ZYXWV", "expires": expires})
-    sim_post(
-        url,
-        "/_sim/patrons",
-        {"registry_id": "91475", "barcode": "ILL-NDOSU", "expires": expires, "symbol": "NDOSU"},
-    )
-    if item:
-        sim_post(url, "/_sim/items", {"registry_id": "91475", "barcode": "ABCDE", "title": "The Hobbit"})
+    """The simulator's institution matching OCLC's samples (symbol OCWMS, accounts ZYXWV and NDOSU); a token."""
+    seeded = sim_post(url, "/_sim/seed-oclc-samples", {"patron": patron, "item": item})
+    assert (seeded["registry_id"], seeded["symbol"]) == ("91475", "OCWMS")
     return get_token(url, "ocwms-key", "ocwms-secret")
 
 
@@ -604,9 +579,14 @@ def test_borrowing_flow(url: str, schema, lender_days: int) -> None:
     assert a.problem is None
     assert a.child_names() == ["ResponseHeader", "ItemId", "UserId", "RoutingInformation"]
     assert a.text("UserId/UserIdentifierValue") == "EAST-P-0001"
-    assert "128807" in a.all_text(
+    # OCLC's CheckInItemResponse for WMS: a temp item back home is "Process"; Location Current, level 1 the
+    # holding code, level 2 the shelving location; ItemId and UserId carry an AgencyId
+    assert a.text("RoutingInformation/RoutingInstructions") == "Process"
+    assert a.text("RoutingInformation/Destination/Location/LocationType") == "Current"
+    assert a.all_text(
         "RoutingInformation/Destination/Location/LocationName/LocationNameInstance/LocationNameValue"
-    )
+    ) == ["ILL", "ILL Shelf"]
+    assert a.text("ItemId/AgencyId") == "128807" and a.text("UserId/AgencyId") == "128807"
     item = sim_get(url, "/_sim/items/TMP-0001")
     assert (item["status"], item["location"], item["request_id"], item["temporary"]) == (
         "Unavailable",
@@ -1192,8 +1172,8 @@ PARAMETER_ENTITY = (
     f'<NCIPMessage xmlns="{NS}" version="2"/>'
 )
 DEFAULT_NS_LOOKUP = (
-    f'<NCIPMessage xmlns="{NS}" version="2"><LookupItem><ItemId><ItemIdentifierValue>{{}}'
-    "</ItemIdentifierValue></ItemId></LookupItem></NCIPMessage>"
+    f'<NCIPMessage xmlns="{NS}" xmlns:n="{NS}" n:version="{VERSION}"><LookupItem><ItemId>'
+    "<ItemIdentifierValue>{}</ItemIdentifierValue></ItemId></LookupItem></NCIPMessage>"
 )
 
 
@@ -1328,28 +1308,28 @@ HOSTILE = [
         msg("CheckInItem", "").encode(),
         XML,
         "good",
-        _problem("Needed Data Missing", "ItemId"),
+        _top_level("Invalid Message Syntax Error"),
     ),
     (
         "missing ItemId (lookup)",
         msg("LookupItem", "").encode(),
         XML,
         "good",
-        _problem("Needed Data Missing", "ItemId"),
+        _top_level("Invalid Message Syntax Error"),
     ),
     (
         "missing UserId (checkout)",
         msg("CheckOutItem", item_id("EAST-ITEM-0001")).encode(),
         XML,
         "good",
-        _problem("Needed Data Missing", "UserId"),
+        _top_level("Invalid Message Syntax Error"),
     ),
     (
         "missing RequestId (accept)",
         msg("AcceptItem", user_id("EAST-P-0001") + item_id("T-1")).encode(),
         XML,
         "good",
-        _problem("Needed Data Missing", "RequestId"),
+        _top_level("Invalid Message Syntax Error"),
     ),
     (
         "empty ItemIdentifierValue",
@@ -1370,7 +1350,7 @@ HOSTILE = [
         ).encode(),
         XML,
         "good",
-        _problem("Invalid Date", "DesiredDateDue"),
+        _top_level("Invalid Message Syntax Error"),
     ),
     (
         "wrong ToAgencyId",
@@ -1690,3 +1670,25 @@ def test_switch_checkin_of_held_temp_item(url: str, schema) -> None:
             assert (holds[0]["status"], item["status"]) == ("Cancelled", "Unavailable")
         else:
             assert (holds[0]["status"], item["status"]) == ("Ready", "On Hold Shelf")
+
+
+@pytest.mark.parametrize(
+    "pickup", ["262630", "EAST", "128807"], ids=["branch id", "symbol", "institution id"]
+)
+def test_pickup_location_under_both_of_oclcs_schemes(url: str, schema, pickup: str) -> None:
+    token = get_token(url)
+    call(url, token, accept_item("TMP-PICK", "ReShareRequestEAST-90", "EAST-P-0001", pickup=pickup), schema)
+    [hold] = [h for h in sim_get(url, "/_sim/holds") if h["item_barcode"] == "TMP-PICK"]
+    # a branch id is that branch; the institution (by OCLC symbol or registry id) is its main branch
+    assert hold["pickup_branch"] == ("262630" if pickup == "262630" else "128807")
+
+
+def test_requests_are_validated_against_the_schema_like_a_strict_server(url: str, schema) -> None:
+    token = get_token(url)
+    unknown_element = msg("LookupUser", user_id("EAST-P-0001") + "<ns1:Frobnicate/>")
+    refused = call(url, token, unknown_element, schema, validate_request=False)
+    assert (refused.name, refused.problem) == ("Problem", "Invalid Message Syntax Error")
+    assert "Frobnicate" in (refused.element.findtext(f"{{{NS}}}ProblemDetail") or "")
+    lenient = (SHARED / "samples" / "other" / "lookupUser.xml").read_bytes()  # unqualified version attribute
+    refused = answer(ncip(url, token, lenient), schema)
+    assert (refused.name, refused.problem) == ("Problem", "Invalid Message Syntax Error")

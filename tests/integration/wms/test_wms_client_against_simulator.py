@@ -158,7 +158,8 @@ def test_borrowing_round_trip(sim, client):
     # Then WMS names the last borrower and routes the item to its home branch, where it is Unavailable
     assert returned.item_barcode == "ILL-T-0001"
     assert returned.user_id == "EAST-P-0001"
-    assert returned.routing_to is not None and "128807" in returned.routing_path
+    # routed home as OCLC documents it: "Process", the ILL holding code and shelving location
+    assert returned.routing_instructions == "Process" and returned.routing_path == ("ILL", "ILL Shelf")
     after = probe.is_checked_in("ILL-T-0001")
     assert after.circulation_status == "Not Available"
     assert after.checked_in is True

@@ -432,3 +432,86 @@ def test_lookup_item_can_ask_for_the_current_borrower(schema, settings):
     lookup = one(root, "/n:NCIPMessage/n:LookupItem")
     # Then CurrentBorrowerDesired follows the element types, as the schema orders it
     assert etree.QName(lookup[-1]).localname == "CurrentBorrowerDesired"
+
+
+# --- the "reshare" message profile: exactly what ReShare's WMS adapter (NCIP2WMS2Client) sends ----------
+
+
+def elements(root: etree._Element) -> list[str]:
+    """Every element below the operation, as slash paths (local names), in document order."""
+    operation = root[0]
+    return [
+        "/".join(etree.QName(e).localname for e in reversed([n, *n.iterancestors()][:-2]))
+        for n in operation.iter()
+        if n is not operation and isinstance(n.tag, str)
+    ]
+
+
+def test_reshare_profile_accept_item_is_what_ncip2wms2client_sends(schema, settings):
+    reshare = settings.model_copy(update={"message_profile": "reshare"})
+    root = valid(schema, full_accept_item(reshare, bibliographic_level="Monograph", medium_type="Book"))
+    body = [p for p in elements(root) if not p.startswith("InitiationHeader")]
+    assert body == [
+        "RequestId",
+        "RequestId/RequestIdentifierType",
+        "RequestId/RequestIdentifierValue",
+        "RequestedActionType",
+        "UserId",
+        "UserId/UserIdentifierType",
+        "UserId/UserIdentifierValue",
+        "ItemId",
+        "ItemId/AgencyId",
+        "ItemId/ItemIdentifierType",
+        "ItemId/ItemIdentifierValue",
+        "ItemOptionalFields",
+        "ItemOptionalFields/BibliographicDescription",
+        "ItemOptionalFields/BibliographicDescription/Author",
+        "ItemOptionalFields/BibliographicDescription/PublicationDate",
+        "ItemOptionalFields/BibliographicDescription/Publisher",
+        "ItemOptionalFields/BibliographicDescription/Title",
+        "ItemOptionalFields/ItemDescription",
+        "ItemOptionalFields/ItemDescription/CallNumber",
+        "PickupLocation",
+    ]
+    # AcceptItem.modifyForWMS: the library's own registry id, institution scheme (not the lender)
+    agency = one(root, "//n:ItemId/n:AgencyId")
+    assert (agency.text, agency.get(SCHEME)) == ("128807", ncip.INSTITUTION_ID_SCHEME)
+
+
+def test_reshare_profile_check_out_and_check_in(schema, settings):
+    reshare = settings.model_copy(update={"message_profile": "reshare"})
+    out = valid(
+        schema,
+        ncip.check_out_item(
+            reshare,
+            item_barcode="EAST-ITEM-0001",
+            user_barcode="ILL-WEST",
+            request_id="WEST-1",
+            desired_date_due=datetime(2025, 3, 1, tzinfo=UTC),
+            shipped_at=datetime(2025, 2, 1, tzinfo=UTC),
+        ),
+    )
+    assert [p for p in elements(out) if not p.startswith("InitiationHeader") and "/" not in p] == [
+        "UserId",
+        "ItemId",
+        "RequestId",
+        "DesiredDateDue",
+    ]  # no MandatedAction
+    circill = valid(
+        schema,
+        ncip.check_out_item(
+            settings,
+            item_barcode="EAST-ITEM-0001",
+            user_barcode="ILL-WEST",
+            shipped_at=datetime(2025, 2, 1, tzinfo=UTC),
+        ),
+    )
+    assert "MandatedAction" in elements(circill)
+    back = valid(
+        schema, ncip.check_in_item(reshare, item_barcode="EAST-ITEM-0001", occurred_at=datetime.now(UTC))
+    )
+    assert [p for p in elements(back) if not p.startswith("InitiationHeader")] == [
+        "ItemId",
+        "ItemId/ItemIdentifierType",
+        "ItemId/ItemIdentifierValue",
+    ]

@@ -45,6 +45,12 @@ class WmsSettings(BaseModel):
     # "institution" (registry id scheme). The value comes from partner_agency_ids, else the ReShare symbol's
     # part after the colon.
     lending_agency_scheme: Literal["symbol", "institution"] = "symbol"
+    # Which fields the NCIP messages carry (docs/wms.md#the-circill-dialect): "circill" follows OCLC's CircILL
+    # samples (DateForReturn, PickupExpiryDate, the lender on ItemId/AgencyId, MandatedAction, DesiredDateDue);
+    # "reshare" sends exactly what ReShare's production WMS adapter sends (lib-ncip-client NCIP2WMS2Client with
+    # its AcceptItem/CheckoutItem/CheckinItem classes), which WMS accepts today: a fallback if WMS refuses an
+    # element of the other.
+    message_profile: Literal["circill", "reshare"] = "circill"
     # Where LookupUser goes (OCLC lists it for the patron profile); None: ncip_url.
     ncip_patron_url: HttpUrl | None = None
     # How the bridge notices WMS check-ins (docs/wms.md#no-callbacks): NCIP LookupUser (documented for the patron profile:

@@ -200,6 +200,14 @@ def accept_item(
     library's setting. Element order follows ``AcceptItemReceived.xml``.
     """
     scheme_name = lending_agency_scheme or settings.lending_agency_scheme
+    reshare = settings.message_profile == "reshare"
+    if reshare:
+        # NCIP2WMS2Client: AcceptItem.modifyForWMS puts the library's own registry id on ItemId/AgencyId
+        # (institution scheme); no DateForReturn, no PickupExpiryDate; Author, Title, Publisher,
+        # PublicationDate and CallNumber only.
+        lending_agency_id, scheme_name = settings.registry_id, "institution"
+        date_for_return = pickup_expiry = None
+        edition = bibliographic_level = medium_type = None
     if scheme_name not in AGENCY_SCHEMES:
         raise ValueError(
             f"lending_agency_scheme must be one of {sorted(AGENCY_SCHEMES)}, not {scheme_name!r}"
@@ -261,6 +269,10 @@ def check_out_item(
     """
     if (user_barcode is None) == (institution_symbol is None):
         raise ValueError("give exactly one of user_barcode and institution_symbol")
+    if settings.message_profile == "reshare":
+        shipped_at = (
+            None  # NCIP2WMS2Client sends no MandatedAction: UserId, ItemId, RequestId, DesiredDateDue
+        )
     root, body = _message(settings, "CheckOutItem")
     if shipped_at is not None:
         _el(_el(body, "MandatedAction"), "DateEventOccurred", _when(shipped_at))
@@ -295,6 +307,8 @@ def check_in_item(
     """
     if (item_barcode is None) == (request_id is None):
         raise ValueError("give exactly one of item_barcode and request_id")
+    if settings.message_profile == "reshare":
+        occurred_at = None  # NCIP2WMS2Client: the ItemId (Barcode) only
     root, body = _message(settings, "CheckInItem")
     if occurred_at is not None:
         _el(_el(body, "MandatedAction"), "DateEventOccurred", _when(occurred_at))

@@ -1,0 +1,276 @@
+"""The bridge under every value of every WMS simulator switch (sandbox/wms/options.py): the matrix.
+
+Run it alone with ``pytest -m wms_matrix``; it is part of ``make test`` (and so of CI).
+
+One request pair is two lives at once: east borrows (temp item + hold, the patron picks it up and returns it)
+and west lends (check-out to east's account on shipping, check-in on return). A life runs with one return
+order on both sides:
+
+- ``reshare-first``: the patron's return is recorded in ReShare first (the bridge checks the temp item in), and
+  the lender completes in ReShare first (the bridge checks the lent item in);
+- ``wms-first``: staff check the temp item in at east's WMS desk, and the lent item at west's, first; the
+  reconciler notices each and updates ReShare (``patronReturnedItem``, ``supplierCheckOutOfReshare``).
+
+Every life must end right in both systems: both requests complete, every temp item checked in, home and
+Unavailable with no active hold or loan, every lent item back on the shelf, exactly one temp item per volume and
+one loan per lent item (no duplicate), both mappings closed, and no attention item but the ones a person needs.
+
+How the rows were chosen (each switch moved off its default one at a time; the all-defaults row runs every life):
+each switch value runs only the lives it can change, so CI stays within a few minutes.
+
+- all defaults: both orders x single/multi-volume with the ``circill`` message profile, both orders with
+  multi-volume under ``reshare`` (its messages do not differ per volume count): the baseline;
+- ``lookup_item=supported`` (with the library's probe ``lookup_item``): wms-first, multi-volume.
+  Only the probe and verify-before-re-send call LookupItem;
+- ``lookup_user=unsupported``: wms-first, single. WMS-side returns cannot be noticed: staff get one reminder
+  per side when the lender's due date passes, update ReShare, and the life still ends right;
+- ``desired_due_date=policy_always``: reshare-first, single, both profiles. Only CheckOutItem's due date moves:
+  with ``circill`` MandatedAction makes WMS honour ReShare's date; with ``reshare`` WMS keeps its policy's date
+  and staff are told once (a needed item);
+- ``due_date_style=utc``: reshare-first, single, both profiles (the calendar-date comparison);
+- ``checkin_of_held_temp_item=keeps_hold``: reshare-first, single. The lives check temp items in while on loan,
+  which the switch does not change: shown unchanged;
+- ``repeat_checkout_same_account`` and ``duplicate_temp_barcode``: only a re-sent message meets them, so they
+  run with lost answers (``tests/e2e/test_wms_lost_answers.py``, same marker);
+- ``expired_account_when_mandated=honoured``: no life reaches it. The bridge looks the partner account up
+  (SCIM) and refuses an expired one before it sends CheckOutItem.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from illbridge.models import StepName
+from illbridge.workflow.services import current_services
+from sandbox.runtime import Sandbox
+from tests.e2e.conftest import library_settings, reconciliation_due, settle, ship_and_receive, sim
+
+pytestmark = [pytest.mark.e2e, pytest.mark.wms_matrix]
+EAST, WEST = "128807", "262626"
+DUE = (datetime.now(UTC) + timedelta(days=21)).date()  # the lender's due date
+DUE_PASSED_HOURS = 24 * 23  # the bridge's clock this far ahead: the lender's due date has passed
+
+
+@contextlib.contextmanager
+def wms_options(sb: Sandbox, **options: str) -> Iterator[None]:
+    """WMS simulator switches for one row; the defaults are put back after."""
+    defaults = {s["name"]: s["default"] for s in sim(sb, "wms", "GET", "options")["switches"]}
+    sim(sb, "wms", "POST", "options", **options)
+    try:
+        yield
+    finally:
+        sim(sb, "wms", "POST", "options", **defaults)
+
+
+@contextlib.contextmanager
+def profile(sb: Sandbox, name: str, **wms: str) -> Iterator[None]:
+    with (
+        library_settings(sb, "east", wms={"message_profile": name, **wms}),
+        library_settings(sb, "west", wms={"message_profile": name, **wms}),
+    ):
+        yield
+
+
+def attention(tenant: str, request_id: str) -> list[Any]:
+    return [a for a in current_services().store.list_attention(tenant) if a.request_id == request_id]
+
+
+def ever_raised(tenant: str, request_id: str) -> list[str]:
+    """Every attention item the bridge raised for the request (history notes), resolved or not."""
+    return [
+        h.summary
+        for h in current_services().store.history(tenant, request_id)
+        if h.operation == "attention raised" or h.operation.startswith("reminder")
+    ]
+
+
+def life(sb: Sandbox, *, order: str, volumes: int, expect_unnoticed: bool = False) -> dict[str, Any]:
+    """One pair's whole life with this return order; checks that it ends right. Returns the pair."""
+    tag = uuid.uuid4().hex[:6].upper()
+    items = [f"MX-{tag}-{n:04d}" for n in range(1, volumes + 1)]
+    for barcode in items:
+        sim(sb, "wms", "POST", "items", registry_id=WEST, barcode=barcode, branch=WEST, title="Matrix")
+    pair = sim(
+        sb,
+        "reshare",
+        "POST",
+        "requests",
+        borrower_tenant="east",
+        lender_tenant="west",
+        title="The Name of the Rose",
+        patron_barcode="EAST-P-0001",
+        pickup_location_slug="east-main",
+        volumes=[{"item_barcode": b, "call_number": f"QA76 .M{n}"} for n, b in enumerate(items)],
+        lender_state="RES_AWAIT_PICKING",
+        due_date=DUE.isoformat(),
+    )
+    borrower_id, lender_id, hrid = pair["borrower"]["id"], pair["lender"]["id"], pair["hrid"]
+    east, west = ship_and_receive(sb, pair, items)
+    temps = [hrid] if volumes == 1 else [f"{hrid}-{b[-4:]}" for b in items]
+
+    # the patron picks the items up; reconciliation looks while they are on loan
+    for barcode in temps:
+        sim(sb, "wms", "POST", "checkin", barcode=barcode, branch=EAST, registry_id=EAST)
+        sim(
+            sb,
+            "wms",
+            "POST",
+            "checkout",
+            item_barcode=barcode,
+            patron_barcode="EAST-P-0001",
+            registry_id=EAST,
+        )
+    with reconciliation_due():
+        settle(sb)
+
+    if order == "reshare-first":
+        east.act(borrower_id, "patronReturnedItem")
+        settle(sb)
+        east.act(borrower_id, "shippedReturn")
+        settle(sb)
+        west.act(lender_id, "supplierCheckOutOfReshare")
+        settle(sb)
+    else:
+        for barcode in temps:  # the patron brings them back to east's desk
+            sim(sb, "wms", "POST", "checkin", barcode=barcode, branch=EAST, registry_id=EAST)
+        with reconciliation_due(hours=26):
+            settle(sb)
+        if expect_unnoticed:
+            assert east.state(borrower_id) == "REQ_CHECKED_IN"  # WMS could not tell the bridge
+            remind(sb, "east", borrower_id, hrid, StepName.BORROW_WMS_RETURNED)
+            east.act(borrower_id, "patronReturnedItem")  # staff do what the reminder says
+            settle(sb)
+        assert east.state(borrower_id) == "REQ_AWAITING_RETURN_SHIPPING"
+        east.act(borrower_id, "shippedReturn")
+        settle(sb)
+        for barcode in items:  # west's staff check the items in when they arrive
+            sim(sb, "wms", "POST", "checkin", barcode=barcode, branch=WEST, registry_id=WEST)
+        with reconciliation_due(hours=52):
+            settle(sb)
+        if expect_unnoticed:
+            assert west.state(lender_id) != "RES_COMPLETE"
+            remind(sb, "west", lender_id, hrid, StepName.LEND_WMS_RETURNED)
+            west.act(lender_id, "supplierCheckOutOfReshare")
+            settle(sb)
+
+    # Both requests complete
+    assert east.state(borrower_id) == "REQ_REQUEST_COMPLETE"
+    assert west.state(lender_id) == "RES_COMPLETE"
+    # WMS: exactly one temp item per volume, each checked in, home, Unavailable, no active hold or loan
+    made = [
+        t for t in sim(sb, "wms", "GET", f"temp-items?registry_id={EAST}") if t["barcode"].startswith(hrid)
+    ]
+    assert sorted(t["barcode"] for t in made) == sorted(temps)
+    assert {(t["status"], t["branch"]) for t in made} == {("Unavailable", EAST)}
+    holds = [h for h in sim(sb, "wms", "GET", f"holds?registry_id={EAST}") if h["item_barcode"] in temps]
+    assert len(holds) == volumes and not [h for h in holds if h["status"] in ("Pending", "Ready")]
+    east_loans = [
+        loan for loan in sim(sb, "wms", "GET", f"loans?registry_id={EAST}") if loan["item_barcode"] in temps
+    ]
+    assert not [loan for loan in east_loans if loan["active"]]
+    # the lent items: back on the shelf, one loan each (never a second), none active
+    for barcode in items:
+        assert sim(sb, "wms", "GET", f"items/{barcode}?registry_id={WEST}")["status"] == "Available"
+    west_loans = [
+        loan for loan in sim(sb, "wms", "GET", f"loans?registry_id={WEST}") if loan["item_barcode"] in items
+    ]
+    assert sorted(loan["item_barcode"] for loan in west_loans) == sorted(items)
+    assert {loan["patron_barcode"] for loan in west_loans} == {"ILL-EAST"}
+    assert not [loan for loan in west_loans if loan["active"]]
+    # both mappings closed, every item checked in
+    store = current_services().store
+    for tenant, request_id in (("east", borrower_id), ("west", lender_id)):
+        mapping = store.get_mapping(tenant, request_id)
+        assert mapping is not None and not mapping.open and all(i.checked_in for i in mapping.items), tenant
+    return pair
+
+
+def remind(sb: Sandbox, tenant: str, request_id: str, hrid: str, step: StepName) -> None:
+    """The lender's due date passes with the request still open: exactly one reminder, the desk's wording."""
+    for _ in range(2):  # a second run does not raise it again
+        with reconciliation_due(hours=DUE_PASSED_HOURS):
+            run = sb.run_schedule("WmsReconcilerFunction")
+        assert run.ok, run.error
+        sb.drain()
+    [item] = attention(tenant, request_id)
+    assert (item.step, item.reason) == (step.value, f"Update ReShare request {hrid}")
+    assert sum("Update ReShare request" in line for line in ever_raised(tenant, request_id)) == 1
+
+
+def no_attention(pair: dict[str, Any], *, allowed: tuple[str, ...] = ()) -> None:
+    """Nothing on either list at the end, and nothing was ever raised but what a person needed (``allowed``)."""
+    for tenant, request_id in (("east", pair["borrower"]["id"]), ("west", pair["lender"]["id"])):
+        raised = ever_raised(tenant, request_id)
+        assert all(any(a in line for a in allowed) for line in raised), (tenant, raised)
+        open_items = attention(tenant, request_id)
+        assert all(any(a in i.reason for a in allowed) for i in open_items), (tenant, open_items)
+
+
+# --- the rows -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("message_profile", "volumes"),
+    [
+        ("circill", 1),
+        ("circill", 2),
+        ("reshare", 2),
+    ],  # the reshare profile's messages are the same per volume
+    ids=["circill-single", "circill-multi", "reshare-multi"],
+)
+@pytest.mark.parametrize("order", ["reshare-first", "wms-first"])
+def test_all_defaults(sandbox: Sandbox, order: str, volumes: int, message_profile: str) -> None:
+    with profile(sandbox, message_profile):
+        pair = life(sandbox, order=order, volumes=volumes)
+    no_attention(pair)
+
+
+def test_lookup_item_supported_with_the_lookup_item_probe(sandbox: Sandbox) -> None:
+    with (
+        wms_options(sandbox, lookup_item="supported"),
+        profile(sandbox, "circill", checkin_probe="lookup_item"),
+    ):
+        pair = life(sandbox, order="wms-first", volumes=2)
+    no_attention(pair)
+    calls = [e["operation"] for e in sim(sandbox, "wms", "GET", "requests-log")]
+    assert "LookupItem" in calls
+
+
+def test_lookup_user_unsupported_wms_first_returns_end_in_one_reminder_each(sandbox: Sandbox) -> None:
+    with wms_options(sandbox, lookup_user="unsupported"):
+        pair = life(sandbox, order="wms-first", volumes=1, expect_unnoticed=True)
+    no_attention(pair, allowed=("Update ReShare request",))
+    for tenant, request_id in (("east", pair["borrower"]["id"]), ("west", pair["lender"]["id"])):
+        assert attention(tenant, request_id) == []  # staff updated ReShare: the reminder left the list
+
+
+@pytest.mark.parametrize("message_profile", ["circill", "reshare"])
+def test_desired_due_date_policy_always(sandbox: Sandbox, message_profile: str) -> None:
+    with wms_options(sandbox, desired_due_date="policy_always"), profile(sandbox, message_profile):
+        pair = life(sandbox, order="reshare-first", volumes=1)
+    if message_profile == "circill":
+        no_attention(pair)  # MandatedAction: WMS honours ReShare's date
+        return
+    # ReShare's profile sends no MandatedAction: WMS keeps its policy's date, and staff are told once
+    no_attention(pair, allowed=("WMS set a different due date",))
+    [item] = attention("west", pair["lender"]["id"])
+    assert item.reason.startswith("WMS set a different due date than ReShare")
+
+
+@pytest.mark.parametrize("message_profile", ["circill", "reshare"])
+def test_due_date_style_utc(sandbox: Sandbox, message_profile: str) -> None:
+    with wms_options(sandbox, due_date_style="utc"), profile(sandbox, message_profile):
+        pair = life(sandbox, order="reshare-first", volumes=1)
+    no_attention(pair)
+
+
+def test_checkin_of_held_temp_item_keeps_hold(sandbox: Sandbox) -> None:
+    with wms_options(sandbox, checkin_of_held_temp_item="keeps_hold"):
+        pair = life(sandbox, order="reshare-first", volumes=1)
+    no_attention(pair)
