@@ -52,6 +52,8 @@ Control (no auth, JSON in and out):
 - `GET|POST /_sim/options` {lender_on_received: RES_ITEM_SHIPPED | RES_AWAITING_RETURN_SHIPPING,
   network_busy_ms: 0..600000 (how long a request that sent a partner message stays networkStatus Waiting)}
 - `POST /_sim/network` {tenant, id, status: Waiting | Retry, for_ms} -> keep one request busy that long
+- `POST /_sim/touch` {tenant, id} -> {id, lastUpdated}: SIMULATOR-ONLY, save a request unchanged so only its
+  `lastUpdated` moves (mod-rs's requester has no such action; localNote is the responder's)
 - `POST /_sim/reset` {seed_demo?: bool}; `POST /_sim/seed-demo`;
   `GET /_sim/calls` -> [{time, method, path, query, tenant, status, action?, fault?}]; `DELETE /_sim/calls`
 
@@ -549,6 +551,13 @@ def sim_set_clock(sim: ReShareSimulator, call: Call) -> Response:
     _no_unknown_keys(body, {"at", "step_ms"}, "clock")
     pinned = sim.store.set_clock(body.get("at"), body.get("step_ms", 0))
     return Response(200, {"at": iso_seconds(pinned) if pinned is not None else None, "pinned_ms": pinned})
+
+
+@_route("POST", r"/_sim/touch")
+def sim_touch(sim: ReShareSimulator, call: Call) -> Response:
+    body = call.json_object()
+    _no_unknown_keys(body, {"tenant", "id"}, "touch")
+    return Response(200, sim.store.touch(str(body.get("tenant") or ""), str(body.get("id") or "")))
 
 
 @_route("POST", r"/_sim/network")

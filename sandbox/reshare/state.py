@@ -6,7 +6,7 @@ A *pair* is a borrower request (`isRequester: true`) in the borrowing tenant and
 other side at once (synchronously), moving it as the table below says. Every change to a request ticks its
 tenant's clock (`lastUpdated`, epoch ms, strictly increasing per tenant); a message that does not change the
 partner's state still ticks it (mod-rs records a notification), so a poller sees `lastUpdated` move
-without a state change - as it must also handle for `localNote` and `message`.
+without a state change - as it must also handle for `localNote` (lender), `message` and `/_sim/touch`.
 
 Creating a pair (`/_sim/requests`, or `POST /rs/patronrequests`): the borrower walks `REQ_IDLE ->
 REQ_VALIDATED -> REQ_SOURCING_ITEM -> REQ_SUPPLIER_IDENTIFIED -> REQ_REQUEST_SENT_TO_SUPPLIER`; the lender
@@ -44,9 +44,6 @@ B localSupplierCannotSupply (requesterLoSupCannotSupply): REQ_LOCAL_REVIEW -> RE
 B fillLocally: REQ_LOCAL_REVIEW -> REQ_FILLED_LOCALLY (terminal). B cancelLocal: REQ_LOCAL_REVIEW ->
     REQ_CANCELLED. B markEndOfRotaReviewed: REQ_END_OF_ROTA -> REQ_END_OF_ROTA_REVIEWED (terminal).
     (mod-rs AvailableActionData; requesterCancel is deleted from REQ_LOCAL_REVIEW there.)
-B manuallyMarkAvailable: REQ_REQUEST_SENT_TO_SUPPLIER, REQ_EXPECTS_TO_SUPPLY -> REQ_DOCUMENT_AVAILABLE (note 2).
-B manuallyMarkSupplied: REQ_REQUEST_SENT_TO_SUPPLIER, REQ_EXPECTS_TO_SUPPLY, REQ_DOCUMENT_AVAILABLE ->
-    REQ_DOCUMENT_SUPPLIED, terminal (note 2).
 B rerequest: REQ_CANCELLED, REQ_END_OF_ROTA (once) -> no state change; a new pair is created from this
     request's fields overlaid with the bibliographic fields of actionParams; succeededBy/precededBy link them.
 L respondYes (supplierAnswerYes, supplierAnswerYesNoPick): RES_IDLE -> RES_NEW_AWAIT_PULL_SLIP
@@ -72,18 +69,15 @@ L supplierMarkShipped: RES_AWAIT_SHIP -> RES_ITEM_SHIPPED, due date set.
     partner: borrower -> REQ_SHIPPED with dueDateRS/parsedDueDateRS and one volume per lender volume.
 L supplierCheckInToReshareAndSupplierMarkShipped: RES_AWAIT_PICKING -> RES_ITEM_SHIPPED (fill + ship).
     partner: as supplierMarkShipped.
-L supplierFillDigitalLoan: RES_AWAIT_PICKING -> RES_ITEM_SHIPPED (digital: no volumes).
-    partner: borrower -> REQ_SHIPPED with the due date, no volumes.
-L itemReturned (supplierItemReturned): RES_ITEM_SHIPPED, RES_AWAITING_RETURN_SHIPPING, RES_OVERDUE,
-    RES_ITEM_RETURNED -> RES_COMPLETE (as mod-rs's responderItemReturnedOK). partner: as
-    supplierCheckOutOfReshare.
 L supplierCheckOutOfReshare: RES_ITEM_RETURNED, RES_OVERDUE -> RES_COMPLETE.
     partner: borrower -> REQ_REQUEST_COMPLETE (note 4).
 L supplierRespondToCancel (...Yes / ...No): RES_CANCEL_REQUEST_RECEIVED -> cancelResponse "yes": RES_CANCELLED,
     partner: borrower -> REQ_CANCELLED; "no": the saved state, partner: borrower -> its saved state.
 B/L manualClose: any non-terminal state -> actionParams.terminalState (a terminal state of that side).
 B/L message: any state once a lender copy exists -> no change. partner: notification.
-B/L localNote: any state -> no change (localNote set; lastUpdated moves).
+L localNote: any state -> no change (localNote set; lastUpdated moves). The responder's only
+    (AvailableActionData assignToAllStates(MODEL_RESPONDER)); `POST /_sim/touch` (simulator-only) moves a
+    requester's lastUpdated the same way.
 B/L undo: right after the one undoable action (supplierCheckInToReshare; ActionEventData UndoStatus.YES) ->
     the state before.
 
@@ -93,13 +87,16 @@ request in RES_ITEM_SHIPPED (the only responder state with canTriggerOverdueRequ
 from REQ_SHIPPED, REQ_CHECKED_IN, REQ_AWAITING_RETURN_SHIPPING, REQ_SHIPPED_TO_SUPPLIER or REQ_RECALLED to
 REQ_OVERDUE (ActionEventResultData requesterISO18626Overdue). The borrower has no timer of its own.
 
+Not modelled, as they are not in mod-rs's default requester/responder models (AvailableActionData):
+`itemReturned` (no AvailableAction offers it), `supplierFillDigitalLoan` (MODEL_CDL_RESPONDER),
+`manuallyMarkAvailable` / `manuallyMarkSupplied` (SLNP non-returnable requester), `localNote` on the
+requester. mod-rs refuses them there, and so does the simulator.
+
 Notes.
 1. docs/reshare.md#states: reference data and tests disagree on whether the lender enters RES_AWAITING_RETURN_SHIPPING
    when the borrower marks received. The simulator leaves it in RES_ITEM_SHIPPED by default (the bridge must
    treat RES_ITEM_SHIPPED, RES_AWAITING_RETURN_SHIPPING and RES_OVERDUE alike as "on loan");
    `POST /_sim/options {"lender_on_received": "RES_AWAITING_RETURN_SHIPPING"}` switches to the other reading.
-2. manuallyMarkAvailable/Supplied belong to mod-rs's SLNP non-returnable requester model; the simulator
-   maps them onto its single requester model with the two REQ_DOCUMENT_* states.
 3. The will-supply answer (ISO "ExpectToSupply") reaches the borrower once: with the first of respondYes /
    supplierPrintPullSlip. Pairs created at RES_NEW_AWAIT_PULL_SLIP have not answered yet.
 4. As in mod-rs, "LoanCompleted" moves the borrower only from REQ_AWAITING_RETURN_SHIPPING,
@@ -208,21 +205,6 @@ RULES: dict[str, Rule] = {
     "fillLocally": _rule(B, r.REQ_LOCAL_REVIEW, to=r.REQ_FILLED_LOCALLY),
     "cancelLocal": _rule(B, r.REQ_LOCAL_REVIEW, to=r.REQ_CANCELLED),
     "markEndOfRotaReviewed": _rule(B, r.REQ_END_OF_ROTA, to=r.REQ_END_OF_ROTA_REVIEWED),
-    "manuallyMarkAvailable": _rule(
-        B,
-        r.REQ_REQUEST_SENT_TO_SUPPLIER,
-        r.REQ_EXPECTS_TO_SUPPLY,
-        to=r.REQ_DOCUMENT_AVAILABLE,
-        source="SLNPNonReturnablesStateModelData.groovy (not in the default requester model: a known difference)",
-    ),
-    "manuallyMarkSupplied": _rule(
-        B,
-        r.REQ_REQUEST_SENT_TO_SUPPLIER,
-        r.REQ_EXPECTS_TO_SUPPLY,
-        r.REQ_DOCUMENT_AVAILABLE,
-        to=r.REQ_DOCUMENT_SUPPLIED,
-        source="SLNPNonReturnablesStateModelData.groovy (not in the default requester model: a known difference)",
-    ),
     "rerequest": _rule(B, r.REQ_CANCELLED, r.REQ_END_OF_ROTA),  # a new linked pair; this one stays
     # lender (responder) side
     "respondYes": _rule(L, r.RES_IDLE, to=r.RES_NEW_AWAIT_PULL_SLIP, message="ExpectToSupply"),
@@ -248,23 +230,6 @@ RULES: dict[str, Rule] = {
     "supplierCheckInToReshareAndSupplierMarkShipped": _rule(
         L, r.RES_AWAIT_PICKING, to=r.RES_ITEM_SHIPPED, message="Loaned"
     ),
-    "supplierFillDigitalLoan": _rule(
-        L,
-        r.RES_AWAIT_PICKING,
-        to=r.RES_ITEM_SHIPPED,
-        message="Loaned",
-        source="CDL responder model (not in the default responder model: a known difference)",
-    ),
-    "itemReturned": _rule(
-        L,
-        r.RES_ITEM_SHIPPED,
-        r.RES_AWAITING_RETURN_SHIPPING,
-        r.RES_OVERDUE,
-        r.RES_ITEM_RETURNED,
-        to=r.RES_COMPLETE,
-        message="LoanCompleted",
-        source=f"{_AERD} responderItemReturnedOK (not offered by the default responder model: a known difference)",
-    ),
     "supplierCheckOutOfReshare": _rule(
         L, r.RES_ITEM_RETURNED, r.RES_OVERDUE, to=r.RES_COMPLETE, message="LoanCompleted"
     ),
@@ -274,7 +239,9 @@ RULES: dict[str, Rule] = {
         EITHER, None, source="statemodel/actions/ActionPatronRequestManualCloseService.groovy"
     ),
     "message": Rule(EITHER, None, message="Notification", source=_AAD),
-    "localNote": Rule(EITHER, None, source="statemodel/actions/ActionPatronRequestLocalNoteService.groovy"),
+    # AvailableActionData assignToAllStates(MODEL_RESPONDER, localNote): the responder's only; the requester
+    # has no localNote in the default model (its notes go through "edit", not in the default model either)
+    "localNote": Rule(L, None, source=f"{_AAD} assignToAllStates; actions/ActionLocalNoteService.groovy"),
     "undo": Rule(EITHER, None, source="statemodel/ActionService.isUndoValid"),
 }
 
@@ -912,12 +879,6 @@ class Store:
     def _do_markEndOfRotaReviewed(self, req: PatronRequest, params: dict[str, Any]) -> None:
         self._move(req, r.REQ_END_OF_ROTA_REVIEWED, "markEndOfRotaReviewed", _opt_str(params, "note"))
 
-    def _do_manuallyMarkAvailable(self, req: PatronRequest, params: dict[str, Any]) -> None:
-        self._move(req, r.REQ_DOCUMENT_AVAILABLE, "manuallyMarkAvailable", _opt_str(params, "note"))
-
-    def _do_manuallyMarkSupplied(self, req: PatronRequest, params: dict[str, Any]) -> None:
-        self._move(req, r.REQ_DOCUMENT_SUPPLIED, "manuallyMarkSupplied", _opt_str(params, "note"))
-
     def _do_rerequest(self, req: PatronRequest, params: dict[str, Any]) -> None:
         overlay = {}
         for param, field_name in (
@@ -1014,14 +975,6 @@ class Store:
     ) -> None:
         self._fill(req, params)
         self._ship(req, "supplierCheckInToReshareAndSupplierMarkShipped", _opt_str(params, "note"))
-
-    def _do_supplierFillDigitalLoan(self, req: PatronRequest, params: dict[str, Any]) -> None:
-        url = _opt_str(params, "url")
-        req.service_type = "Loan (digital)"
-        self._ship(req, "supplierFillDigitalLoan", f"digital loan at {url}" if url else None, digital=True)
-
-    def _do_itemReturned(self, req: PatronRequest, params: dict[str, Any]) -> None:
-        self._complete(req, "itemReturned", _opt_str(params, "note"))
 
     def _do_supplierCheckOutOfReshare(self, req: PatronRequest, params: dict[str, Any]) -> None:
         self._complete(req, "supplierCheckOutOfReshare", _opt_str(params, "note"))
@@ -1130,16 +1083,16 @@ class Store:
         for volume in req.volumes:
             volume.status = r.VOL_LMS_CHECK_OUT_NO_INTEGRATION
 
-    def _ship(self, req: PatronRequest, action: str, note: str | None, digital: bool = False) -> None:
+    def _ship(self, req: PatronRequest, action: str, note: str | None) -> None:
         has_items = bool(req.volumes) and all(volume.item_id for volume in req.volumes)
-        if not digital and not has_items:
+        if not has_items:
             raise bad("cannot ship: the request has no item barcode (fill it with itemBarcodes first)")
         due = parse_due_date(req.wanted_due_date) if req.wanted_due_date else default_due_date()
         req.due_date_rs = due.isoformat()
         req.parsed_due_date_ms = ms_from_date(due)
         self._move(req, r.RES_ITEM_SHIPPED, action, note)
         req.answered = True
-        self._send(req, "Loaned", note, digital=digital)
+        self._send(req, "Loaned", note)
 
     def _complete(self, req: PatronRequest, action: str, note: str | None) -> None:
         for volume in req.volumes:
@@ -1162,7 +1115,6 @@ class Store:
         note: str | None,
         *,
         record_sender: bool = False,
-        digital: bool = False,
         condition: dict[str, Any] | None = None,
     ) -> None:
         """Deliver an ISO 18626 message to the sender's partner and let it react."""
@@ -1195,7 +1147,7 @@ class Store:
         elif message in ("Cancelled", "Loaned"):
             receiver.saved_states.clear()
         if message == "Loaned":
-            self._receive_loaned(receiver, sender, digital)
+            self._receive_loaned(receiver, sender)
         elif message == "LoanCompleted":
             for volume in receiver.volumes:
                 volume.status = r.VOL_COMPLETED
@@ -1204,13 +1156,9 @@ class Store:
         if message == "Unfilled":
             self._send_to_supplier(receiver)  # the simulated rota has no further lender: end of rota
 
-    def _receive_loaned(self, borrower: PatronRequest, lender: PatronRequest, digital: bool) -> None:
+    def _receive_loaned(self, borrower: PatronRequest, lender: PatronRequest) -> None:
         borrower.due_date_rs = lender.due_date_rs
         borrower.parsed_due_date_ms = lender.parsed_due_date_ms
-        if digital:
-            borrower.service_type = lender.service_type
-            borrower.volumes = []
-            return
         single = len(lender.volumes) == 1
         borrower.volumes = [
             Volume(
@@ -1224,6 +1172,18 @@ class Store:
             )
             for volume in lender.volumes
         ]
+
+    # -- simulator-only ----------------------------------------------------
+
+    def touch(self, tenant_name: str, request_id: str) -> dict[str, Any]:
+        """SIMULATOR-ONLY (`POST /_sim/touch`): save a request unchanged, so its `lastUpdated` moves and its
+        state, audit and fields do not. It stands in for the saves mod-rs makes without a state change that
+        the simulator does not otherwise model on the requester (a notification arriving, an edit by staff);
+        the requester's default model has no action that only saves (localNote is the responder's)."""
+        with self.lock:
+            req = self.request(tenant_name, request_id)
+            self._touch(req)
+            return {"id": req.id, "lastUpdated": iso_seconds(req.last_updated_ms)}
 
     # -- the overdue timer -------------------------------------------------
 

@@ -102,6 +102,10 @@ class Sim:
     def login_mode(self, mode: str) -> None:
         self._call("POST", "/_sim/login-mode", {"mode": mode})
 
+    def touch(self, tenant: str, request_id: str) -> None:
+        """Simulator-only: save a request unchanged so its lastUpdated moves (the requester has no localNote)."""
+        self._call("POST", "/_sim/touch", {"tenant": tenant, "id": request_id})
+
     def clock(self, at: str | None) -> None:
         """Pin the simulator's clock at an ISO instant (every change then shares it), or unpin it."""
         self._call("POST", "/_sim/clock", {"at": at})
@@ -252,7 +256,8 @@ def test_the_shortcut_actions_also_reach_the_end(sim, east, west):
 
 def test_changes_since_a_cursor_are_exactly_those_at_or_after_it_in_order_across_pages(sim, east, west):
     # Given 19 older requests, a 20th whose lastUpdated second is the cursor, 250 newer ones in later
-    # seconds (many per second), and 5 older ones touched (a local note) after them
+    # seconds (many per second), and 5 older ones saved again after them (simulator-only touch: the requester
+    # has no localNote in mod-rs)
     sim.clock("2031-01-01T10:00:00Z")
     older = [sim.create(patron_barcode=f"EP-{n:04d}")["borrower"]["id"] for n in range(19)]
     sim.clock("2031-01-01T10:00:01Z")
@@ -263,9 +268,8 @@ def test_changes_since_a_cursor_are_exactly_those_at_or_after_it_in_order_across
         sim.clock(f"2031-01-01T10:01:{n // 10:02d}Z")  # 10 changes in each second
         sim.create(patron_barcode=f"EP-{100 + n:04d}")
     sim.clock("2031-01-01T10:02:00Z")
-    note = sample("localNote")
     for request_id in older[:5]:
-        east.perform_action(request_id, note["action"], note["actionParams"])
+        sim.touch("east", request_id)
     sim.clock(None)
     expected = [r for r in sim.records("east") if r["isRequester"] and r["lastUpdated"] >= cursor]
     assert len(expected) == 256
@@ -395,19 +399,19 @@ def test_expired_tokens_make_the_client_log_in_again_once(sim, east):
     assert len(sim.calls("POST", "/authn/login-with-expiry")) == 2
 
 
-def test_a_token_expiring_on_an_action_is_renewed_and_the_action_applied_once(sim, east):
+def test_a_token_expiring_on_an_action_is_renewed_and_the_action_applied_once(sim, west):
     # Given ReShare expires the token presented on the next performAction
     pair = sim.create()
-    borrower_id = pair["borrower"]["id"]
-    path = f"/rs/patronrequests/{borrower_id}/performAction"
+    lender_id = pair["lender"]["id"]
+    path = f"/rs/patronrequests/{lender_id}/performAction"
     sim.fault(path_prefix=path, kind="expire_token")
 
-    # When staff add a local note
-    east.perform_action(borrower_id, "localNote", sample("localNote")["actionParams"])
+    # When the lender's staff add a local note (localNote is the responder's: AvailableActionData)
+    west.perform_action(lender_id, "localNote", sample("localNote")["actionParams"])
 
     # Then the refused call was repeated once with a new token, and applied once
     assert [c["status"] for c in sim.calls("POST", path)] == [401, 200]
-    assert east.get_request(borrower_id).model_extra["localNote"] == "Noted!"
+    assert west.get_request(lender_id).model_extra["localNote"] == "Noted!"
 
 
 def test_login_falls_back_to_the_legacy_endpoint(sim):

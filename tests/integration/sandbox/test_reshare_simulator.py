@@ -316,7 +316,9 @@ def test_a_pair_walks_both_happy_paths_in_order(client):
     assert [v["itemId"] for v in borrower["volumes"]] == ["WEST-ITEM-0001"]
     assert [v["temporaryItemBarcode"] for v in borrower["volumes"]] == ["EAST-1"]
     assert [v["itemId"] for v in lent["volumes"]] == ["WEST-ITEM-0001"]
-    assert client.get("east", f"/rs/patronrequests/{b}/validActions").json() == {
+    # mod-rs AvailableActionData: the requester has message in completed states and no localNote at all
+    assert client.get("east", f"/rs/patronrequests/{b}/validActions").json() == {"actions": ["message"]}
+    assert client.get("west", f"/rs/patronrequests/{lent['id']}/validActions").json() == {
         "actions": ["message", "localNote"]
     }
 
@@ -392,21 +394,40 @@ def test_multi_volume_temporary_barcodes_use_the_last_four_characters_of_the_len
     assert [record["id"] for record in found] == [pair["borrower"]["id"]]
 
 
-def test_local_note_moves_last_updated_but_not_the_state(client):
+def test_local_note_moves_the_lenders_last_updated_but_not_its_state(client):
     client.clock("2031-01-01T10:00:00Z")
     pair = client.pair()
-    b = pair["borrower"]["id"]
-    before = client.record("east", b)
+    lender = pair["lender"]["id"]
+    before = client.record("west", lender)
     client.clock("2031-01-01T10:00:05Z")
-    client.ok("east", b, "localNote", {"localNote": "Noted!"})
-    after = client.record("east", b)
+    client.ok("west", lender, "localNote", {"localNote": "Noted!"})
+    after = client.record("west", lender)
     assert after["state"] == before["state"]
-    assert after["lastUpdated"] > before["lastUpdated"]
     assert after["localNote"] == "Noted!"
     assert after["audit"] == before["audit"]
     assert after["lastUpdated"] == "2031-01-01T10:00:05Z"
-    changed = client.get("east", "/rs/patronrequests", filters="lastUpdated>=2031-01-01T10:00:01Z").json()
-    assert [record["id"] for record in changed] == [b]
+    changed = client.get("west", "/rs/patronrequests", filters="lastUpdated>=2031-01-01T10:00:01Z").json()
+    assert [record["id"] for record in changed] == [lender]
+
+
+def test_the_requester_has_no_local_note_and_the_simulator_only_touch_moves_its_last_updated(client):
+    # mod-rs AvailableActionData: localNote is assigned to every state of MODEL_RESPONDER only
+    client.clock("2031-01-01T10:00:00Z")
+    b = client.pair()["borrower"]["id"]
+    refused = client.act("east", b, "localNote", {"localNote": "Noted!"})
+    assert refused.status_code == 400
+    assert refused.json()["message"].startswith("A valid action was not supplied, isRequester: true")
+    before = client.record("east", b)
+    client.clock("2031-01-01T10:00:07Z")
+    touched = client.sim("POST", "/touch", {"tenant": "east", "id": b})
+    assert touched.json() == {"id": b, "lastUpdated": "2031-01-01T10:00:07Z"}
+    after = client.record("east", b)
+    assert after["lastUpdated"] == "2031-01-01T10:00:07Z"
+    assert {k: v for k, v in after.items() if k != "lastUpdated"} == {
+        k: v for k, v in before.items() if k != "lastUpdated"
+    }
+    assert client.sim("POST", "/touch", {"tenant": "east", "id": "nope"}).status_code == 404
+    assert client.sim("POST", "/touch", {"tenant": "east", "id": b, "colour": "red"}).status_code == 400
 
 
 def test_message_reaches_the_partner_as_a_notification_without_a_state_change(client):
@@ -425,10 +446,10 @@ def test_changes_inside_one_second_share_its_last_updated_and_come_in_no_stable_
     # Given 10 requests all changed inside one second (mod-rs renders lastUpdated to the second)
     client.clock("2031-01-01T10:00:00Z")
     pairs = [client.pair(patron_barcode=f"P-{n}") for n in range(10)]
-    headers = client.headers("east")
+    headers = client.headers("west")
 
     def note(index: int) -> int:
-        request_id = pairs[index % len(pairs)]["borrower"]["id"]
+        request_id = pairs[index % len(pairs)]["lender"]["id"]
         return requests.post(
             f"{client.base}/rs/patronrequests/{request_id}/performAction",
             json={"action": "localNote", "actionParams": {"localNote": str(index)}},
@@ -443,7 +464,7 @@ def test_changes_inside_one_second_share_its_last_updated_and_come_in_no_stable_
     # to call: offset paging through them is not stable
     orders = set()
     for _ in range(12):
-        listed = client.get("east", "/rs/patronrequests", sort="lastUpdated;asc", perPage=100).json()
+        listed = client.get("west", "/rs/patronrequests", sort="lastUpdated;asc", perPage=100).json()
         assert {record["lastUpdated"] for record in listed} == {"2031-01-01T10:00:00Z"}
         orders.add(tuple(record["id"] for record in listed))
     assert len(orders) > 1
@@ -593,7 +614,6 @@ def _prepare(c: Client, sample: str) -> tuple[str, str]:
         "requesterRetryRequest": {"borrower_state": "REQ_INVALID_PATRON"},
         "requesterLoSupCannotSupply": {"borrower_state": "REQ_LOCAL_REVIEW"},
         "requesterReceived": {"lender_state": "RES_ITEM_SHIPPED"},
-        "localNote": {},
     }
     if sample in borrower_first:
         return "east", c.pair(**borrower_first[sample])["borrower"]["id"]
@@ -610,6 +630,7 @@ def _prepare(c: Client, sample: str) -> tuple[str, str]:
         "supplierFillDigitalLoan": "RES_AWAIT_PICKING",
         "supplierMarkShipped": "RES_AWAIT_SHIP",
         "supplierItemReturned": "RES_ITEM_SHIPPED",
+        "localNote": "RES_NEW_AWAIT_PULL_SLIP",
     }
     if sample in lender_first:
         return "west", c.pair(lender_state=lender_first[sample])["lender"]["id"]
@@ -648,22 +669,41 @@ def _prepare(c: Client, sample: str) -> tuple[str, str]:
     raise AssertionError(f"no preparation for sample {sample}: add one")
 
 
+#: Sample bodies whose action mod-rs's default requester/responder models do not offer (AvailableActionData):
+#: SLNP non-returnable requester (manuallyMark*), CDL responder (supplierFillDigitalLoan), and itemReturned,
+#: which no AvailableAction offers. The simulator refuses them where they would otherwise apply.
+NOT_IN_THE_DEFAULT_MODELS = {
+    "manuallyMarkAvailable",
+    "manuallyMarkSupplied",
+    "supplierFillDigitalLoan",
+    "supplierItemReturned",
+}
+
+
 def test_every_sample_action_is_accepted_in_a_valid_state_and_refused_in_an_invalid_one(client):
     samples = _sample_bodies()
     assert len(samples) >= 30
+    assert samples.keys() >= NOT_IN_THE_DEFAULT_MODELS
     done = completed_pair(client)
     finished = {"east": done["borrower"]["id"], "west": done["lender"]["id"]}
     for name, body in samples.items():
         tenant, request_id = _prepare(client, name)
         action = body["action"]
-        assert (
-            action in client.get(tenant, f"/rs/patronrequests/{request_id}/validActions").json()["actions"]
-        ), name
+        offered = client.get(tenant, f"/rs/patronrequests/{request_id}/validActions").json()["actions"]
+        if name in NOT_IN_THE_DEFAULT_MODELS:
+            assert action not in offered, name
+            before = client.state(tenant, request_id)
+            refused = client.post_action(tenant, request_id, body)
+            assert refused.status_code == 400, name
+            assert refused.json()["message"].startswith("A valid action was not supplied"), name
+            assert client.state(tenant, request_id) == before, name
+            continue
+        assert action in offered, name
         accepted = client.post_action(tenant, request_id, body)
         assert accepted.status_code == 200, f"{name}: {accepted.text}"
         assert accepted.json() == {}, name  # mod-rs performAction answers the action's result map: {}
         if action == "localNote":
-            continue  # valid in every state, terminal ones included
+            continue  # valid in every responder state, terminal ones included
         refused = client.post_action(tenant, finished[tenant], body)
         assert refused.status_code == 400, name
         state = client.state(tenant, finished[tenant])
@@ -672,7 +712,8 @@ def test_every_sample_action_is_accepted_in_a_valid_state_and_refused_in_an_inva
             "message": f"A valid action was not supplied, isRequester: {requester} Current state: {state}, "
             f"network status: Idle Action being performed: {action}"
         }
-    assert client.post_action("east", finished["east"], samples["localNote"]).status_code == 200
+    assert client.post_action("west", finished["west"], samples["localNote"]).status_code == 200
+    assert client.post_action("east", finished["east"], samples["localNote"]).status_code == 400
 
 
 def test_rerequest_creates_a_linked_successor_pair(client):
@@ -740,12 +781,13 @@ def test_polling_with_a_last_updated_cursor_sees_exactly_the_changed_requests_in
         max(r["lastUpdated"] for r in client.get("west", "/rs/patronrequests", perPage=100).json())
     )
 
-    # Given 200 local notes on random borrower requests, then 60 changes on 20 lender requests
+    # Given 200 saves without a state change on random borrower requests (simulator-only touch: the
+    # requester has no localNote), then 60 changes on 20 lender requests
     rng = random.Random(18626)
     last_note: dict[str, int] = {}
     for step in range(200):
         request_id = rng.choice(borrowers)
-        client.ok("east", request_id, "localNote", {"localNote": f"note {step}"})
+        assert client.sim("POST", "/touch", {"tenant": "east", "id": request_id}).status_code == 200
         last_note[request_id] = step
     messaged = pairs[:20]
     for pair in messaged:
