@@ -166,3 +166,36 @@ def test_a_notice_that_comes_during_a_wms_outage_is_confirmed_once_wms_is_back(s
         sb.drain()
     assert east.state(borrower_id) == "REQ_AWAITING_RETURN_SHIPPING"
     assert [o for o, _ in notice_lines("east", borrower_id)] == ["skipped", "success"]
+
+
+def test_a_notice_still_unconfirmable_after_the_library_s_deadline_goes_to_the_dead_letter_queue(
+    sandbox: Sandbox,
+) -> None:
+    sb = sandbox
+    with library_settings(sb, "east", outage_deadline_hours=1):
+        # Given a library that waits one hour, and a notice that comes while WMS is down
+        pair, _ = on_loan_to_the_patron(sb, "WEST-ITEM-0814")
+        dead = sb.queue_url("BorrowReturnedDeadLetterQueue")
+        sqs = sb.boto3_client("sqs")
+
+        def dead_lettered() -> int:
+            attributes = sqs.get_queue_attributes(
+                QueueUrl=dead, AttributeNames=["ApproximateNumberOfMessages"]
+            )
+            return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
+
+        before = dead_lettered()
+        sim(sb, "wms", "POST", "faults", operation="*", kind="http_error", status=503, times=-1)
+        try:
+            notify_check_in(sb, pair["hrid"])
+            # When WMS stays down past the deadline (put off within it, then failing, receive after receive)
+            for _ in range(3):
+                sb.drain()
+                sb.advance(3600)
+            sb.drain(wait_invisible=True)
+            # Then the notice's message is in the step's dead-letter queue (whose alarm tells staff), once
+            assert dead_lettered() == before + 1
+        finally:
+            requests.delete(f"{sb.urls['wms']}/_sim/faults", timeout=10)
+            sb.redrive("BorrowReturnedDeadLetterQueue")  # as the runbook says, once WMS is back
+            sb.drain(wait_invisible=True)
