@@ -1,7 +1,7 @@
 """Scheduled: poll every library's ReShare tenant (both sides) and put ReShareRequestChanged events."""
 
 from illbridge.errors import BridgeError
-from illbridge.observability import logger, metrics, tracer
+from illbridge.observability import OUTAGE_METRIC, logger, metrics, tracer
 from illbridge.workflow.polling import poll_all
 from illbridge.workflow.services import current_services
 
@@ -15,13 +15,17 @@ class PollFailed(BridgeError):
 @metrics.log_metrics
 def handler(event, context):
     reports = poll_all(current_services())
-    failed = [r for r in reports if r.error]
+    waiting = [r for r in reports if r.error and r.outage]
+    failed = [r for r in reports if r.error and not r.outage]
     summary = {
         "polled": len(reports),
         "transitions": sum(r.transitions for r in reports),
         "failed": len(failed),
+        "waiting": len(waiting),
     }
     logger.info("poll done", extra=summary)
+    if waiting:  # ReShare unreachable: the next run polls again from the same cursor; OutageAlarm tells staff
+        metrics.add_metric(name=OUTAGE_METRIC, unit="Count", value=len(waiting))
     if failed:  # Lambda retries the run (EventInvokeConfig), then sends it to ScheduleDeadLetterQueue (alarm)
         raise PollFailed("; ".join(f"{r.library_id}/{r.side}: {r.error}" for r in failed))
     return summary

@@ -1,7 +1,7 @@
 """Scheduled: ask WMS about open mappings whose next check is due; put WmsItemCheckedIn events."""
 
 from illbridge.errors import BridgeError
-from illbridge.observability import logger, metrics, tracer
+from illbridge.observability import OUTAGE_METRIC, logger, metrics, tracer
 from illbridge.workflow.reconcile import reconcile_all
 from illbridge.workflow.services import current_services
 
@@ -19,8 +19,11 @@ def handler(event, context):
         "checked": sum(r.checked for r in reports),
         "checked_in": [b for r in reports for b in r.checked_in],
         "errors": [e for r in reports for e in r.errors],
+        "waiting": [e for r in reports for e in r.waiting],
     }
     logger.info("reconciliation done", extra=summary)
+    if summary["waiting"]:  # WMS unreachable: those checks stay due for the next run; OutageAlarm tells staff
+        metrics.add_metric(name=OUTAGE_METRIC, unit="Count", value=len(summary["waiting"]))
     if summary["errors"]:  # Lambda retries the run (EventInvokeConfig), then ScheduleDeadLetterQueue alarms
         raise ReconcileFailed(
             f"{len(summary['errors'])} request(s) not reconciled: " + "; ".join(summary["errors"])

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from illbridge.observability import OUTAGE_METRIC
 from illbridge.settings import BridgeSettings
 from sandbox.template import load_template
 
@@ -87,14 +88,19 @@ def test_every_dead_letter_queue_has_an_alarm_to_staff() -> None:
 
 
 def test_one_alarm_watches_steps_that_wait_out_an_outage() -> None:
-    # The engine counts every put-off step run as StepsWaiting (Powertools: namespace and service dimension)
-    engine = (ROOT / "layers/domain/illbridge/workflow/engine.py").read_text()
-    assert 'add_metric(name="StepsWaiting"' in engine
+    # A put-off step, a poll and a reconciliation run that wait out an outage count in OUTAGE_METRIC (Powertools:
+    # namespace and service dimension)
+    for path in (
+        "layers/domain/illbridge/workflow/engine.py",
+        "functions/reshare_poller/app.py",
+        "functions/wms_reconciler/app.py",
+    ):
+        assert "add_metric(name=OUTAGE_METRIC" in (ROOT / path).read_text(), path
     env = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
     [alarm] = [
         a["Properties"]
         for a in of_type("AWS::CloudWatch::Alarm").values()
-        if a["Properties"]["MetricName"] == "StepsWaiting"
+        if a["Properties"]["MetricName"] == OUTAGE_METRIC
     ]
     assert alarm["Namespace"] == env["POWERTOOLS_METRICS_NAMESPACE"]
     assert alarm["Dimensions"] == [{"Name": "service", "Value": env["POWERTOOLS_SERVICE_NAME"]}]

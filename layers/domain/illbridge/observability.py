@@ -10,6 +10,10 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 SERVICE = "reshare-wms-bridge"
 NAMESPACE = "ReShareWmsBridge"
 
+# One count per run that waits out an outage of ReShare or WMS (a step put off, a poll or reconciliation that
+# could not reach them): the one alarm of an outage watches it (template.yaml, OutageAlarm).
+OUTAGE_METRIC = "OutageWaits"
+
 logger = Logger(service=SERVICE)
 tracer = Tracer(service=SERVICE)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)

@@ -37,7 +37,7 @@ from illbridge.errors import (
 )
 from illbridge.models import AttentionItem, HistoryEntry, Outcome, StepName, StepRecord, StepStatus
 from illbridge.models.events import AttentionRaised, ReShareRequestChanged
-from illbridge.observability import logger, mask, metrics, redact
+from illbridge.observability import OUTAGE_METRIC, logger, mask, metrics, redact
 from illbridge.workflow.services import Services
 
 
@@ -240,7 +240,7 @@ def run_step(
                 "step waits",
                 extra={"step": step.value, "hrid": hrid, "error": message, "retry_in_seconds": delay},
             )
-            metrics.add_metric(name="StepsWaiting", unit="Count", value=1)
+            metrics.add_metric(name=OUTAGE_METRIC, unit="Count", value=1)
             raise StepDeferred(message, delay) from exc
         reason, fix = staff_guidance(exc, ctx)
         if exc.transient:

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from illbridge.bus import EventsNotDelivered
 from illbridge.config import LibraryConfig
-from illbridge.errors import BridgeError
+from illbridge.errors import BridgeError, ReShareError, WmsError
 from illbridge.models import PatronRequest, ReShareRequestChanged, Side
 from illbridge.observability import logger, metrics
 from illbridge.reshare.client import Listing
@@ -36,6 +36,7 @@ class PollReport:
     transitions: int = 0
     cursor: datetime | None = None
     error: str | None = None
+    outage: bool = False  # the error is ReShare (or WMS) being unreachable: the next run waits it out
 
 
 @dataclass
@@ -148,6 +149,15 @@ def poll_all(services: Services) -> list[PollReport]:
 
 
 def _poll_failed(library_id: str, side: Side, exc: BridgeError) -> PollReport:
-    logger.error("poll failed", extra={"library_id": library_id, "side": side.value, "error": str(exc)})
+    outage = is_outage(exc)
+    (logger.warning if outage else logger.error)(
+        "poll failed",
+        extra={"library_id": library_id, "side": side.value, "error": str(exc), "outage": outage},
+    )
     metrics.add_metric(name="PollFailures", unit="Count", value=1)
-    return PollReport(library_id, side.value, error=str(exc))
+    return PollReport(library_id, side.value, error=str(exc), outage=outage)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """ReShare or WMS unreachable (a transient fault of theirs), as opposed to the bridge's own faults."""
+    return isinstance(exc, ReShareError | WmsError) and bool(getattr(exc, "transient", False))

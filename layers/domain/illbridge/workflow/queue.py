@@ -32,7 +32,7 @@ from pydantic import BaseModel, ValidationError
 
 from illbridge.errors import BadInput, BridgeError, StepDeferred
 from illbridge.models import ReShareRequestChanged, WmsItemCheckedIn
-from illbridge.observability import logger, metrics
+from illbridge.observability import OUTAGE_METRIC, logger, metrics
 from illbridge.settings import current_settings
 from illbridge.workflow.engine import MAX_DELAY_SECONDS, StepResult, retry_delay
 from illbridge.workflow.services import Services, current_services
@@ -137,6 +137,7 @@ def step_handler(routes: dict[str, Route]) -> Callable[[dict, LambdaContext], di
             now = current_services().clock()
             if deadline is None or now - (since or now) >= timedelta(hours=deadline):
                 raise  # waited long enough: the queue's receives, then its dead-letter queue and alarm
+            metrics.add_metric(name=OUTAGE_METRIC, unit="Count", value=1)
             return defer(record, retry_delay(waits + 1), str(exc), waits=waits + 1, since=since or now)
 
     def run_record(record: SQSRecord) -> dict[str, Any]:

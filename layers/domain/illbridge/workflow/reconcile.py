@@ -32,6 +32,7 @@ from illbridge.observability import logger, metrics, redact
 from illbridge.wms.probe import PROBE_OPERATION, CheckinProbe, ProbeResult, holder_of, probe_for
 from illbridge.workflow.common import next_check_time
 from illbridge.workflow.engine import describe_error
+from illbridge.workflow.polling import is_outage
 from illbridge.workflow.services import Services
 
 
@@ -41,6 +42,9 @@ class ReconcileReport:
     checked: int = 0
     checked_in: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    waiting: list[str] = field(
+        default_factory=list
+    )  # WMS unreachable: the check stays due, the next run asks
     calls: int = 0  # look-up calls the probe made to WMS in this run
 
 
@@ -63,7 +67,9 @@ def reconcile_library(services: Services, config: LibraryConfig, *, limit: int =
                 "reconciliation of one request failed",
                 extra={"hrid": mapping.hrid, "error": private_text(mapping, exc)},
             )
-            report.errors.append(f"{mapping.hrid}: {private_text(mapping, exc)}")
+            (report.waiting if is_outage(exc) else report.errors).append(
+                f"{mapping.hrid}: {private_text(mapping, exc)}"
+            )
             record_failure(services, mapping, exc, probe.name)
             if not exc.transient:  # a definite answer (e.g. WMS no longer knows the item): ask again later,
                 schedule_next(services, config, mapping)  # with backoff, not on every run
