@@ -28,8 +28,9 @@ each switch value runs only the lives it can change, so CI stays within a few mi
   with ``circill`` MandatedAction makes WMS honour ReShare's date; with ``reshare`` WMS keeps its policy's date
   and staff are told once (a needed item);
 - ``due_date_style=utc``: reshare-first, single, both profiles (the calendar-date comparison);
-- ``checkin_of_held_temp_item=keeps_hold``: reshare-first, single. The lives check temp items in while on loan,
-  which the switch does not change: shown unchanged;
+- ``checkin_of_held_temp_item=keeps_hold``: reshare-first, single (temp items checked in while on loan: shown
+  unchanged), and the life it can change, under both values: a borrower request closed while its temp item is
+  on the hold shelf (WMS kept the hold: the bridge sees it and staff are told);
 - ``repeat_checkout_same_account`` and ``duplicate_temp_barcode``: only a re-sent message meets them, so they
   run with lost answers (``tests/e2e/test_wms_lost_answers.py``, same marker);
 - ``expired_account_when_mandated=honoured``: no life reaches it. The bridge looks the partner account up
@@ -274,3 +275,41 @@ def test_checkin_of_held_temp_item_keeps_hold(sandbox: Sandbox) -> None:
     with wms_options(sandbox, checkin_of_held_temp_item="keeps_hold"):
         pair = life(sandbox, order="reshare-first", volumes=1)
     no_attention(pair)
+
+
+@pytest.mark.parametrize("value", ["cancels_hold", "keeps_hold"])
+def test_checkin_of_held_temp_item_when_a_request_closes_before_pickup(sandbox: Sandbox, value: str) -> None:
+    """The life this switch can change: a temp item on the hold shelf when the borrower request closes."""
+    sb = sandbox
+    item = f"MX-{uuid.uuid4().hex[:6].upper()}-0001"
+    sim(sb, "wms", "POST", "items", registry_id=WEST, barcode=item, branch=WEST, title="Matrix")
+    with wms_options(sb, checkin_of_held_temp_item=value):
+        pair = sim(
+            sb,
+            "reshare",
+            "POST",
+            "requests",
+            borrower_tenant="east",
+            lender_tenant="west",
+            title="Never picked up",
+            patron_barcode="EAST-P-0001",
+            pickup_location_slug="east-main",
+            volumes=[{"item_barcode": item}],
+            lender_state="RES_AWAIT_PICKING",
+            due_date=DUE.isoformat(),
+        )
+        east, _ = ship_and_receive(sb, pair, [item])
+        borrower_id, hrid = pair["borrower"]["id"], pair["hrid"]
+        sim(sb, "wms", "POST", "checkin", barcode=hrid, branch=EAST, registry_id=EAST)  # on the hold shelf
+        east.act(borrower_id, "manualClose", {"terminalState": "REQ_CANCELLED"})
+        settle(sb)
+    [hold] = [h for h in sim(sb, "wms", "GET", f"holds?registry_id={EAST}") if h["item_barcode"] == hrid]
+    mapping = current_services().store.get_mapping("east", borrower_id)
+    assert mapping is not None and not mapping.open
+    if value == "cancels_hold":
+        assert hold["status"] == "Cancelled"
+        assert attention("east", borrower_id) == []
+    else:  # WMS kept the hold: the bridge saw it (LookupUser) and staff are told, once
+        assert hold["status"] == "Ready"
+        [needed] = attention("east", borrower_id)
+        assert needed.reason.startswith(f"Temp item(s) {hrid} of request {hrid} still have the patron's hold")

@@ -1,14 +1,17 @@
 """Cancelled, unfilled, closed and completed requests end their mapping cleanly (docs/architecture.md#the-workflow-steps).
 
 A temp item that was created is checked in, so no hold is left dangling on a patron's list without a
-record of why; a lent item still checked out to a borrowing institution is checked in too.
+record of why; a lent item still checked out to a borrowing institution is checked in too. Whether WMS cancels
+a temp item's hold at that check-in is not documented: the bridge looks (the check-in probe), and a hold WMS
+kept goes to staff.
 """
 
 from __future__ import annotations
 
-from illbridge.models import ReShareRequestChanged, Side, StepName, StepStatus
+from illbridge.models import Mapping, ReShareRequestChanged, Side, StepName, StepStatus
+from illbridge.wms.probe import PROBE_OPERATION, REQUESTED, NoProbe, holder_of, normalize_status, probe_for
 from illbridge.workflow.common import PENDING, WaitingForEarlierStep, check_in, save
-from illbridge.workflow.engine import StepContext, StepResult, run_for_change
+from illbridge.workflow.engine import StepContext, StepResult, raise_attention, run_for_change
 from illbridge.workflow.services import Services
 
 # The step that puts things into WMS for each side: closing waits for it when it is still going to run.
@@ -37,9 +40,44 @@ def end_mapping(ctx: StepContext, side: Side, state: str) -> StepResult:
     for barcode in [i.barcode for i in mapping.items if i.created_in_wms and not i.checked_in]:
         mapping = check_in(ctx, mapping, barcode, why=f"request ended as {state}")
         checked_in.append(barcode)
+    held = still_held(ctx, mapping, checked_in) if side == Side.BORROWING else []
     mapping.open = False
     mapping.next_check_at = None
     mapping.reshare_state = state
     save(ctx, mapping)
     ctx.note("mapping closed", f"{ctx.hrid} ended as {state}; checked in: {', '.join(checked_in) or 'none'}")
-    return StepResult(StepStatus.SUCCEEDED, {"checked_in": checked_in, "final_state": state})
+    if held:
+        raise_attention(
+            ctx,
+            f"Temp item(s) {', '.join(held)} of request {ctx.hrid} still have the patron's hold in WMS",
+            "WMS kept the hold when the bridge checked the temp item in: cancel the hold in WMS and send the "
+            "item back to the lender.",
+        )
+    return StepResult(StepStatus.SUCCEEDED, {"checked_in": checked_in, "final_state": state, "held": held})
+
+
+def still_held(ctx: StepContext, mapping: Mapping, barcodes: list[str]) -> list[str]:
+    """The temp items WMS still holds for the patron after the check-in (verified, not assumed).
+
+    What a check-in of a held, never-borrowed temp item does to its hold is not documented (simulator switch
+    ``checkin_of_held_temp_item``): WMS may cancel the hold or put the item back on the hold shelf. The
+    library's probe tells (LookupUser: the patron's requested items); with no probe, nothing can be said.
+    """
+    if not barcodes:
+        return []
+    probe = probe_for(ctx.config.wms, ctx.services.wms(ctx.config))
+    if isinstance(probe, NoProbe):
+        return []
+    held = []
+    with ctx.call(
+        "wms", f"{PROBE_OPERATION[probe.name]} (hold left after check-in?)", {"items": barcodes}
+    ) as answer:
+        for barcode in barcodes:
+            result = probe.is_checked_in(barcode, holder=holder_of(mapping))
+            if result.supported and (
+                result.circulation_status == REQUESTED
+                or normalize_status(result.circulation_status) == "available for pickup"
+            ):
+                held.append(barcode)
+        answer["summary"] = f"still held: {', '.join(held)}" if held else "no hold left"
+    return held
