@@ -48,6 +48,7 @@ REQ_OVERDUE = "REQ_OVERDUE"
 REQ_RECALLED = "REQ_RECALLED"
 REQ_CANCEL_PENDING = "REQ_CANCEL_PENDING"
 REQ_CANCELLED = "REQ_CANCELLED"
+REQ_CANCELLED_WITH_SUPPLIER = "REQ_CANCELLED_WITH_SUPPLIER"
 REQ_UNFILLED = "REQ_UNFILLED"
 REQ_END_OF_ROTA = "REQ_END_OF_ROTA"
 REQ_END_OF_ROTA_REVIEWED = "REQ_END_OF_ROTA_REVIEWED"
@@ -96,9 +97,14 @@ KNOWN_SETTINGS: dict[str, tuple[str, str, str | None]] = {
     "check_in_on_return": ("hostLMSIntegration", "Refdata", "CheckInOnReturn"),
     "borrower_check": ("hostLMSIntegration", "Refdata", "BorrowerCheckMethod"),
     "auto_responder_status": ("autoResponder", "Refdata", "AutoResponder"),
+    "auto_responder_cancel": ("autoResponder", "Refdata", "AutoResponder_Cancel"),
     "request_id_prefix": ("requests", "String", None),
 }
 DEFAULT_SETTINGS = {"host_lms_integration": "manual"}
+#: Settings every mod-rs tenant has unless changed (referenceData/SettingsData.groovy ensureAppSetting):
+#: `auto_responder_cancel` is "on" (RefdataValueData AUTO_RESPONDER_CANCEL_ON), so a lender answers a
+#: borrower's cancel by itself (EventStatusResCancelRequestReceivedIndService).
+MOD_RS_SETTINGS = {"auto_responder_cancel": "on"}
 
 
 def make_setting(key: str, value: Any) -> dict[str, Any]:

@@ -29,7 +29,9 @@ B requesterCancel (requesterCancel, requesterCancelDuplicate): REQ_IDLE, REQ_VAL
     REQ_DUPLICATE_REVIEW, REQ_SOURCING_ITEM, REQ_SUPPLIER_IDENTIFIED, REQ_REQUEST_SENT_TO_SUPPLIER,
     REQ_EXPECTS_TO_SUPPLY, REQ_CONDITIONAL_ANSWER_RECEIVED -> REQ_CANCEL_PENDING (state saved) when a lender
     copy exists, else straight to REQ_CANCELLED.
-    partner: lender (not yet shipped) -> RES_CANCEL_REQUEST_RECEIVED (state saved).
+    partner: lender (not yet shipped) -> RES_CANCEL_REQUEST_RECEIVED (state saved); with the lender tenant's
+    `auto_responder_cancel` on (mod-rs's default, SettingsData) it then answers yes itself, as
+    EventStatusResCancelRequestReceivedIndService does (see supplierRespondToCancel).
 B requesterAgreeConditions: REQ_CONDITIONAL_ANSWER_RECEIVED -> REQ_EXPECTS_TO_SUPPLY.
     partner: lender RES_PENDING_CONDITIONAL_ANSWER -> its saved state.
 B requesterRejectConditions: REQ_CONDITIONAL_ANSWER_RECEIVED -> REQ_CANCEL_PENDING.
@@ -72,7 +74,8 @@ L supplierCheckInToReshareAndSupplierMarkShipped: RES_AWAIT_PICKING -> RES_ITEM_
 L supplierCheckOutOfReshare: RES_ITEM_RETURNED, RES_OVERDUE -> RES_COMPLETE.
     partner: borrower -> REQ_REQUEST_COMPLETE (note 4).
 L supplierRespondToCancel (...Yes / ...No): RES_CANCEL_REQUEST_RECEIVED -> cancelResponse "yes": RES_CANCELLED,
-    partner: borrower -> REQ_CANCELLED; "no": the saved state, partner: borrower -> its saved state.
+    partner: borrower -> REQ_CANCELLED_WITH_SUPPLIER -> REQ_CANCELLED (requesterISO18626Cancelled, then
+    requesterCancelledWithSupplierIndOK); "no": the saved state, partner: borrower -> its saved state.
 B/L manualClose: any non-terminal state -> actionParams.terminalState (a terminal state of that side).
 B/L message: any state once a lender copy exists -> no change. partner: notification.
 L localNote: any state -> no change (localNote set; lastUpdated moves). The responder's only
@@ -274,7 +277,9 @@ TO_BORROWER: dict[str, dict[str, str]] = {
         r.REQ_EXPECTS_TO_SUPPLY: r.REQ_UNFILLED,
         r.REQ_CONDITIONAL_ANSWER_RECEIVED: r.REQ_UNFILLED,
     },
-    "Cancelled": {r.REQ_CANCEL_PENDING: r.REQ_CANCELLED},
+    # requesterISO18626Cancelled: REQ_CANCELLED_WITH_SUPPLIER; its status event then moves on to REQ_CANCELLED
+    # (requesterCancelledWithSupplierIndOK, EventStatusReqCancelledWithSupplierIndService)
+    "Cancelled": {r.REQ_CANCEL_PENDING: r.REQ_CANCELLED_WITH_SUPPLIER},
     "CancelNo": {r.REQ_CANCEL_PENDING: _RESTORE},
     "LoanCompleted": {
         r.REQ_AWAITING_RETURN_SHIPPING: r.REQ_REQUEST_COMPLETE,
@@ -418,7 +423,7 @@ class Store:
             for other in self.tenants.values():
                 if other.name != name and other.symbol == symbol:
                     raise bad(f"symbol {symbol} already belongs to tenant {other.name}")
-            wanted_settings = dict(r.DEFAULT_SETTINGS if settings is None else settings)
+            wanted_settings = {**r.MOD_RS_SETTINGS, **(r.DEFAULT_SETTINGS if settings is None else settings)}
             setting_records = {key: r.make_setting(key, value) for key, value in wanted_settings.items()}
             locations = {location.slug: location for location in pickup_locations or []}
             tenant = self.tenants.get(name)
@@ -1153,8 +1158,28 @@ class Store:
                 volume.status = r.VOL_COMPLETED
         self._move(receiver, target, via, note)
         receiver.notifications.append(_notification(content, False, receiver.last_updated_ms))
+        if target == r.REQ_CANCELLED_WITH_SUPPLIER:
+            self._move(
+                receiver, r.REQ_CANCELLED, "STATUS_REQ_CANCELLED_WITH_SUPPLIER_ind", "Request cancelled"
+            )
+        if target == r.RES_CANCEL_REQUEST_RECEIVED and self._auto_responder_cancel(receiver):
+            # mod-rs EventStatusResCancelRequestReceivedIndService: with auto_responder_cancel on, the lender
+            # answers yes itself (responderCancelRequestReceivedIndOKcancelled); the simulator's Cancel only
+            # reaches a lender that has not shipped, so the "shipped: answer no" branch never applies here
+            self._do_supplierRespondToCancel(
+                receiver,
+                {
+                    "cancelResponse": "yes",
+                    "note": "AutoResponder:Cancel is ON - responding YES to cancel request",
+                },
+            )
         if message == "Unfilled":
             self._send_to_supplier(receiver)  # the simulated rota has no further lender: end of rota
+
+    def _auto_responder_cancel(self, req: PatronRequest) -> bool:
+        record = self.tenants[req.tenant].settings.get("auto_responder_cancel") or {}
+        value = record.get("value")
+        return isinstance(value, str) and value.lower().startswith("on")
 
     def _receive_loaned(self, borrower: PatronRequest, lender: PatronRequest) -> None:
         borrower.due_date_rs = lender.due_date_rs

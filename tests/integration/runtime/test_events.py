@@ -196,8 +196,8 @@ def test_the_samples_drive_every_function_through_a_pair_s_life(sb: Sandbox) -> 
 
     # a second pair the patron cancels -> the request_closed sample ends it
     other = create_pair(sb, volumes=[{"item_barcode": "WEST-ITEM-0101"}])
-    east.act(other["borrower"]["id"], "requesterCancel")
-    west.act(other["lender"]["id"], "supplierRespondToCancel", {"cancelResponse": "yes"})
+    east.act(other["borrower"]["id"], "requesterCancel")  # west answers by itself (auto_responder_cancel on)
+    assert west.state(other["lender"]["id"]) == "RES_CANCELLED"
     assert east.state(other["borrower"]["id"]) == "REQ_CANCELLED"
     invoke_step(sb, "request_closed/cancelled.json", request_id=other["borrower"]["id"], hrid=other["hrid"])
 

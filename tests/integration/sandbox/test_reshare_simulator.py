@@ -505,7 +505,37 @@ def test_partner_changes_tick_the_partner_tenant_clock(client):
 # ---------------------------------------------------------------- cancellation, unfilled, overdue, undo
 
 
+def answer_cancels_by_hand(client, tenant: str = "west") -> None:
+    """Turn the lender's auto_responder_cancel off (mod-rs's default is on: SettingsData)."""
+    body = {"tenant": tenant, "key": "auto_responder_cancel", "value": "off"}
+    assert client.sim("POST", "/settings", body).status_code == 200
+
+
+def test_a_cancel_is_answered_yes_by_the_lender_itself_as_auto_responder_cancel_is_on_by_default(client):
+    # mod-rs SettingsData: auto_responder_cancel "on"; EventStatusResCancelRequestReceivedIndService answers
+    # yes; the borrower passes REQ_CANCELLED_WITH_SUPPLIER (requesterISO18626Cancelled) to REQ_CANCELLED
+    # (requesterCancelledWithSupplierIndOK)
+    settings = client.get("west", "/rs/settings/appSettings", perPage=100).json()
+    assert {"key": "auto_responder_cancel", "value": "on"}.items() <= next(
+        s for s in settings if s["key"] == "auto_responder_cancel"
+    ).items()
+    pair = client.pair(lender_state="RES_AWAIT_PICKING")
+    b, lender = pair["borrower"]["id"], pair["lender"]["id"]
+    client.ok("east", b, "requesterCancel", {"reason": "patron_requested"})
+    assert audit_states(client.record("east", b))[-3:] == [
+        "REQ_CANCEL_PENDING",
+        "REQ_CANCELLED_WITH_SUPPLIER",
+        "REQ_CANCELLED",
+    ]
+    assert client.record("east", b)["state"] == {"code": "REQ_CANCELLED", "terminal": True}
+    assert audit_states(client.record("west", lender))[-2:] == [
+        "RES_CANCEL_REQUEST_RECEIVED",
+        "RES_CANCELLED",
+    ]
+
+
 def test_cancellation_accepted_cancels_both_sides(client):
+    answer_cancels_by_hand(client)
     pair = client.pair(lender_state="RES_AWAIT_PICKING")
     b, lender = pair["borrower"]["id"], pair["lender"]["id"]
     client.ok("east", b, "requesterCancel", {"reason": "patron_requested", "note": "A cancellation note"})
@@ -523,6 +553,7 @@ def test_cancellation_accepted_cancels_both_sides(client):
 
 
 def test_cancellation_refused_puts_both_sides_back(client):
+    answer_cancels_by_hand(client)
     pair = client.pair(lender_state="RES_AWAIT_SHIP")
     b, lender = pair["borrower"]["id"], pair["lender"]["id"]
     client.ok("east", b, "requesterCancel", {"reason": "patron_requested"})
@@ -684,6 +715,7 @@ def test_every_sample_action_is_accepted_in_a_valid_state_and_refused_in_an_inva
     samples = _sample_bodies()
     assert len(samples) >= 30
     assert samples.keys() >= NOT_IN_THE_DEFAULT_MODELS
+    answer_cancels_by_hand(client)  # supplierRespondToCancel needs a cancel the lender has not answered
     done = completed_pair(client)
     finished = {"east": done["borrower"]["id"], "west": done["lender"]["id"]}
     for name, body in samples.items():
@@ -938,6 +970,7 @@ def test_settings_endpoint_filters_on_key(client):
     assert {s["key"]: s["value"] for s in north} == {
         "host_lms_integration": "wms2",
         "check_in_on_return": "off",
+        "auto_responder_cancel": "on",  # every mod-rs tenant has it (SettingsData)
     }
     only = client.get("north", "/rs/settings/appSettings", filters="key==host_lms_integration").json()
     assert [s["value"] for s in only] == ["wms2"]

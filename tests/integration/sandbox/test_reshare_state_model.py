@@ -31,6 +31,9 @@ UNSENT = {"requesterBypassValidation", "requesterRetryValidation", "localSupplie
 def fresh_store() -> Store:
     store = Store()
     store.seed_demo()
+    # the action's own result (requesterCancelOK: REQ_CANCEL_PENDING); mod-rs's default auto_responder_cancel
+    # "on" answers it by itself afterwards, which test_reshare_simulator.py tests
+    store.tenants["west"].settings["auto_responder_cancel"] = r.make_setting("auto_responder_cancel", "off")
     return store
 
 
