@@ -1,10 +1,18 @@
-"""Signed webhooks: POST /webhooks/reshare (ReShare request events), POST /webhooks/wms (WMS check-ins)."""
+"""Signed webhooks: POST /webhooks/reshare (ReShare request events), POST /webhooks/wms (WMS check-ins).
+
+Every answer is JSON; the answers are documented in docs/operations.md ("Webhook answers"). A 5xx never
+carries the text of an internal error (DynamoDB's, ReShare's): that goes to the log only.
+"""
+
+import base64
+import binascii
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 
 from illbridge.errors import BadInput, BridgeError
 from illbridge.observability import logger, metrics, tracer
 from illbridge.workflow import webhooks
+from illbridge.workflow.checks import HostLmsIntegrationOn
 from illbridge.workflow.services import current_services
 
 app = APIGatewayRestResolver()
@@ -14,9 +22,18 @@ def _answer(status: int, body: dict) -> Response:
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
 
 
-def _request() -> tuple[dict, str]:
+def _request() -> tuple[dict, bytes]:
+    """The headers and the body as the bytes that were signed (a base64 body is decoded, never as text)."""
     event = app.current_event
-    return dict(event.headers or {}), event.decoded_body or ""
+    body = event.body or ""
+    if event.is_base64_encoded:
+        try:
+            raw = base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise BadInput("body is not valid base64") from exc
+    else:
+        raw = body.encode("utf-8", "surrogatepass")
+    return dict(event.headers or {}), raw
 
 
 @app.post("/webhooks/reshare")
@@ -47,14 +64,31 @@ def bad_input(exc: BadInput) -> Response:
     return _answer(400, {"error": "bad_request", "message": exc.message})
 
 
+@app.exception_handler(HostLmsIntegrationOn)
+def integration_on(exc: HostLmsIntegrationOn) -> Response:
+    # the library's own setting, and how to fix it: safe and useful to say
+    logger.error("webhook refused: ReShare acts in WMS itself", extra={"error": exc.message})
+    return _answer(503, {"error": "unavailable", "message": exc.message})
+
+
 @app.exception_handler(BridgeError)
 def unavailable(exc: BridgeError) -> Response:
-    # ReShare or the bus could not be reached: the sender retries the delivery (same webhook-id).
-    logger.error("webhook could not be processed", extra={"error": exc.message})
-    status = 503 if exc.transient else 500
+    # ReShare or DynamoDB could not be reached: the sender retries the delivery (same webhook-id). The
+    # details are logged, never answered: they name internals (tables, hosts, DynamoDB's own messages).
+    logger.error("webhook could not be processed", extra={"error": exc.message, "kind": type(exc).__name__})
+    metrics.add_metric(name="WebhookFailures", unit="Count", value=1)
+    if exc.transient:
+        return _answer(503, {"error": "unavailable", "message": "try again later (same webhook-id)"})
     return _answer(
-        status, {"error": "unavailable" if exc.transient else "misconfigured", "message": exc.message}
+        500, {"error": "misconfigured", "message": "the bridge cannot take this delivery; see its logs"}
     )
+
+
+@app.exception_handler(Exception)
+def internal(exc: Exception) -> Response:
+    logger.exception("webhook failed unexpectedly")
+    metrics.add_metric(name="WebhookFailures", unit="Count", value=1)
+    return _answer(500, {"error": "internal", "message": "the bridge failed; see its logs"})
 
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")

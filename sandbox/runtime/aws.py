@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,22 +55,55 @@ _QUEUE_ATTRIBUTES = (
 _JSON_QUEUE_ATTRIBUTES = ("RedrivePolicy", "RedriveAllowPolicy")
 
 
+class AtomicDynamoDB:
+    """WSGI middleware: moto serves one DynamoDB request at a time, whole; every other service stays concurrent.
+
+    Real DynamoDB applies each request atomically, so of racing conditional writes exactly one wins. moto's
+    backend checks a ConditionExpression and then writes as two plain Python steps with no lock
+    (moto/dynamodb/models/__init__.py ``update_item``, models/table.py ``Table.put_item``,
+    ``transact_write_items``), and a threaded server runs racing requests interleaved, so two conditional
+    writers could both "win" in the sandbox and never in AWS. Serialising DynamoDB requests (recognised by
+    their ``X-Amz-Target: DynamoDB_20120810.*`` header) restores DynamoDB's guarantee; SQS long polls and the
+    rest are not held up.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith("DynamoDB_"):
+            with self.lock:
+                return list(self.app(environ, start_response))
+        return self.app(environ, start_response)
+
+
 class MotoServer:
-    """moto in server mode on loopback (port 0 = any free port); stop() frees the port."""
+    """moto in server mode on loopback (port 0 = any free port), DynamoDB atomic; stop() frees the port."""
 
     def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
         self.host = host
         self.port = port
         self._server: Any = None
+        self._thread: threading.Thread | None = None
 
     def start(self) -> str:
         # werkzeug logs every request at INFO on its own handler unless its logger already has a level
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        from moto.server import ThreadedMotoServer
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
 
-        self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
-        self._server.start()
-        self.port = self._server.get_host_and_port()[1]
+        app = AtomicDynamoDB(DomainDispatcherApplication(create_backend_app))
+        self._server = make_server(
+            self.host, self.port, app, threaded=True, request_handler=MotoRequestHandler
+        )
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, name="moto", daemon=True)
+        self._thread.start()
         return self.url
 
     @property
@@ -85,11 +119,12 @@ class MotoServer:
         if server is None:
             return
         try:
-            server.stop()
+            server.shutdown()
         finally:
-            inner = getattr(server, "_server", None)
-            if inner is not None:
-                inner.server_close()  # ThreadedMotoServer.stop() leaves the socket open
+            server.server_close()
+            if self._thread is not None:
+                self._thread.join(timeout=10)
+                self._thread = None
 
 
 def client(service: str, endpoint: str, region: str) -> Any:

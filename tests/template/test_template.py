@@ -193,3 +193,18 @@ def test_every_alarm_may_publish_to_the_topics_it_notifies() -> None:
                 and st["Action"] == "sns:Publish"
                 for st in statements
             ), (name, topic)
+
+
+def test_webhook_5xx_alarms_staff() -> None:
+    # hostile input gets 4xx; a 5xx means the bridge failed, and someone must look (docs/operations.md)
+    [alarm] = [
+        a["Properties"]
+        for a in of_type("AWS::CloudWatch::Alarm").values()
+        if a["Properties"]["Namespace"] == "AWS/ApiGateway" and a["Properties"]["MetricName"] == "5XXError"
+    ]
+    dimensions = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
+    assert dimensions == {"ApiName": {"Ref": "AWS::StackName"}, "Stage": "Prod"}
+    assert alarm["Threshold"] == 0 and alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert alarm["AlarmActions"] == [{"Ref": "AttentionTopic"}]
+    webhook_events = FUNCTIONS["WebhookFunction"]["Properties"]["Events"].values()
+    assert all(e["Type"] == "Api" and "RestApiId" not in e["Properties"] for e in webhook_events)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
 from illbridge.bus import EventBus, EventsNotDelivered
 from illbridge.models import ReShareRequestChanged
@@ -74,3 +75,45 @@ def test_entries_that_keep_failing_are_named_in_a_transient_error() -> None:
     assert [e.request_id for e in failure.value.failed] == ["r1"]  # type: ignore[attr-defined]
     assert failure.value.transient and "ThrottlingException" in str(failure.value)
     assert len(client.calls) == 3
+
+
+class FailingCall:
+    """PutEvents that raises what botocore raises when the call itself fails."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        self.calls = 0
+
+    def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        self.calls += 1
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ClientError({"Error": {"Code": "InternalException", "Message": "x"}}, "PutEvents"),
+        EndpointConnectionError(endpoint_url="http://127.0.0.1:9"),
+        ReadTimeoutError(endpoint_url="http://127.0.0.1:9"),
+    ],
+    ids=["ClientError", "EndpointConnectionError", "ReadTimeoutError"],
+)
+def test_a_failed_call_is_a_typed_transient_error_naming_every_event_of_the_batch(error: Exception) -> None:
+    client = FailingCall(error)
+    bus = EventBus("bridge-bus", client=client, backoff_seconds=0)
+    with pytest.raises(EventsNotDelivered) as failure:
+        bus.put(change(n) for n in range(12))
+    # botocore already retried the call: the bus does not call again, and nothing is reported as put
+    assert client.calls == 2  # one per batch of 10
+    assert len(failure.value.failed) == 12 and failure.value.transient
+    assert type(error).__name__ in str(failure.value)
+
+
+def test_send_reports_which_pre_serialised_events_went_out() -> None:
+    client = FakeEvents(failing={"r3"}, times=99)
+    bus = EventBus("bridge-bus", client=client, attempts=2, backoff_seconds=0)
+    items = [(f"key{n}", "ReShareRequestChanged", change(n).model_dump_json()) for n in range(12)]
+    put, not_put, reason = bus.send(items)
+    assert not_put == ["key3"] and put == [f"key{n}" for n in range(12) if n != 3]
+    assert "ThrottlingException" in reason
+    assert client.calls[0] == [f"r{n}" for n in range(10)]

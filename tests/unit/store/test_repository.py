@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from illbridge.errors import StaleMapping, StepAlreadyClaimed, StepAlreadyDone, StoreError
+from illbridge.models.events import ReShareRequestChanged
 from illbridge.models.mapping import (
     AttentionItem,
     HistoryEntry,
@@ -482,23 +484,89 @@ def test_two_changes_inside_one_second_are_two_transitions_and_stale_reads_are_n
     assert later_seen is not None and later_seen.states_at == {"REQ_SHIPPED"}
 
 
-def test_revert_state_change_restores_what_was_seen_before(store: BridgeStore) -> None:
+def change_event(
+    request_id: str, state: str, at: datetime, previous: str | None = None
+) -> ReShareRequestChanged:
+    return ReShareRequestChanged(
+        library_id="lib-a",
+        tenant=TENANT,
+        side="borrowing",
+        request_id=request_id,
+        hrid=f"H-{request_id}",
+        state=state,
+        previous_state=previous,
+        last_updated=at,
+    )
+
+
+def test_a_transition_and_its_event_are_recorded_together_or_not_at_all(store: BridgeStore) -> None:
     t0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
+    # Given a transition recorded with its event
+    first = store.record_state_change(
+        TENANT, "req-1", "REQ_SHIPPED", t0, event=change_event("req-1", "REQ_SHIPPED", t0)
+    )
+    assert first.changed and first.pending is not None
+    # Then the event waits in the tenant's outbox exactly as it will be put on the bus
+    [pending] = store.pending_events(TENANT)
+    assert pending == first.pending
+    assert json.loads(pending.detail)["state"] == "REQ_SHIPPED"
+    assert pending.detail_type == "ReShareRequestChanged"
+    # When the same state is observed again (by this poller, another, or the webhook), Then no second entry
+    again = store.record_state_change(
+        TENANT,
+        "req-1",
+        "REQ_SHIPPED",
+        t0 + timedelta(seconds=5),
+        event=change_event("req-1", "REQ_SHIPPED", t0),
+    )
+    assert again == StateChange(False, "REQ_SHIPPED")
+    assert store.pending_events(TENANT) == [pending]
+    # When the next transition is recorded, Then both wait, oldest first, each in its own tenant's outbox
     t1 = t0 + timedelta(minutes=1)
-    # Given a recorded transition whose event could not be published
-    store.record_state_change(TENANT, "req-1", "REQ_SHIPPED", t0)
-    before = store.last_seen(TENANT, "req-1")
-    store.record_state_change(TENANT, "req-1", "REQ_CHECKED_IN", t1)
-    # When it is reverted
-    assert store.revert_state_change(TENANT, "req-1", "REQ_CHECKED_IN", t1, before) is True
-    # Then the next observation is a transition again
-    assert store.last_seen(TENANT, "req-1") == ("REQ_SHIPPED", t0)
-    assert store.record_state_change(TENANT, "req-1", "REQ_CHECKED_IN", t1).changed is True
-    # And a revert does nothing once another state was recorded; a first sighting reverts to nothing
-    assert store.revert_state_change(TENANT, "req-1", "REQ_SHIPPED", t0, None) is False
-    store.record_state_change(TENANT, "req-2", "REQ_IDLE", t0)
-    assert store.revert_state_change(TENANT, "req-2", "REQ_IDLE", t0, None) is True
-    assert store.last_seen(TENANT, "req-2") is None
+    later = store.record_state_change(
+        TENANT,
+        "req-1",
+        "REQ_CHECKED_IN",
+        t1,
+        event=change_event("req-1", "REQ_CHECKED_IN", t1, "REQ_SHIPPED"),
+        previous_state="REQ_SHIPPED",
+    )
+    assert later.changed and later.previous_state == "REQ_SHIPPED"
+    assert [json.loads(p.detail)["state"] for p in store.pending_events(TENANT)] == [
+        "REQ_SHIPPED",
+        "REQ_CHECKED_IN",
+    ]
+    assert store.pending_events("other") == []
+    # When the bus has the first, Then forgetting it leaves the second (and forgetting twice is harmless)
+    store.forget_event(TENANT, pending.sk)
+    store.forget_event(TENANT, pending.sk)
+    assert [json.loads(p.detail)["state"] for p in store.pending_events(TENANT)] == ["REQ_CHECKED_IN"]
+
+
+def test_a_failed_transaction_records_neither_the_state_nor_the_event(store: BridgeStore) -> None:
+    t0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
+    client = store._client
+    refused = ClientError(
+        {
+            "Error": {"Code": "InternalServerError", "Message": "boom"},
+            "ResponseMetadata": {"HTTPStatusCode": 500},
+        },
+        "TransactWriteItems",
+    )
+    # When DynamoDB fails the transaction, Then a transient typed error, and nothing is recorded
+    with (
+        mock.patch.object(client, "transact_write_items", side_effect=refused),
+        pytest.raises(StoreUnavailable),
+    ):
+        store.record_state_change(
+            TENANT, "req-1", "REQ_SHIPPED", t0, event=change_event("req-1", "REQ_SHIPPED", t0)
+        )
+    assert store.last_seen(TENANT, "req-1") is None
+    assert store.pending_events(TENANT) == []
+    # and the next observation is the transition
+    assert store.record_state_change(
+        TENANT, "req-1", "REQ_SHIPPED", t0, event=change_event("req-1", "REQ_SHIPPED", t0)
+    ).changed
 
 
 # --- cursors ---------------------------------------------------------------------------------------------
@@ -583,17 +651,33 @@ def test_a_step_that_succeeds_resolves_only_attention_raised_before_it_started(
 # --- webhook ids, the ops view ---------------------------------------------------------------------------
 
 
-def test_webhook_ids_are_remembered_for_a_while(store: BridgeStore, clock: Any) -> None:
-    # Given a handled webhook
-    assert store.webhook_seen("lib-a", "msg_1") is False
-    store.remember_webhook("lib-a", "msg_1")
-    # Then it is a duplicate for that library only, for a week; an empty id never is
-    assert store.webhook_seen("lib-a", "msg_1") is True
-    assert store.webhook_seen("lib-b", "msg_1") is False
-    store.remember_webhook("lib-a", "")
-    assert store.webhook_seen("lib-a", "") is False
+def test_webhook_ids_are_taken_once_per_endpoint_and_library_for_a_while(
+    store: BridgeStore, clock: Any
+) -> None:
+    # Given a delivery taken by the ReShare endpoint for lib-a
+    assert store.webhook_seen("reshare", "lib-a", "msg_1") is False
+    assert store.claim_webhook("reshare", "lib-a", "msg_1").taken is True
+    # Then it is a replay there, for a week; the same id is new for another library or the other endpoint
+    assert store.webhook_seen("reshare", "lib-a", "msg_1") is True
+    assert store.claim_webhook("reshare", "lib-a", "msg_1").taken is False
+    assert store.claim_webhook("reshare", "lib-b", "msg_1").taken is True
+    assert store.claim_webhook("wms", "lib-a", "msg_1").taken is True
     clock.advance(days=8)
-    assert store.webhook_seen("lib-a", "msg_1") is False
+    # and once forgotten (even before TTL removes the row) it can be taken again, once
+    assert store.webhook_seen("reshare", "lib-a", "msg_1") is False
+    assert store.claim_webhook("reshare", "lib-a", "msg_1").taken is True
+    assert store.claim_webhook("reshare", "lib-a", "msg_1").taken is False
+
+
+def test_a_webhook_id_and_its_event_are_taken_together(store: BridgeStore, clock: Any) -> None:
+    event = change_event("req-9", "REQ_CHECKED_IN", clock.now)
+    # When a delivery is taken with its event, Then the event is in the outbox
+    claim = store.claim_webhook("wms", "lib-a", "msg_7", event=event, tenant=TENANT)
+    assert claim.taken and claim.pending is not None
+    assert store.pending_events(TENANT) == [claim.pending]
+    # When a copy comes, Then it takes nothing and adds nothing
+    assert store.claim_webhook("wms", "lib-a", "msg_7", event=event, tenant=TENANT).taken is False
+    assert len(store.pending_events(TENANT)) == 1
 
 
 # --- errors and construction -----------------------------------------------------------------------------
@@ -763,3 +847,24 @@ def test_racing_cursor_advances_end_at_the_latest(
     )
     # Then the cursor holds the latest, never an earlier one written after it
     assert stores[0].get_cursor(TENANT, "lending") == t0 + timedelta(seconds=7)
+
+
+def test_of_ten_parallel_copies_of_a_delivery_exactly_one_takes_its_webhook_id(
+    concurrent_stores: Callable[[int], list[BridgeStore]],
+) -> None:
+    stores = concurrent_stores(10)
+    results = race([partial(s.claim_webhook, "reshare", "lib-a", "msg_parallel") for s in stores])
+    assert sorted(getattr(r, "taken", r) for r in results) == [False] * 9 + [True], results
+
+
+def test_of_concurrent_observers_of_one_transition_exactly_one_records_it_with_its_event(
+    concurrent_stores: Callable[[int], list[BridgeStore]],
+) -> None:
+    stores = concurrent_stores(6)
+    t0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
+    event = change_event("req-x", "REQ_CHECKED_IN", t0)
+    results = race(
+        [partial(s.record_state_change, TENANT, "req-x", "REQ_CHECKED_IN", t0, event=event) for s in stores]
+    )
+    assert [getattr(r, "changed", r) for r in results].count(True) == 1, results
+    assert len(stores[0].pending_events(TENANT)) == 1

@@ -9,7 +9,8 @@
 | last seen   | same                         | ``SEEN``                 |                                   |
 | attention   | same                         | ``ATTN#<step>``          | ``attention_key`` + ``attention_at`` |
 | cursor      | ``CURSOR#<tenant>#<side>``   | ``CURSOR``               |                                   |
-| webhook id  | ``WEBHOOK#<library>#<id>``   | ``WEBHOOK``              | (TTL ``expires_at``)              |
+| webhook id  | ``WEBHOOK#<endpoint>#<library>#<id>`` | ``WEBHOOK``     | (TTL ``expires_at``)              |
+| outbox      | ``OUTBOX#<tenant>``          | ``EVENT#<time>#<id>``    |                                   |
 
 Index names and key attribute names must match the ``BridgeTable`` resource of ``template.yaml``
 (tests/template checks they do).
@@ -31,6 +32,7 @@ MAPPING_SK = "MAPPING"
 SEEN_SK = "SEEN"
 CURSOR_SK = "CURSOR"
 WEBHOOK_SK = "WEBHOOK"
+OUTBOX_PREFIX = "EVENT#"
 ITEM_PREFIX = "ITEM#"
 STEP_PREFIX = "STEP#"
 LOG_PREFIX = "LOG#"
@@ -85,8 +87,19 @@ def cursor_pk(tenant: str, side: str) -> str:
     return f"CURSOR#{_part('tenant', tenant)}#{_part('side', side, last=True)}"
 
 
-def webhook_pk(library_id: str, webhook_id: str) -> str:
-    return f"WEBHOOK#{_part('library_id', library_id)}#{_part('webhook_id', webhook_id, last=True)}"
+def webhook_pk(endpoint: str, library_id: str, webhook_id: str) -> str:
+    return (
+        f"WEBHOOK#{_part('endpoint', endpoint)}#{_part('library_id', library_id)}"
+        f"#{_part('webhook_id', webhook_id, last=True)}"
+    )
+
+
+def outbox_pk(tenant: str) -> str:
+    return "OUTBOX#" + _part("tenant", tenant, last=True)
+
+
+def outbox_sk(at: datetime, event_id: str) -> str:
+    return f"{OUTBOX_PREFIX}{timestamp(at)}#{_part('event_id', event_id, last=True)}"
 
 
 def timestamp(value: datetime) -> str:

@@ -22,6 +22,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
 from typing import TYPE_CHECKING, Any, cast
+from uuid import uuid4
 
 import boto3
 from boto3.dynamodb.types import TypeDeserializer
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_dynamodb.service_resource import DynamoDBServiceResource, Table
 
-__all__ = ["BridgeStore", "StateChange", "StoreUnavailable"]
+__all__ = ["BridgeStore", "PendingEvent", "StateChange", "StoreUnavailable", "WebhookClaim"]
 
 WEBHOOK_MEMORY = timedelta(days=7)  # how long a delivered webhook id is remembered (duplicate deliveries)
 _CLAIM_ROUNDS = 5  # a claim that loses this many races in a row reports the step as claimed
@@ -64,11 +65,31 @@ class StoreUnavailable(StoreError):
 
 
 @dataclass(frozen=True, slots=True)
+class PendingEvent:
+    """An outbox entry: a bus event recorded with its change and not yet known to be on the bus."""
+
+    tenant: str
+    sk: str
+    detail_type: str
+    detail: str  # the event's JSON, put on the bus exactly as recorded (duplicates stay identical)
+    recorded_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class StateChange:
     """What ``record_state_change`` decided: ``changed`` is True for exactly one observer of a transition."""
 
     changed: bool
     previous_state: str | None
+    pending: PendingEvent | None = None  # the outbox entry written with the transition (``event=``)
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookClaim:
+    """What ``claim_webhook`` decided: ``taken`` for exactly one delivery of a webhook id."""
+
+    taken: bool
+    pending: PendingEvent | None = None  # the outbox entry written with it (``event=``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,11 +335,15 @@ class BridgeStore:
             params["ExclusiveStartKey"] = start
 
     def _partition(self, pk: str, prefix: str | None = None) -> Iterator[dict[str, Any]]:
+        return self._query(**self._partition_params(pk, prefix))
+
+    @staticmethod
+    def _partition_params(pk: str, prefix: str | None = None) -> dict[str, Any]:
         expr = _Expression()
         condition = f"{expr.n('pk')} = {expr.v(pk)}"
         if prefix:
             condition += f" AND begins_with({expr.n('sk')}, {expr.v(prefix)})"
-        return self._query(KeyConditionExpression=condition, ConsistentRead=True, **expr.params())
+        return {"KeyConditionExpression": condition, "ConsistentRead": True, **expr.params()}
 
     def _transact(self, operation: str, actions: list[dict[str, Any]]) -> None:
         if len(actions) > _MAX_TRANSACTION:
@@ -648,7 +673,14 @@ class BridgeStore:
     # -- last seen ReShare state
 
     def record_state_change(
-        self, tenant: str, request_id: str, state: str, last_updated: datetime
+        self,
+        tenant: str,
+        request_id: str,
+        state: str,
+        last_updated: datetime,
+        *,
+        event: BaseModel | None = None,
+        previous_state: str | None = None,
     ) -> StateChange:
         """Remember ``state`` as seen at ``last_updated``; ``changed`` only for a real, new transition.
 
@@ -658,6 +690,11 @@ class BridgeStore:
         to the second, so two changes inside one second share it, and the item keeps ``states_at``, every
         state seen at its ``last_updated``, so that neither is lost and a stale read of the first never counts
         again. (A request that leaves a state and comes back to it inside one second shows nothing new.)
+
+        ``event``: the transition's bus event, written to the tenant's outbox in the SAME transaction as the
+        new state (TransactWriteItems), so a transition is never recorded as seen without its pending
+        event, whatever fails afterwards (``pending_events``/``forget_event`` deliver it). Then
+        ``previous_state`` (what the caller read before) is what the answer reports as the previous state.
         """
         key = self._key(keys.request_pk(tenant, request_id), keys.SEEN_SK)
         observed = to_utc(last_updated)
@@ -674,16 +711,7 @@ class BridgeStore:
         expr.set("kind", "seen").set("state", state).set("last_updated", observed)
         expr.set("last_updated_ms", millis).set("changed_at", now).set("states_at", {state})
         try:
-            with _dynamodb("UpdateItem"):
-                answer = self._table.update_item(
-                    Key=key,
-                    UpdateExpression=expr.update(),
-                    ConditionExpression=condition,
-                    ReturnValues="UPDATED_OLD",
-                    **expr.params(),
-                )
-            previous = answer.get("Attributes", {}).get("state")
-            return StateChange(True, str(previous) if previous is not None else None)
+            return self._transition(tenant, key, expr, condition, event, previous_state)
         except _ConditionFailed:
             pass
 
@@ -697,16 +725,7 @@ class BridgeStore:
         expr.set("state", state).set("changed_at", now)
         expr.set_raw(f"{states_n} = list_append(if_not_exists({states_n}, {expr.v([])}), {expr.v([state])})")
         try:
-            with _dynamodb("UpdateItem"):
-                answer = self._table.update_item(
-                    Key=key,
-                    UpdateExpression=expr.update(),
-                    ConditionExpression=condition,
-                    ReturnValues="UPDATED_OLD",
-                    **expr.params(),
-                )
-            previous = answer.get("Attributes", {}).get("state")
-            return StateChange(True, str(previous) if previous is not None else None)
+            return self._transition(tenant, key, expr, condition, event, previous_state)
         except _ConditionFailed:
             pass
 
@@ -729,49 +748,81 @@ class BridgeStore:
             stored = failed.item.get("state") if failed.item else None
             return StateChange(False, str(stored) if stored is not None else None)
 
-    def revert_state_change(
+    def _transition(
         self,
         tenant: str,
-        request_id: str,
-        state: str,
-        last_updated: datetime,
-        before: SeenState | tuple[str, datetime] | None,
-    ) -> bool:
-        """Undo ``record_state_change`` whose event could not be published, so the change is seen again.
-
-        Only while the stored state is still ``state`` (seen at ``last_updated`` or later); ``before`` is
-        what ``seen_state`` (or ``last_seen``) returned before the change (None: forget the request).
-        """
-        key = self._key(keys.request_pk(tenant, request_id), keys.SEEN_SK)
-        observed = to_utc(last_updated)
-        assert observed is not None
-        expr = _Expression()
-        condition = f"{expr.n('state')} = {expr.v(state)} AND {expr.n('last_updated_ms')} >= {expr.v(epoch_ms(observed))}"
+        key: dict[str, str],
+        expr: _Expression,
+        condition: str,
+        event: BaseModel | None,
+        previous_state: str | None,
+    ) -> StateChange:
+        """Write a transition of the SEEN item if ``condition`` holds (else ``_ConditionFailed``); with
+        ``event``, in one transaction with its outbox entry."""
+        if event is None:
+            with _dynamodb("UpdateItem"):
+                answer = self._table.update_item(
+                    Key=key,
+                    UpdateExpression=expr.update(),
+                    ConditionExpression=condition,
+                    ReturnValues="UPDATED_OLD",
+                    **expr.params(),
+                )
+            previous = answer.get("Attributes", {}).get("state")
+            return StateChange(True, str(previous) if previous is not None else None)
+        update = {
+            "TableName": self.table_name,
+            "Key": key,
+            "UpdateExpression": expr.update(),
+            "ConditionExpression": condition,
+            **expr.params(),
+        }
+        put, pending = self._outbox_put(tenant, event)
         try:
-            with _dynamodb("DeleteItem" if before is None else "UpdateItem"):
-                if before is None:
-                    self._table.delete_item(Key=key, ConditionExpression=condition, **expr.params())
-                else:
-                    if isinstance(before, SeenState):
-                        previous_state, previous_at = before.state, before.last_updated
-                        states = before.states_at
-                    else:
-                        previous_state, previous_at = before
-                        states = frozenset({previous_state})
-                    at = to_utc(previous_at)
-                    assert at is not None
-                    expr.set("state", previous_state).set("last_updated", at)
-                    expr.set("last_updated_ms", epoch_ms(at)).set("changed_at", self._now())
-                    expr.set("states_at", sorted(states))
-                    self._table.update_item(
-                        Key=key,
-                        UpdateExpression=expr.update(),
-                        ConditionExpression=condition,
-                        **expr.params(),
-                    )
-        except _ConditionFailed:
-            return False
-        return True
+            self._transact("record_state_change", [{"Update": update}, put])
+        except _Cancelled as cancelled:
+            if cancelled.condition_failed_first:
+                raise _ConditionFailed(None) from cancelled
+            raise cancelled.as_error() from cancelled
+        return StateChange(True, previous_state, pending)
+
+    # -- the outbox: bus events recorded with the change they announce, until the bus has them
+
+    def _outbox_put(self, tenant: str, event: BaseModel) -> tuple[dict[str, Any], PendingEvent]:
+        """The TransactWriteItems action that adds ``event`` to the tenant's outbox, and the entry it adds."""
+        now = self._now()
+        row = {
+            "pk": keys.outbox_pk(tenant),
+            "sk": keys.outbox_sk(now, uuid4().hex),
+            "kind": "outbox",
+            "detail_type": str(getattr(event, "DETAIL_TYPE", type(event).__name__)),
+            "detail": event.model_dump_json(),
+            "recorded_at": keys.timestamp(now),
+        }
+        pending = PendingEvent(tenant, row["sk"], row["detail_type"], row["detail"], now)
+        put = {"TableName": self.table_name, "Item": row, "ConditionExpression": "attribute_not_exists(pk)"}
+        return {"Put": put}, pending
+
+    def pending_events(self, tenant: str, limit: int | None = None) -> list[PendingEvent]:
+        """The tenant's outbox, oldest first: events recorded but not yet known to be on the bus."""
+        return [
+            PendingEvent(
+                tenant=tenant,
+                sk=str(row["sk"]),
+                detail_type=str(row["detail_type"]),
+                detail=str(row["detail"]),
+                recorded_at=cast(datetime, to_utc(str(row["recorded_at"]))),
+            )
+            for row in self._query(
+                limit=limit,
+                **self._partition_params(keys.outbox_pk(tenant), keys.OUTBOX_PREFIX),
+            )
+        ]
+
+    def forget_event(self, tenant: str, sk: str) -> None:
+        """The bus has this outbox event: remove it (a no-op if another worker already did)."""
+        with _dynamodb("DeleteItem"):
+            self._table.delete_item(Key=self._key(keys.outbox_pk(tenant), sk))
 
     def seen_state(self, tenant: str, request_id: str) -> SeenState | None:
         """The stored last-seen state, with every state seen at its ``lastUpdated``."""
@@ -878,30 +929,68 @@ class BridgeStore:
 
     # -- webhook deliveries
 
-    def webhook_seen(self, library_id: str, webhook_id: str) -> bool:
-        """Whether a webhook with this id was already handled (an empty id never was)."""
-        if not webhook_id:
-            return False
-        row = self._get(keys.webhook_pk(library_id, webhook_id), keys.WEBHOOK_SK)
+    def webhook_seen(self, endpoint: str, library_id: str, webhook_id: str) -> bool:
+        """Whether this endpoint already took a delivery with this id from this library (a cheap early answer;
+        ``claim_webhook`` decides)."""
+        row = self._get(keys.webhook_pk(endpoint, library_id, webhook_id), keys.WEBHOOK_SK)
         if row is None:
             return False
         # TTL deletion lags behind: an expired row counts as forgotten
         return int(row.get(keys.TTL_ATTRIBUTE, 0)) > self._now().timestamp()
 
-    def remember_webhook(self, library_id: str, webhook_id: str) -> None:
-        """Remember a handled webhook id for ``WEBHOOK_MEMORY`` (nothing to remember for an empty id)."""
-        if not webhook_id:
-            return
+    def _webhook_put(self, endpoint: str, library_id: str, webhook_id: str) -> dict[str, Any]:
         now = self._now()
+        expr = _Expression()
+        ttl = expr.n(keys.TTL_ATTRIBUTE)
         row: dict[str, Any] = {
-            "pk": keys.webhook_pk(library_id, webhook_id),
+            "pk": keys.webhook_pk(endpoint, library_id, webhook_id),
             "sk": keys.WEBHOOK_SK,
             "kind": "webhook",
+            "endpoint": endpoint,
             "received_at": keys.timestamp(now),
             keys.TTL_ATTRIBUTE: int((now + WEBHOOK_MEMORY).timestamp()),
         }
-        with _dynamodb("PutItem"):
-            self._table.put_item(Item=row)
+        return {
+            "TableName": self.table_name,
+            "Item": row,
+            # absent, or remembered so long ago that TTL should have removed it already
+            "ConditionExpression": f"attribute_not_exists(pk) OR {ttl} <= {expr.v(int(now.timestamp()))}",
+            **expr.params(),
+        }
+
+    def claim_webhook(
+        self,
+        endpoint: str,
+        library_id: str,
+        webhook_id: str,
+        *,
+        event: BaseModel | None = None,
+        tenant: str | None = None,
+    ) -> WebhookClaim:
+        """Remember a delivery's ``webhook-id`` for ``WEBHOOK_MEMORY``: ``taken`` for the one delivery that does.
+
+        One conditional write per endpoint and library decides, so of parallel copies exactly one wins and
+        the others are replays. With ``event``, the event enters ``tenant``'s outbox in the same transaction:
+        the delivery is taken together with what it announces, or not at all.
+        """
+        put = self._webhook_put(endpoint, library_id, webhook_id)
+        pending = None
+        try:
+            if event is None:
+                with _dynamodb("PutItem"):
+                    self._table.put_item(**put)
+            else:
+                if not tenant:
+                    raise StoreError("claim_webhook: an event needs the tenant whose outbox takes it")
+                outbox, pending = self._outbox_put(tenant, event)
+                self._transact("claim_webhook", [{"Put": put}, outbox])
+        except _ConditionFailed:
+            return WebhookClaim(False)
+        except _Cancelled as cancelled:
+            if cancelled.condition_failed_first:
+                return WebhookClaim(False)
+            raise cancelled.as_error() from cancelled
+        return WebhookClaim(True, pending)
 
 
 # --- rows <-> models -----------------------------------------------------------------------------------

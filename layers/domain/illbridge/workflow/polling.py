@@ -3,9 +3,11 @@
 Per library and side: list requests with ``lastUpdated >= cursor - overlap`` in ``lastUpdated`` order (ISO-8601
 UTC, to the second, as mod-rs takes and renders dates), keep only
 real transitions (a conditional "did the state change" write on the stored last-seen state: exactly one of two
-overlapping pollers wins, and notes or messages, which move ``lastUpdated`` but not the state, are ignored),
-put one ``ReShareRequestChanged`` per transition on the bus (10 per call), and only then advance the cursor.
-If the bus refuses an event, its last-seen state is put back so the next poll finds the transition again.
+overlapping pollers wins, and notes or messages, which move ``lastUpdated`` but not the state, are ignored).
+That same write (one DynamoDB transaction) adds the transition's ``ReShareRequestChanged`` to the tenant's
+outbox, so a transition is never recorded as seen without its event; the cursor then moves. The events are
+put on the bus 10 per call, and every run first delivers whatever is still pending in the outbox
+(``illbridge.workflow.outbox``): whatever fails between "seen" and "on the bus", the next poll delivers it.
 """
 
 from __future__ import annotations
@@ -13,19 +15,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from illbridge.bus import EventsNotDelivered
 from illbridge.config import LibraryConfig
 from illbridge.errors import BridgeError, ReShareError, WmsError
 from illbridge.models import PatronRequest, ReShareRequestChanged, Side
 from illbridge.observability import logger, metrics
 from illbridge.reshare.client import Listing
-from illbridge.store.repository import SeenState
+from illbridge.store import PendingEvent
 from illbridge.workflow.checks import require_manual_integration
+from illbridge.workflow.outbox import deliver, deliver_pending
 from illbridge.workflow.services import Services
 
 OVERLAP = timedelta(minutes=2)  # re-read a little before the cursor: clocks and commits are not instant
 FIRST_LOOKBACK = timedelta(days=1)  # how far back a brand-new deployment looks
 BATCH = 10
+DELIVERY = "delivery"  # the "side" of a poll report about the outbox's delivery
 
 
 @dataclass
@@ -41,80 +44,72 @@ class PollReport:
 
 @dataclass
 class Transitions:
-    """Transitions recorded as seen but not yet on the bus, with what was seen before (to put it back)."""
+    """Transitions recorded as seen (each with its event in the outbox) and not yet put on the bus."""
 
-    events: list[ReShareRequestChanged] = field(default_factory=list)
-    previous: dict[str, SeenState | None] = field(default_factory=dict)
+    pending: list[PendingEvent] = field(default_factory=list)
 
     def observe(self, services: Services, config: LibraryConfig, request: PatronRequest, source: str) -> bool:
-        """Record the request's state as seen; if that is a real transition, queue its event. Returns whether."""
+        """Record the request's state as seen; if that is a real transition, its event enters the outbox in
+        the same write. Returns whether it was a transition."""
         assert request.last_updated is not None
         store = services.store
         tenant = config.reshare.tenant
         before = store.seen_state(tenant, request.id)
         if before is not None and before.covers(request.state.code, request.last_updated):
             # seen already (the cursor's overlap re-reads it) or a stale read: record_state_change would refuse
-            # it too, so skip its conditional writes; the common case of a repeat poll costs one read
+            # it too, so skip its writes; the common case of a repeat poll costs one read
             return False
-        change = store.record_state_change(tenant, request.id, request.state.code, request.last_updated)
+        previous = before.state if before is not None else None
+        event = ReShareRequestChanged(
+            library_id=config.library_id,
+            tenant=tenant,
+            side=request.side,
+            request_id=request.id,
+            hrid=request.hrid or request.id,
+            state=request.state.code,
+            previous_state=previous,
+            last_updated=request.last_updated,
+            source=source,
+        )
+        change = store.record_state_change(
+            tenant, request.id, request.state.code, request.last_updated, event=event, previous_state=previous
+        )
         if not change.changed:
             return False
-        self.previous[request.id] = before
-        self.events.append(
-            ReShareRequestChanged(
-                library_id=config.library_id,
-                tenant=tenant,
-                side=request.side,
-                request_id=request.id,
-                hrid=request.hrid or request.id,
-                state=request.state.code,
-                previous_state=change.previous_state,
-                last_updated=request.last_updated,
-                source=source,
-            )
-        )
+        assert change.pending is not None
+        self.pending.append(change.pending)
         return True
 
-    def flush(self, services: Services, tenant: str) -> int:
-        """Put the queued events on the bus; what the bus refuses has its last-seen state put back."""
-        if not self.events:
-            return 0
-        events, self.events = self.events, []
-        try:
-            return services.bus.put(events)
-        except EventsNotDelivered as exc:
-            for event in exc.failed:
-                assert isinstance(event, ReShareRequestChanged)
-                services.store.revert_state_change(
-                    tenant,
-                    event.request_id,
-                    event.state,
-                    event.last_updated,
-                    self.previous.get(event.request_id),
-                )
-            raise
+    def flush(self, services: Services) -> int:
+        """Put the recorded transitions' events on the bus; what the bus does not take stays in the outbox
+        (``EventsNotDelivered``) for the next poll."""
+        pending, self.pending = self.pending, []
+        return deliver(services, pending)
 
 
 def poll_side(services: Services, config: LibraryConfig, side: Side) -> PollReport:
+    """Record one side's transitions (and their events, in the outbox); then put them on the bus.
+
+    The cursor moves once the transitions are recorded: their events are safe in the outbox even if the bus
+    refuses them now (then ``EventsNotDelivered`` fails the run, and the next poll delivers them).
+    """
     store = services.store
     tenant = config.reshare.tenant
     report = PollReport(config.library_id, side.value)
     cursor = store.get_cursor(tenant, side.value)
     since = cursor - OVERLAP if cursor else services.clock() - FIRST_LOOKBACK
     highest = cursor
-    pending = Transitions()
+    recorded = Transitions()
     reshare = services.reshare(config)
     listing = Listing()
     for request in reshare.changed_since(is_requester=side == Side.BORROWING, since=since, listing=listing):
         report.seen += 1
         if request.last_updated is None:
             continue
-        pending.observe(services, config, request, source="poller")
-        if len(pending.events) >= BATCH:
-            report.transitions += pending.flush(services, tenant)
+        if recorded.observe(services, config, request, source="poller"):
+            report.transitions += 1
         if highest is None or request.last_updated > highest:
             highest = request.last_updated
-    report.transitions += pending.flush(services, tenant)
     if highest is not None and listing.unsure_from is not None and listing.unsure_from < highest:
         # more changes in one second than fit a page, read in no stable order: read that second again
         logger.warning(
@@ -126,6 +121,7 @@ def poll_side(services: Services, config: LibraryConfig, side: Side) -> PollRepo
         store.advance_cursor(tenant, side.value, highest)
     report.cursor = highest
     metrics.add_metric(name="TransitionsSeen", unit="Count", value=report.transitions)
+    recorded.flush(services)
     return report
 
 
@@ -140,6 +136,10 @@ def poll_all(services: Services) -> list[PollReport]:
         except BridgeError as exc:  # neither side can be polled
             reports += [_poll_failed(library_id, side, exc) for side in sides]
             continue
+        try:  # what an earlier run (or a webhook) recorded and could not put on the bus
+            deliver_pending(services, config.reshare.tenant)
+        except BridgeError as exc:
+            reports.append(_poll_failed(library_id, DELIVERY, exc))
         for side in sides:
             try:
                 reports.append(poll_side(services, config, side))
@@ -148,14 +148,15 @@ def poll_all(services: Services) -> list[PollReport]:
     return reports
 
 
-def _poll_failed(library_id: str, side: Side, exc: BridgeError) -> PollReport:
+def _poll_failed(library_id: str, side: Side | str, exc: BridgeError) -> PollReport:
+    name = side.value if isinstance(side, Side) else side
     outage = is_outage(exc)
     (logger.warning if outage else logger.error)(
         "poll failed",
-        extra={"library_id": library_id, "side": side.value, "error": str(exc), "outage": outage},
+        extra={"library_id": library_id, "side": name, "error": str(exc), "outage": outage},
     )
     metrics.add_metric(name="PollFailures", unit="Count", value=1)
-    return PollReport(library_id, side.value, error=str(exc), outage=outage)
+    return PollReport(library_id, name, error=str(exc), outage=outage)
 
 
 def is_outage(exc: BaseException) -> bool:

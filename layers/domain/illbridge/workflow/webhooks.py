@@ -1,37 +1,62 @@
 """Signed webhooks (Standard Webhooks): ReShare request events and WMS check-in notices.
 
-Checks run cheapest-first and nothing is written until all pass:
-size (413) -> signature headers present (401) -> signature and timestamp (401; any configured library's
-secrets, several per library for rotation, 5 minutes tolerance both ways) -> JSON (400) -> shape, unknown
-fields refused (400) -> replay of a seen ``webhook-id`` (200, no effect).
-A ReShare event is never trusted: the bridge re-reads the request from ReShare and emits the same
+Checks run cheapest-first and nothing is written until all pass (docs/operations.md, "Webhook answers"):
+size (413) -> signature headers present (401) -> their syntax: ``webhook-id`` 1-256 printable ASCII characters,
+``webhook-timestamp`` integer seconds, ``webhook-signature`` space-separated ``v<n>,<base64>`` (400) ->
+signature and timestamp (401; any configured library's secrets, several per library for rotation, 5 minutes
+tolerance both ways) -> body UTF-8 (400) -> JSON, not empty, not nested deeper than 32 levels (400) -> shape,
+unknown fields refused (400) -> replay of a ``webhook-id`` this endpoint already took from this library (200,
+no effect). Every answer is JSON and says nothing of the bridge's insides.
+A ReShare event is never trusted: the bridge re-reads the request from ReShare and records the same
 ``ReShareRequestChanged`` the poller would (the same "did the state change" write dedupes the two).
 A WMS check-in notice is not trusted either: it becomes a ``WmsItemCheckedIn`` event (``source="webhook"``)
 whose step asks WMS through the check-in probe before acting on it (``illbridge.workflow.notices``).
+What a delivery announces enters the outbox in the same write that records it (``illbridge.workflow.outbox``),
+so once it is answered 202 it reaches the bus even if the bus is down right now.
+Replay protection is one conditional write per endpoint and library (``BridgeStore.claim_webhook``): of ten
+parallel copies of one delivery exactly one is answered 202, the others 200 ``duplicate``.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import hmac
 import json
+import re
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+from standardwebhooks.webhooks import Webhook
 
+from illbridge.bus import EventsNotDelivered
 from illbridge.config import LibraryConfig
 from illbridge.errors import BadInput, ReShareNotFound
 from illbridge.models import WmsItemCheckedIn
-from illbridge.observability import logger
+from illbridge.observability import logger, metrics
 from illbridge.workflow.checks import require_manual_integration
+from illbridge.workflow.outbox import deliver
 from illbridge.workflow.polling import Transitions
 from illbridge.workflow.services import Services
 
 MAX_BODY_BYTES = 256 * 1024
+MAX_JSON_DEPTH = 32
+MAX_WEBHOOK_ID = 256
+MAX_SIGNATURE_HEADER = 1024  # room for a few signatures during secret rotation
+TOLERANCE_SECONDS = 5 * 60  # Standard Webhooks: timestamps more than 5 minutes off are refused
 SIGNATURE_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 OID_PREFIX = "org.olf.rs.PatronRequest:"
 SCHEMA_SUFFIX = "_mod_rs"  # mod-rs events name the tenant by its schema: <tenant>_mod_rs
+RESHARE_ENDPOINT = "reshare"
+WMS_ENDPOINT = "wms"
+
+_WEBHOOK_ID = re.compile(rf"^[\x21-\x7e]{{1,{MAX_WEBHOOK_ID}}}$")
+_TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
+_SIGNATURE = re.compile(r"^v[0-9]+,[A-Za-z0-9+/]+={0,2}$")
 
 
 @dataclass
@@ -76,9 +101,18 @@ class WmsCheckInNotice(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     registry_id: str = Field(pattern=r"^\d{3,8}$")
-    item_barcode: str = Field(min_length=1, max_length=100)
+    item_barcode: str = Field(min_length=1, max_length=100, pattern=r"^[\x21-\x7e]+$")
     branch: str | None = Field(default=None, pattern=r"^\d{6}$")
     checked_in_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """An authenticated delivery: the library whose secret signed it, its ``webhook-id`` and its body text."""
+
+    config: LibraryConfig
+    webhook_id: str
+    text: str
 
 
 def _header(headers: dict[str, str], name: str) -> str | None:
@@ -88,31 +122,97 @@ def _header(headers: dict[str, str], name: str) -> str | None:
     return None
 
 
-def authenticate(services: Services, headers: dict[str, str], body: str) -> LibraryConfig:
-    """The library whose webhook secret signed this delivery; Unauthorized if none did."""
-    if len(body.encode()) > MAX_BODY_BYTES:
-        raise TooLarge(f"body is over {MAX_BODY_BYTES // 1024} KiB")
+def _signed_headers(headers: dict[str, str]) -> tuple[str, int, list[tuple[str, bytes]]]:
+    """The three signature headers, checked for presence (401) and syntax (400), parsed."""
     signed = {name: _header(headers, name) for name in SIGNATURE_HEADERS}
     missing = [name for name, value in signed.items() if not value]
     if missing:
         raise Unauthorized(f"missing signature header(s): {', '.join(missing)}")
+    webhook_id, stamp, signature = (str(signed[name]) for name in SIGNATURE_HEADERS)
+    if not _WEBHOOK_ID.match(webhook_id):
+        raise BadInput(f"webhook-id must be 1 to {MAX_WEBHOOK_ID} printable ASCII characters without spaces")
+    if not _TIMESTAMP.match(stamp):
+        raise BadInput("webhook-timestamp must be whole seconds since the epoch")
+    if len(signature) > MAX_SIGNATURE_HEADER:
+        raise BadInput(f"webhook-signature is longer than {MAX_SIGNATURE_HEADER} characters")
+    signatures: list[tuple[str, bytes]] = []
+    for part in signature.split(" "):
+        if not _SIGNATURE.match(part):
+            raise BadInput("webhook-signature must be space-separated 'v1,<base64>' values")
+        version, _, encoded = part.partition(",")
+        try:
+            signatures.append((version, base64.b64decode(encoded, validate=True)))
+        except (binascii.Error, ValueError) as exc:
+            raise BadInput("webhook-signature must be space-separated 'v1,<base64>' values") from exc
+    return webhook_id, int(stamp), signatures
+
+
+def _key(secret: str) -> bytes | None:
+    try:
+        return Webhook(secret)._whsecret
+    except Exception:  # a configured secret that is not whsec_<base64>: ignored (ops check reports it)
+        return None
+
+
+def authenticate(services: Services, headers: dict[str, str], body: bytes | str) -> Delivery:
+    """The library whose webhook secret signed this delivery; ``Unauthorized``/``BadInput``/``TooLarge`` if
+    the delivery is not well-formed and signed. The body is signed as the bytes received."""
+    raw = body if isinstance(body, bytes) else body.encode("utf-8", "surrogatepass")
+    if len(raw) > MAX_BODY_BYTES:
+        raise TooLarge(f"body is over {MAX_BODY_BYTES // 1024} KiB")
+    webhook_id, stamp, signatures = _signed_headers(headers)
+    if abs(time.time() - stamp) > TOLERANCE_SECONDS:
+        raise Unauthorized("webhook-timestamp is more than 5 minutes off")
+    offered = [sig for version, sig in signatures if version == "v1"]
+    signed_content = f"{webhook_id}.{stamp}.".encode() + raw
     for config in services.configs.all():
         for secret in config.webhook_secrets:
-            try:
-                Webhook(secret.get_secret_value()).verify(body, signed)  # type: ignore[arg-type]
-            except WebhookVerificationError:
+            key = _key(secret.get_secret_value())
+            if key is None:
                 continue
-            return config
-    raise Unauthorized(
-        "signature does not verify (unknown secret, altered body, or timestamp outside 5 minutes)"
-    )
+            expected = hmac.new(key, signed_content, hashlib.sha256).digest()
+            if any(hmac.compare_digest(expected, sig) for sig in offered):
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise BadInput("body is not UTF-8") from exc
+                return Delivery(config, webhook_id, text)
+    raise Unauthorized("signature does not verify (unknown secret or altered body)")
+
+
+def _depth(text: str) -> int:
+    """How deeply arrays and objects nest in a JSON text (brackets inside strings do not count)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
 
 
 def parse(model: type[BaseModel], body: str) -> Any:
+    if not body.strip():
+        raise BadInput("body is empty")
+    if _depth(body) > MAX_JSON_DEPTH:
+        raise BadInput(f"body nests deeper than {MAX_JSON_DEPTH} levels")
     try:
         data = json.loads(body)
     except json.JSONDecodeError as exc:
         raise BadInput(f"body is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+    except (RecursionError, ValueError) as exc:
+        raise BadInput("body is not JSON the bridge can read") from exc
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -122,17 +222,28 @@ def parse(model: type[BaseModel], body: str) -> Any:
         raise BadInput(f"body does not match the {model.__name__} shape: {problems}") from exc
 
 
-def handle_reshare_event(services: Services, headers: dict[str, str], body: str) -> WebhookAnswer:
-    config = authenticate(services, headers, body)
-    event: ReShareEvent = parse(ReShareEvent, body)
+def _try_delivering(services: Services, transitions: Transitions) -> bool:
+    """Put what this delivery recorded on the bus now; if the bus will not take it, it stays in the outbox
+    and the next poll delivers it (the sender need not retry). Whether it went out."""
+    try:
+        transitions.flush(services)
+    except EventsNotDelivered as exc:
+        logger.warning("webhook: event left in the outbox for the next poll", extra={"error": exc.message})
+        return False
+    return True
+
+
+def handle_reshare_event(services: Services, headers: dict[str, str], body: bytes | str) -> WebhookAnswer:
+    delivery = authenticate(services, headers, body)
+    config, webhook_id = delivery.config, delivery.webhook_id
+    event: ReShareEvent = parse(ReShareEvent, delivery.text)
     if event.tenant.removesuffix(SCHEMA_SUFFIX) != config.reshare.tenant:
         raise Unauthorized(f"the secret that signed this is not the secret of tenant {event.tenant!r}")
     request_id = event.oid.removeprefix(OID_PREFIX)
     if event.payload.id != request_id:
         raise BadInput("payload.id does not match oid")
-    webhook_id = _header(headers, "webhook-id") or ""
-    if services.store.webhook_seen(config.library_id, webhook_id):
-        return WebhookAnswer(200, {"status": "duplicate", "webhook_id": webhook_id})
+    if services.store.webhook_seen(RESHARE_ENDPOINT, config.library_id, webhook_id):
+        return _duplicate(webhook_id)
     require_manual_integration(services, config)  # else 503: ReShare itself acts in WMS for this tenant
     try:
         request = services.reshare(config).get_request(request_id)
@@ -140,51 +251,66 @@ def handle_reshare_event(services: Services, headers: dict[str, str], body: str)
         raise BadInput(f"ReShare tenant {event.tenant!r} has no request {request_id!r}") from exc
     assert request.last_updated is not None
     transitions = Transitions()
+    # the transition and its event are recorded in one write; a copy of this delivery (or the poller) that
+    # gets here too finds the state already seen, so at most one of them records it
     changed = transitions.observe(services, config, request, source="webhook")
-    transitions.flush(services, config.reshare.tenant)
-    services.store.remember_webhook(config.library_id, webhook_id)
+    delivered = _try_delivering(services, transitions) if changed else False
+    if not services.store.claim_webhook(RESHARE_ENDPOINT, config.library_id, webhook_id).taken:
+        return _duplicate(webhook_id)
     logger.info("ReShare webhook", extra={"hrid": request.hrid, "state": request.state.code, "new": changed})
-    return WebhookAnswer(
-        202,
-        {
-            "status": "accepted",
-            "hrid": request.hrid,
-            "state": request.state.code,
-            "transition": changed,
-        },
-    )
+    body_out: dict[str, Any] = {
+        "status": "accepted",
+        "hrid": request.hrid,
+        "state": request.state.code,
+        "transition": changed,
+    }
+    if changed and not delivered:
+        body_out["delivery"] = "pending"
+    return WebhookAnswer(202, body_out)
 
 
-def handle_wms_check_in(services: Services, headers: dict[str, str], body: str) -> WebhookAnswer:
-    config = authenticate(services, headers, body)
-    notice: WmsCheckInNotice = parse(WmsCheckInNotice, body)
+def handle_wms_check_in(services: Services, headers: dict[str, str], body: bytes | str) -> WebhookAnswer:
+    delivery = authenticate(services, headers, body)
+    config, webhook_id = delivery.config, delivery.webhook_id
+    notice: WmsCheckInNotice = parse(WmsCheckInNotice, delivery.text)
     if notice.registry_id != config.wms.registry_id:
         raise Unauthorized(f"the secret that signed this is not the secret of registry {notice.registry_id}")
-    webhook_id = _header(headers, "webhook-id") or ""
-    if services.store.webhook_seen(config.library_id, webhook_id):
-        return WebhookAnswer(200, {"status": "duplicate", "webhook_id": webhook_id})
+    if services.store.webhook_seen(WMS_ENDPOINT, config.library_id, webhook_id):
+        return _duplicate(webhook_id)
     mapping = services.store.find_by_item(notice.registry_id, notice.item_barcode)
     if mapping is None or not mapping.open:
-        services.store.remember_webhook(config.library_id, webhook_id)
+        if not services.store.claim_webhook(WMS_ENDPOINT, config.library_id, webhook_id).taken:
+            return _duplicate(webhook_id)
         return WebhookAnswer(
             202, {"status": "ignored", "reason": f"no open ILL request uses item {notice.item_barcode}"}
         )
-    services.bus.put(
-        [
-            WmsItemCheckedIn(
-                library_id=config.library_id,
-                registry_id=notice.registry_id,
-                item_barcode=notice.item_barcode,
-                checked_in_at=notice.checked_in_at or services.clock(),
-                branch=notice.branch,
-                side=mapping.side.value,
-                tenant=mapping.tenant,
-                request_id=mapping.request_id,
-                source="webhook",
-            )
-        ]
+    checked_in = WmsItemCheckedIn(
+        library_id=config.library_id,
+        registry_id=notice.registry_id,
+        item_barcode=notice.item_barcode,
+        checked_in_at=notice.checked_in_at or services.clock(),
+        branch=notice.branch,
+        side=mapping.side.value,
+        tenant=mapping.tenant,
+        request_id=mapping.request_id,
+        source="webhook",
     )
-    services.store.remember_webhook(config.library_id, webhook_id)
-    return WebhookAnswer(
-        202, {"status": "accepted", "hrid": mapping.hrid, "item_barcode": notice.item_barcode}
+    # the webhook-id is taken and the event enters the outbox in one transaction: both or neither
+    claim = services.store.claim_webhook(
+        WMS_ENDPOINT, config.library_id, webhook_id, event=checked_in, tenant=config.reshare.tenant
     )
+    if not claim.taken:
+        return _duplicate(webhook_id)
+    assert claim.pending is not None
+    answer: dict[str, Any] = {"status": "accepted", "hrid": mapping.hrid, "item_barcode": notice.item_barcode}
+    try:
+        deliver(services, [claim.pending])
+    except EventsNotDelivered as exc:
+        logger.warning("webhook: event left in the outbox for the next poll", extra={"error": exc.message})
+        answer["delivery"] = "pending"
+    return WebhookAnswer(202, answer)
+
+
+def _duplicate(webhook_id: str) -> WebhookAnswer:
+    metrics.add_metric(name="WebhookReplays", unit="Count", value=1)
+    return WebhookAnswer(200, {"status": "duplicate", "webhook_id": webhook_id})

@@ -1,0 +1,56 @@
+"""Delivering the outbox: bus events recorded together with the change they announce, until the bus has them.
+
+A ReShare transition is recorded as seen in the same DynamoDB transaction that adds its
+``ReShareRequestChanged`` to the tenant's outbox (``BridgeStore.record_state_change(event=...)``); a WMS
+check-in notice enters the outbox in the same transaction that takes its ``webhook-id``
+(``BridgeStore.claim_webhook(event=...)``). Whoever recorded it tries to put it on the bus at once, and every
+poll run puts whatever is still pending (``deliver_pending``). An entry leaves the outbox only after
+PutEvents said it has it, so whatever fails in between (a ClientError, a connection error or read timeout, a
+partial ``FailedEntryCount``, the process dying) leaves it there for the next poll.
+
+The price is at-least-once: a process that dies after PutEvents and before the entry is removed, or a read
+timeout on a PutEvents that did arrive, puts the same event again. It is the same ``detail`` byte for byte
+(the outbox stores the JSON), so the step's Powertools idempotency (keyed on the whole detail) drops it, and
+the step's own claim (``SUCCEEDED`` is final) would refuse it anyway.
+"""
+
+from __future__ import annotations
+
+from illbridge.bus import EventsNotDelivered
+from illbridge.observability import logger, metrics
+from illbridge.store import PendingEvent
+from illbridge.workflow.services import Services
+
+DRAIN_PAGE = 100  # outbox entries read per Query while draining
+
+
+def deliver(services: Services, pending: list[PendingEvent]) -> int:
+    """Put these outbox entries on the bus and remove those the bus took; raises ``EventsNotDelivered``
+    (transient) naming what is still pending. Returns how many went out."""
+    if not pending:
+        return 0
+    put, not_put, reason = services.bus.send([(p, p.detail_type, p.detail) for p in pending])
+    for entry in put:
+        services.store.forget_event(entry.tenant, entry.sk)
+    metrics.add_metric(name="EventsDelivered", unit="Count", value=len(put))
+    if not_put:
+        metrics.add_metric(name="EventsPending", unit="Count", value=len(not_put))
+        logger.warning("events left in the outbox for the next poll", extra={"pending": len(not_put)})
+        raise EventsNotDelivered(not_put, reason)
+    return len(put)
+
+
+def deliver_pending(services: Services, tenant: str) -> int:
+    """Put everything still in the tenant's outbox on the bus, oldest first; how many went out.
+
+    Stops at the first page the bus does not take entirely (``EventsNotDelivered``): the rest waits for the
+    next poll rather than hammering a bus that is refusing.
+    """
+    delivered = 0
+    while True:
+        page = services.store.pending_events(tenant, limit=DRAIN_PAGE)
+        if not page:
+            return delivered
+        delivered += deliver(services, page)
+        if len(page) < DRAIN_PAGE:
+            return delivered

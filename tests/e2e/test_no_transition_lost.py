@@ -1,0 +1,276 @@
+"""No recorded transition can be lost (issue 12, deliverable 1).
+
+A lender ships; the bridge notices (by the poller, or by a signed ReShare webhook through the real function
+handler) and must get ``ReShareRequestChanged RES_ITEM_SHIPPED`` onto the bus so ``lend_shipped`` checks the
+item out in WMS. At every point between "seen" and "on the bus" a fault is injected, with the exception types
+botocore really raises (``ClientError``, ``EndpointConnectionError``, ``ReadTimeoutError``, a partial
+``FailedEntryCount``) or the process dying (``Killed``: a BaseException, so no ``except Exception`` in the
+bridge, Powertools or the sandbox catches it, and nothing after it runs, as when Lambda's runtime is killed).
+Then the fault is gone, the next poll runs (and a webhook sender retries, as Standard Webhooks senders do),
+and the steps run:
+
+- the transition reached the LendShipped queue exactly once, or, where the bus may already have had it when
+  the fault struck (a read timeout after PutEvents was applied, a death after PutEvents), twice with the same
+  ``detail`` byte for byte, which the step's idempotency absorbs;
+- WMS has exactly one loan of the item, the step succeeded at its first attempt, the outbox is empty and
+  nothing is left on a queue or in a dead-letter queue.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
+
+from illbridge.models import StepName, StepStatus
+from illbridge.workflow.services import Services, current_services
+from sandbox import events
+from sandbox.demo import WEBHOOK_SECRETS
+from sandbox.reshare.relay import reshare_event
+from sandbox.runtime import HandlerError, Sandbox
+from tests.e2e.conftest import Library, create_pair, settle, sim
+
+pytestmark = pytest.mark.e2e
+WEST_REGISTRY = "262626"
+
+
+class Killed(BaseException):
+    """The process dies here: nothing after this line runs, and no ``except Exception`` sees it."""
+
+
+def client_error(operation: str, code: str, status: int) -> ClientError:
+    """A ClientError as botocore raises it for an AWS error answer."""
+    return ClientError(
+        {
+            "Error": {"Code": code, "Message": f"{code} (injected)"},
+            "ResponseMetadata": {"HTTPStatusCode": status, "RequestId": str(uuid.uuid4())},
+        },
+        operation,
+    )
+
+
+# --- the faults: each installs itself on the function's own services; ``True``: the bus may see it twice
+
+Install = Callable[[Services, pytest.MonkeyPatch, str], None]
+
+
+def transact_fails(services: Services, mp: pytest.MonkeyPatch, endpoint: str) -> None:
+    error = client_error("TransactWriteItems", "ThrottlingException", 400)
+    mp.setattr(services.store._client, "transact_write_items", _raise(error))
+
+
+def transact_unreachable(services: Services, mp: pytest.MonkeyPatch, endpoint: str) -> None:
+    mp.setattr(
+        services.store._client,
+        "transact_write_items",
+        _raise(EndpointConnectionError(endpoint_url=endpoint)),
+    )
+
+
+def killed_after_recording(services: Services, mp: pytest.MonkeyPatch, endpoint: str) -> None:
+    # the poller moves its cursor next, the webhook takes its webhook-id next: die instead
+    mp.setattr(services.store, "advance_cursor", _raise(Killed()))
+    mp.setattr(services.store, "claim_webhook", _raise(Killed()))
+    mp.setattr(services.bus, "send", _raise(Killed()))
+
+
+def put_events_client_error(services: Services, mp: pytest.MonkeyPatch, endpoint: str) -> None:
+    mp.setattr(services.bus.client, "put_events", _raise(client_error("PutEvents", "InternalException", 500)))
+
+
+def put_events_unreachable(services: Services, mp: pytest.MonkeyPatch, endpoint: str) -> None:
+    mp.setattr(services.bus.client, "put_events", _raise(EndpointConnectionError(endpoint_url=endpoint)))
+
+
+def put_events_refuses_every_entry(services: Services, mp: pytest.MonkeyPatch, endpoint: str) -> None:
+    mp.setattr(services.bus, "backoff_seconds", 0)
+
+    def refuse(**kw: Any) -> dict[str, Any]:
+        return {
+            "FailedEntryCount": len(kw["Entries"]),
+            "Entries": [{"ErrorCode": "InternalFailure", "ErrorMessage": "injected"} for _ in kw["Entries"]],
+        }
+
+    mp.setattr(services.bus.client, "put_events", refuse)
+
+
+def put_events_applied_then_read_timeout(services: Services, mp: pytest.MonkeyPatch, endpoint: str) -> None:
+    real = services.bus.client.put_events
+
+    def applied_then_lost(**kw: Any) -> dict[str, Any]:
+        real(**kw)
+        raise ReadTimeoutError(endpoint_url=endpoint)
+
+    mp.setattr(services.bus.client, "put_events", applied_then_lost)
+
+
+def killed_after_put_events(services: Services, mp: pytest.MonkeyPatch, endpoint: str) -> None:
+    real = services.bus.send
+
+    def send_then_die(items: Any) -> Any:
+        real(items)
+        raise Killed()
+
+    mp.setattr(services.bus, "send", send_then_die)
+
+
+def outbox_delete_fails(services: Services, mp: pytest.MonkeyPatch, endpoint: str) -> None:
+    mp.setattr(
+        services.store._table, "delete_item", _raise(client_error("DeleteItem", "InternalServerError", 500))
+    )
+
+
+def _raise(error: BaseException) -> Callable[..., Any]:
+    def fail(*args: Any, **kwargs: Any) -> Any:
+        raise error
+
+    return fail
+
+
+FAULTS: dict[str, tuple[Install, bool]] = {
+    "recording: TransactWriteItems ClientError": (transact_fails, False),
+    "recording: TransactWriteItems EndpointConnectionError": (transact_unreachable, False),
+    "killed after recording, before anything else": (killed_after_recording, False),
+    "PutEvents: ClientError": (put_events_client_error, False),
+    "PutEvents: EndpointConnectionError": (put_events_unreachable, False),
+    "PutEvents: FailedEntryCount on every try": (put_events_refuses_every_entry, False),
+    "PutEvents: applied, then ReadTimeoutError": (put_events_applied_then_read_timeout, True),
+    "killed after PutEvents, before the outbox entry is removed": (killed_after_put_events, True),
+    "outbox entry removal: DeleteItem ClientError": (outbox_delete_fails, True),
+}
+
+
+# --- helpers
+
+
+def lend_shipped_messages(sb: Sandbox) -> list[dict[str, Any]]:
+    """The details now waiting on the LendShipped queue, left there (received with visibility 0)."""
+    sqs = sb.boto3_client("sqs")
+    url = sb.queue_url("LendShippedQueue")
+    count = int(
+        sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"][
+            "ApproximateNumberOfMessages"
+        ]
+    )
+    bodies: dict[str, str] = {}
+    while len(bodies) < count:
+        for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0).get(
+            "Messages", []
+        ):
+            bodies[message["MessageId"]] = message["Body"]
+    return [json.loads(body)["detail"] for body in bodies.values()]
+
+
+def queued_anywhere(sb: Sandbox) -> dict[str, int]:
+    assert sb.resources is not None
+    sqs = sb.boto3_client("sqs")
+    found = {}
+    for logical_id, queue in sb.resources.queues.items():
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=queue.url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        total = sum(int(v) for v in attributes.values())
+        if total:
+            found[logical_id] = total
+    return found
+
+
+def poll(sb: Sandbox) -> dict[str, Any]:
+    return dict(sb.invoke("ReSharePollerFunction", events.load("reshare_poller/scheduled.json")))
+
+
+def webhook_delivery(lender_id: str) -> dict[str, Any]:
+    """A signed ReShare webhook delivery (API Gateway proxy event) about the lender's shipment."""
+    event = events.with_body(
+        events.load("webhook/reshare-status-changed.json"),
+        reshare_event("west", lender_id, "The Name of the Rose", "RES_ITEM_SHIPPED", None),
+    )
+    webhook_id = f"msg_{uuid.uuid4().hex}"
+    event["headers"]["webhook-id"] = webhook_id
+    event["multiValueHeaders"]["webhook-id"] = [webhook_id]
+    return events.resign(event, WEBHOOK_SECRETS["west"])
+
+
+def a_shipment(sb: Sandbox) -> tuple[dict[str, Any], str]:
+    """A pair whose lender is about to ship a real WMS item; the bridge has seen it so far."""
+    barcode = f"WEST-NL-{uuid.uuid4().hex[:8].upper()}"
+    sim(
+        sb,
+        "wms",
+        "POST",
+        "items",
+        registry_id=WEST_REGISTRY,
+        barcode=barcode,
+        branch=WEST_REGISTRY,
+        collection_type="circulating",
+        call_number="PS3500 .N6",
+        title="The Name of the Rose",
+    )
+    pair = create_pair(sb, volumes=[{"item_barcode": barcode}], lender_state="RES_AWAIT_SHIP")
+    settle(sb)
+    assert queued_anywhere(sb) == {}
+    return pair, barcode
+
+
+def loans(sb: Sandbox, barcode: str) -> list[dict[str, Any]]:
+    return [
+        loan
+        for loan in sim(sb, "wms", "GET", f"loans?registry_id={WEST_REGISTRY}")
+        if loan["item_barcode"] == barcode
+    ]
+
+
+# --- the test
+
+
+@pytest.mark.parametrize("path", ["poller", "webhook"])
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_a_fault_between_seen_and_on_the_bus_loses_nothing(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, fault: str, path: str
+) -> None:
+    sb = sandbox
+    services = current_services()
+    install, may_repeat = FAULTS[fault]
+    pair, barcode = a_shipment(sb)
+    lender = pair["lender"]["id"]
+    # When the lender ships and the bridge notices while the fault strikes
+    Library(sb, "west").act(lender, "supplierMarkShipped")
+    delivery = webhook_delivery(lender)
+    with monkeypatch.context() as mp:
+        install(services, mp, sb.urls["moto"])
+        try:
+            if path == "poller":
+                poll(sb)
+            else:
+                answer = sb.invoke("WebhookFunction", delivery)
+                # the sender is told to retry, or that the bridge has the transition (then it is in the outbox)
+                assert answer["statusCode"] in (202, 503), answer
+                assert "Error" not in answer["body"] and "injected" not in answer["body"], answer
+        except (HandlerError, Killed):
+            pass  # the run failed (Lambda retries it, the next poll comes anyway) or the process died
+    # Then nothing is lost: the sender retries (same webhook-id) and the next poll runs
+    if path == "webhook":
+        again = sb.invoke("WebhookFunction", delivery)
+        assert again["statusCode"] in (200, 202), again
+    summary = poll(sb)
+    assert summary["failed"] == 0, summary
+    assert services.store.pending_events("west") == []
+    details = lend_shipped_messages(sb)
+    assert details, "the transition never reached the bus"
+    assert {(d["request_id"], d["state"]) for d in details} == {(lender, "RES_ITEM_SHIPPED")}
+    if may_repeat:
+        # at most the same event again, identical, which the step's idempotency absorbs
+        assert len(details) <= 2 and all(d == details[0] for d in details), details
+    else:
+        assert len(details) == 1, details
+    # and when the steps run, the item is checked out exactly once, at the step's first attempt
+    settle(sb)
+    assert [loan["patron_barcode"] for loan in loans(sb, barcode)] == ["ILL-EAST"]
+    step = services.store.get_step("west", lender, StepName.LEND_SHIPPED)
+    assert step is not None and (step.status, step.attempt) == (StepStatus.SUCCEEDED, 1), step
+    assert queued_anywhere(sb) == {}
