@@ -499,7 +499,9 @@ def change_event(
     )
 
 
-def test_a_transition_and_its_event_are_recorded_together_or_not_at_all(store: BridgeStore) -> None:
+def test_a_transition_and_its_event_are_recorded_together_or_not_at_all(
+    store: BridgeStore, clock: Any
+) -> None:
     t0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
     # Given a transition recorded with its event
     first = store.record_state_change(
@@ -521,7 +523,8 @@ def test_a_transition_and_its_event_are_recorded_together_or_not_at_all(store: B
     )
     assert again == StateChange(False, "REQ_SHIPPED")
     assert store.pending_events(TENANT) == [pending]
-    # When the next transition is recorded, Then both wait, oldest first, each in its own tenant's outbox
+    # When the next transition is recorded later, Then both wait, oldest first, each in its own tenant's outbox
+    clock.advance(seconds=1)
     t1 = t0 + timedelta(minutes=1)
     later = store.record_state_change(
         TENANT,
