@@ -40,7 +40,7 @@ def run_burst(
 ) -> dict[str, Any]:
     """Drive the burst in ``sb`` (a started sandbox with the demo libraries, its simulator's clock not past
     ``start``); the poller's results."""
-    from illbridge.models import Side
+    from illbridge.models import ReShareRequestChanged, Side
     from illbridge.workflow.polling import poll_side
     from illbridge.workflow.services import current_services
 
@@ -65,14 +65,15 @@ def run_burst(
         assert report.error is None, report.error
 
     emitted: list[Any] = []
-    real_put = services.bus.put
+    real_send = services.bus.send
 
-    def recording_put(events: list[Any]) -> int:
-        delivered = real_put(events)
-        emitted.extend(events)
-        return delivered
+    def recording_send(items: Any) -> Any:  # the outbox's way onto the bus: count what the bus took
+        put, not_put, reason = real_send(items)
+        taken = [detail for key, _, detail in items if key in put]
+        emitted.extend(ReShareRequestChanged.model_validate_json(detail) for detail in taken)
+        return put, not_put, reason
 
-    services.bus.put = recording_put  # type: ignore[method-assign]
+    services.bus.send = recording_send  # type: ignore[method-assign]
     try:
         poll()  # the first sighting of every request
         emitted.clear()
@@ -107,7 +108,7 @@ def run_burst(
             len([c for c in sb.reshare.calls.list() if c.get("path") == "/rs/patronrequests"]) - calls_before
         )
     finally:
-        services.bus.put = real_put  # type: ignore[method-assign]
+        services.bus.send = real_send  # type: ignore[method-assign]
 
     lending = [event for event in emitted if event.side == "lending" and event.tenant == "west"]
     per_request = Counter(event.request_id for event in lending)

@@ -11,7 +11,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from bench.burst import START, run_burst
+
+# 300 transitions, each recorded with its outbox entry in one TransactWriteItems: moto copies the whole table
+# to roll a transaction back (moto/dynamodb/models/__init__.py transact_write_items), so on a busy machine
+# this takes minutes in the sandbox (real DynamoDB does not copy anything)
+pytestmark = pytest.mark.timeout(600)
 
 
 def test_a_burst_of_300_with_40_in_one_second_across_a_page_boundary_emits_each_transition_once(sb):
