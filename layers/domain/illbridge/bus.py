@@ -38,7 +38,7 @@ class BusTimings:
     connect_timeout: float = 2.0
     read_timeout: float = 5.0
     sdk_attempts: int = 2  # botocore "standard" retry mode: total attempts of one PutEvents call
-    entry_attempts: int = 3  # calls that re-send only the entries PutEvents reported as failed
+    entry_attempts: int = 2  # calls, the later ones re-sending only the entries PutEvents reported as failed
     backoff_seconds: float = 0.2
 
     @property

@@ -24,7 +24,17 @@ class BridgeSettings(BaseModel):
     config_prefix: str = Field(default="/reshare-wms-bridge", alias="CONFIG_PREFIX", pattern=r"^/[\w./-]*$")
     config_max_age_seconds: int = Field(default=300, alias="CONFIG_MAX_AGE_SECONDS", ge=0)
     history_ttl_days: int = Field(default=400, alias="HISTORY_TTL_DAYS", ge=1)
-    step_lease_seconds: int = Field(default=120, alias="STEP_LEASE_SECONDS", ge=5)
+    step_lease_seconds: float = Field(default=120, alias="STEP_LEASE_SECONDS", gt=0)
+    # Outbound budgets (illbridge.timings; template.yaml sets them per function, tests/template checks them)
+    reshare_connect_timeout: float = Field(default=5, alias="RESHARE_CONNECT_TIMEOUT", gt=0)
+    reshare_read_timeout: float = Field(default=20, alias="RESHARE_READ_TIMEOUT", gt=0)
+    reshare_read_tries: int = Field(default=2, alias="RESHARE_READ_TRIES", ge=1)
+    wms_connect_timeout: float = Field(default=5, alias="WMS_CONNECT_TIMEOUT", gt=0)
+    wms_max_read_timeout: float = Field(default=20, alias="WMS_MAX_READ_TIMEOUT", gt=0)
+    aws_connect_timeout: float = Field(default=2, alias="AWS_CONNECT_TIMEOUT", gt=0)
+    aws_read_timeout: float = Field(default=5, alias="AWS_READ_TIMEOUT", gt=0)
+    aws_tries: int = Field(default=2, alias="AWS_TRIES", ge=1)
+    bus_entry_tries: int = Field(default=2, alias="BUS_ENTRY_TRIES", ge=1)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> BridgeSettings:

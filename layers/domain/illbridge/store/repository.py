@@ -277,6 +277,7 @@ class BridgeStore:
         dynamodb_resource: DynamoDBServiceResource | None = None,
         history_ttl_days: int = 400,
         clock: Callable[[], datetime] = utcnow,
+        botocore_config: Any = None,
     ) -> None:
         if not table_name:
             raise StoreError("the bridge table name is empty")
@@ -286,6 +287,9 @@ class BridgeStore:
         self._history_ttl = timedelta(days=history_ttl_days)
         self._clock = clock
         self._seq = itertools.count()
+        self._botocore_config = (
+            botocore_config  # timeouts and tries of the DynamoDB client (illbridge.timings)
+        )
 
     # -- plumbing
 
@@ -293,7 +297,7 @@ class BridgeStore:
     def _table(self) -> Table:
         if self._table_handle is None:
             if self._resource is None:
-                self._resource = boto3.resource("dynamodb")
+                self._resource = boto3.resource("dynamodb", config=self._botocore_config)
             self._table_handle = self._resource.Table(self.table_name)
         return self._table_handle
 
@@ -489,7 +493,7 @@ class BridgeStore:
         step: StepName,
         *,
         trigger: str,
-        lease_seconds: int,
+        lease_seconds: float,
         force: bool = False,
     ) -> StepRecord:
         """Take the step for one attempt, or raise ``StepAlreadyClaimed`` / ``StepAlreadyDone``.
@@ -545,7 +549,7 @@ class BridgeStore:
         condition: str,
         trigger: str,
         now: datetime,
-        lease_seconds: int,
+        lease_seconds: float,
         *,
         reclaim: bool,
     ) -> StepRecord:

@@ -123,7 +123,7 @@ class WmsClient:
 
     ``session``: a ``requests.Session`` to use (default: a new pooled one, no retries, owned and closed by
     the client). ``tokens``: the token cache (default: the module-level ``DEFAULT_TOKENS``).
-    Timeouts: (min(timeout_seconds, 10), timeout_seconds).
+    Timeouts: (``connect_timeout``, default min(timeout_seconds, 10); timeout_seconds).
     """
 
     def __init__(
@@ -132,13 +132,15 @@ class WmsClient:
         *,
         session: requests.Session | None = None,
         tokens: TokenCache | None = None,
+        connect_timeout: float | None = None,
     ) -> None:
         self.settings = settings
         self._owns_session = session is None
         self._session = session if session is not None else new_session()
         self._tokens = tokens if tokens is not None else DEFAULT_TOKENS
         read = float(settings.timeout_seconds)
-        self.timeout: tuple[float, float] = (min(read, MAX_CONNECT_TIMEOUT_SECONDS), read)
+        connect = min(read, MAX_CONNECT_TIMEOUT_SECONDS) if connect_timeout is None else connect_timeout
+        self.timeout: tuple[float, float] = (connect, read)
 
     # --- lifecycle --------------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -220,7 +221,8 @@ def run_step(
         metrics.add_metric(name="DuplicateDeliveries", unit="Count", value=1)
         return StepResult(StepStatus.SUCCEEDED, {"duplicate": True})
     except StepAlreadyClaimed as exc:  # another worker runs it now: look again once its lease could be over
-        raise StepDeferred(str(exc), min(MAX_DELAY_SECONDS, services.settings.step_lease_seconds)) from exc
+        lease = math.ceil(services.settings.step_lease_seconds)
+        raise StepDeferred(str(exc), min(MAX_DELAY_SECONDS, lease)) from exc
 
     attempt = ctx.attempt
     started = services.clock()

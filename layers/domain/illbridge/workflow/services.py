@@ -9,6 +9,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+from illbridge import timings
 from illbridge.bus import EventBus
 from illbridge.config import ConfigStore, LibraryConfig
 from illbridge.reshare.client import ReShareClient
@@ -56,12 +57,36 @@ class Services:
 
     @classmethod
     def from_settings(cls, settings: BridgeSettings) -> Services:
+        """The services of a function, every outbound client within the function's budgets (``timings``)."""
         return cls(
             settings=settings,
             configs=ConfigStore(settings.config_prefix, max_age=settings.config_max_age_seconds),
-            store=BridgeStore(settings.table_name, history_ttl_days=settings.history_ttl_days),
-            bus=EventBus(settings.event_bus_name),
+            store=BridgeStore(
+                settings.table_name,
+                history_ttl_days=settings.history_ttl_days,
+                botocore_config=timings.botocore_config(settings),
+            ),
+            bus=EventBus(settings.event_bus_name, timings=timings.bus_timings(settings)),
+            reshare_factory=lambda config: reshare_client(settings, config),
+            wms_factory=lambda config: wms_client(settings, config),
         )
+
+
+def reshare_client(settings: BridgeSettings, config: LibraryConfig) -> ReShareClient:
+    """A library's ReShare client with the function's ReShare budget (timeouts, read tries)."""
+    return ReShareClient(
+        config.reshare,
+        timeout=(settings.reshare_connect_timeout, settings.reshare_read_timeout),
+        read_retries=settings.reshare_read_tries - 1,
+        backoff=timings.RESHARE_BACKOFF_SECONDS,
+    )
+
+
+def wms_client(settings: BridgeSettings, config: LibraryConfig) -> WmsClient:
+    """A library's WMS client; its read timeout (``wms.timeout_seconds``) capped by the function's budget."""
+    read = timings.wms_read_timeout(settings, config.wms.timeout_seconds)
+    capped = config.wms.model_copy(update={"timeout_seconds": read})
+    return WmsClient(capped, connect_timeout=min(settings.wms_connect_timeout, read))
 
 
 @lru_cache(maxsize=1)

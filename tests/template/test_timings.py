@@ -1,0 +1,127 @@
+"""Timings that fit together (issue 12, deliverable 5), checked against template.yaml and the clients' settings.
+
+For every function, its settings are validated from the environment the template gives it (Globals, then its
+own), exactly as the function does at start; the budgets are computed from those settings by
+``illbridge.timings`` (what the clients are built with); and the relations of docs/reliability.md ("Timings")
+must hold. A change to any timeout, try count, lease or visibility timeout that breaks one fails here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from illbridge import timings
+from illbridge.reshare.client import ReShareClient
+from illbridge.settings import BridgeSettings
+from illbridge.workflow.services import Services
+from sandbox.template import load_template
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = load_template(ROOT / "template.yaml")
+RESOURCES: dict[str, dict[str, Any]] = TEMPLATE["Resources"]
+FUNCTIONS = {k: v for k, v in RESOURCES.items() if v["Type"] == "AWS::Serverless::Function"}
+GLOBALS = TEMPLATE["Globals"]["Function"]
+PARAMETERS = {name: str(p.get("Default", "")) for name, p in TEMPLATE["Parameters"].items()}
+
+
+def resolved(value: Any) -> str:
+    """A template environment value with ``!Ref Parameter`` resolved to its default (others: a placeholder)."""
+    if isinstance(value, dict):
+        ref = value.get("Ref")
+        if ref in PARAMETERS:
+            return PARAMETERS[ref]
+        sub = value.get("Fn::Sub")
+        if isinstance(sub, str):  # "/${ConfigName}"
+            return sub.replace("${", "{").format(**PARAMETERS)
+        return "placeholder"
+    return str(value)
+
+
+def settings_of(name: str) -> BridgeSettings:
+    env = {
+        **GLOBALS["Environment"]["Variables"],
+        **FUNCTIONS[name]["Properties"].get("Environment", {}).get("Variables", {}),
+    }
+    return BridgeSettings.from_environ({k: resolved(v) for k, v in env.items()})
+
+
+def timeout_of(name: str) -> float:
+    return float(FUNCTIONS[name]["Properties"].get("Timeout", GLOBALS["Timeout"]))
+
+
+def queue_of(name: str) -> dict[str, Any] | None:
+    for event in FUNCTIONS[name]["Properties"].get("Events", {}).values():
+        if event["Type"] == "SQS":
+            return RESOURCES[event["Properties"]["Queue"]["Fn::GetAtt"][0]]["Properties"]
+    return None
+
+
+STEPS = sorted(name for name in FUNCTIONS if queue_of(name) is not None)
+
+
+def test_every_workflow_step_is_checked() -> None:
+    assert len(STEPS) == 5
+
+
+@pytest.mark.parametrize("name", STEPS)
+def test_a_step_s_lease_outlives_its_run_and_ends_before_its_message_comes_back(name: str) -> None:
+    queue = queue_of(name)
+    assert queue is not None
+    visibility = float(queue["VisibilityTimeout"])
+    lease = settings_of(name).step_lease_seconds
+    # a lease shorter than a run would let a second delivery claim the step while the first still acts
+    assert timeout_of(name) < lease, name
+    # a lease longer than the visibility timeout would make the next delivery find the crashed step still
+    # claimed, spend a receive, and reach the dead-letter queue before the lease ends
+    assert lease < visibility, name
+    # AWS's advice for SQS event sources
+    assert timeout_of(name) * timings.VISIBILITY_PER_FUNCTION_TIMEOUT <= visibility, name
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_each_outbound_call_fits_in_its_function_s_timeout(name: str) -> None:
+    settings = settings_of(name)
+    for budget in timings.budgets(settings):
+        assert budget.worst_case_seconds <= timeout_of(name), (name, budget)
+
+
+def test_the_webhook_answers_within_api_gateway_s_29_seconds() -> None:
+    settings = settings_of("WebhookFunction")
+    assert timeout_of("WebhookFunction") <= timings.API_GATEWAY_LIMIT_SECONDS
+    # it reads ReShare once, puts on the bus once and writes DynamoDB a few times: one slow call of each
+    # kind, each at its worst, still leaves an answer inside API Gateway's limit
+    path = [timings.reshare_budget(settings), timings.bus_budget(settings), timings.dynamodb_budget(settings)]
+    assert sum(b.worst_case_seconds for b in path) <= timings.API_GATEWAY_LIMIT_SECONDS, path
+    # the ReShare client's own default (20 s read timeout x 4 tries) took 84 s: the webhook has its own budget
+    assert (
+        timings.reshare_budget(settings).worst_case_seconds
+        < timings.reshare_budget(settings_of("ReSharePollerFunction")).worst_case_seconds
+    )
+
+
+def test_the_clients_are_built_with_the_budgets_the_checks_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("WebhookFunction", "ReSharePollerFunction", "LendShippedFunction"):
+        settings = settings_of(name)
+        services = Services.from_settings(settings)
+        config = _a_library()
+        reshare = services.reshare_factory(config)
+        assert isinstance(reshare, ReShareClient)
+        budget = timings.reshare_budget(settings)
+        assert reshare._timeout == (budget.connect, budget.read)
+        assert reshare._read_retries + 1 == budget.tries
+        wms = services.wms_factory(
+            config.model_copy(update={"wms": config.wms.model_copy(update={"timeout_seconds": 120})})
+        )
+        assert wms.timeout == (settings.wms_connect_timeout, settings.wms_max_read_timeout)
+        assert services.bus.timings == timings.bus_timings(settings)
+        assert services.store._botocore_config is not None
+        assert services.store._botocore_config.read_timeout == settings.aws_read_timeout
+
+
+def _a_library() -> Any:
+    from sandbox.demo import library_settings, validate
+
+    return validate(*library_settings("east", "http://127.0.0.1:9", "http://127.0.0.1:9"))
