@@ -63,6 +63,7 @@ import json
 import logging
 import re
 import threading
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -361,12 +362,10 @@ class _Handler(AllMethodsHandler):
             raise _Drop()
 
     # OAuth ----------------------------------------------------------------------------------------
-    def _token(self) -> None:
-        entry: dict[str, Any] = {"operation": "token", "registry_id": None}
+    def _logged(self, entry: dict[str, Any], serve: Callable[[dict[str, Any]], None]) -> None:
+        """Serve one request and put it in the request log with its outcome, whatever happens."""
         try:
-            self._token_inner(entry)
-            entry.setdefault("outcome", "success")
-            entry.setdefault("http_status", 200)
+            serve(entry)
         except _HttpError as exc:
             entry.setdefault("outcome", f"http_{exc.status}")
             entry["http_status"] = exc.status
@@ -378,6 +377,14 @@ class _Handler(AllMethodsHandler):
         finally:
             entry.setdefault("outcome", "error")
             self.state.log_request(entry)
+
+    def _token(self) -> None:
+        def serve(entry: dict[str, Any]) -> None:
+            self._token_inner(entry)
+            entry.setdefault("outcome", "success")
+            entry.setdefault("http_status", 200)
+
+        self._logged({"operation": "token", "registry_id": None}, serve)
 
     def _token_inner(self, entry: dict[str, Any]) -> None:
         body = self._read_body()
@@ -436,20 +443,7 @@ class _Handler(AllMethodsHandler):
 
     # NCIP -----------------------------------------------------------------------------------------
     def _ncip(self) -> None:
-        entry: dict[str, Any] = {"operation": None, "registry_id": None}
-        try:
-            self._ncip_inner(entry)
-        except _HttpError as exc:
-            entry.setdefault("outcome", f"http_{exc.status}")
-            entry["http_status"] = exc.status
-            raise
-        except _Drop:
-            entry.setdefault("outcome", "connection_closed")
-            entry["http_status"] = None
-            raise
-        finally:
-            entry.setdefault("outcome", "error")
-            self.state.log_request(entry)
+        self._logged({"operation": None, "registry_id": None}, self._ncip_inner)
 
     def _ncip_inner(self, entry: dict[str, Any]) -> None:
         body = self._read_body()
