@@ -25,6 +25,11 @@ MACHINE_PATH = re.compile(
     re.MULTILINE,
 )
 SHARED = re.compile(r"\.\./shared\b")
+# The offenders the tests below plant, assembled so that this file names no outside path itself (a plain
+# search of the repository for one stays clean).
+PLANTED_WORK = "/" + "work/"
+PLANTED_SHARED = ".." + "/shared"
+PLANTED_XSD = PLANTED_WORK + "shared/ncip/ncip_v2_02.xsd"
 # A section number of a document: the repository's documents are referred to by section name (an anchor).
 SECTION_NUMBER = re.compile(r"\.md\s*§|§\s*\d")
 MARKDOWN_LINK = re.compile(r"\[[^\]\n]*\]\(([^)\s]+)\)")
@@ -47,7 +52,7 @@ TEXT_SUFFIXES = {
 }
 TEXT_NAMES = {"Makefile", "run", ".gitignore"}
 # Upstream files kept byte for byte (tests/reference/README.md): not ours to edit, and they name none of our
-# documents. They are still checked for machine paths and `../shared`.
+# documents. They are still checked for machine paths and the shared folder beside the checkout.
 UPSTREAM = (
     "tests/reference/ncip/samples/",
     "tests/reference/reshare/samples/",
@@ -96,7 +101,8 @@ def machine_paths(path: str, text: str, root: Path = ROOT) -> list[Finding]:
     while start != -1:
         found.append(Finding(path, _line(text, start), f"this checkout's own location {here!r}"))
         start = text.find(here, start + 1)
-    found += [Finding(path, _line(text, m.start()), "reference to ../shared") for m in SHARED.finditer(text)]
+    outside = "reference to the shared folder beside the checkout"
+    found += [Finding(path, _line(text, m.start()), outside) for m in SHARED.finditer(text)]
     return found
 
 
@@ -187,7 +193,7 @@ def repo(tmp_path: Path) -> Path:
 @pytest.mark.parametrize(
     "line",
     [
-        'XSD = "/work/shared/ncip/ncip_v2_02.xsd"',
+        f'XSD = "{PLANTED_XSD}"',
         "see /home/alice/notes.txt",
         "open('/root/data.json')",
         "SCRATCH = '/tmp/illbridge/out'",
@@ -195,7 +201,7 @@ def repo(tmp_path: Path) -> Path:
         "(/Users/bob/src/samples)",
         'path = "C:\\\\Users\\\\bob\\\\samples"',
         r"dir C:\work\samples",
-        "samples: ../shared/ncip/samples",
+        f"samples: {PLANTED_SHARED}/ncip/samples",
     ],
 )
 def test_a_machine_path_is_found(repo: Path, line: str):
@@ -258,10 +264,8 @@ def test_a_reference_inside_the_repository_passes(repo: Path, source: str, text:
 
 def test_a_planted_offender_fails_the_repository_check(repo: Path):
     subprocess.run(["git", "init", "-q", str(repo)], check=True)
-    (repo / "app.py").write_text(
-        '"""Polls ReShare (reshare.md §6)."""\nXSD = "/work/shared/ncip/ncip_v2_02.xsd"\n'
-    )
+    (repo / "app.py").write_text(f'"""Polls ReShare (reshare.md §6)."""\nXSD = "{PLANTED_XSD}"\n')
     findings = [str(f) for path in repository_files(repo) if is_text(path) for f in check(path, repo)]
     assert any("'reshare.md' is not in the repository" in f for f in findings)
-    assert any("machine path '/work/'" in f for f in findings)
+    assert any(f"machine path {PLANTED_WORK!r}" in f for f in findings)
     assert any("section number" in f for f in findings)
