@@ -19,6 +19,8 @@ from typing import Any
 
 import requests
 
+from bench.pairs import create_shipped_pairs
+
 SIZES = (50, 200, 800)
 
 
@@ -28,19 +30,7 @@ def measure(size: int) -> dict[str, Any]:
     sb = Sandbox(background=False, visibility=1).start()
     try:
         with requests.Session() as http:
-            for n in range(size):
-                answer = http.post(
-                    f"{sb.urls['reshare']}/_sim/requests",
-                    json={
-                        "title": f"Bench title {n}",
-                        "patron_barcode": "EAST-P-0001",
-                        "pickup_location_slug": "east-main",
-                        "volumes": [{"item_barcode": f"WEST-BENCH-{n:05d}"}],
-                        "lender_state": "RES_ITEM_SHIPPED",
-                    },
-                    timeout=30,
-                )
-                answer.raise_for_status()
+            create_shipped_pairs(http, sb.urls["reshare"], size, "WEST-BENCH")
         from illbridge.workflow.polling import poll_all
         from illbridge.workflow.services import current_services
 

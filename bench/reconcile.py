@@ -18,6 +18,8 @@ from typing import Any
 
 import requests
 
+from bench.pairs import create_shipped_pairs
+
 SIZES = (10, 40)
 PROBES = ("lookup_user", "lookup_item")
 
@@ -30,7 +32,6 @@ def measure(size: int, probe: str) -> dict[str, Any]:
         from illbridge.workflow.reconcile import reconcile_library
         from illbridge.workflow.services import current_services
 
-        pairs = []
         with requests.Session() as http:
             for n in range(size):
                 http.post(
@@ -38,19 +39,7 @@ def measure(size: int, probe: str) -> dict[str, Any]:
                     json={"registry_id": "262626", "barcode": f"WEST-RC-{n:05d}", "branch": "262626"},
                     timeout=30,
                 ).raise_for_status()
-                answer = http.post(
-                    f"{sb.urls['reshare']}/_sim/requests",
-                    json={
-                        "title": f"Bench title {n}",
-                        "patron_barcode": "EAST-P-0001",
-                        "pickup_location_slug": "east-main",
-                        "volumes": [{"item_barcode": f"WEST-RC-{n:05d}"}],
-                        "lender_state": "RES_ITEM_SHIPPED",
-                    },
-                    timeout=30,
-                )
-                answer.raise_for_status()
-                pairs.append(answer.json())
+            pairs = create_shipped_pairs(http, sb.urls["reshare"], size, "WEST-RC")
         services = current_services()
         from illbridge.workflow.polling import poll_all
 
