@@ -10,7 +10,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import burst, environments, poller, reconcile
+from bench import burst, environments, layer, poller, reconcile
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 RECONCILE_INTRO = """N request pairs west lends to east: west's bridge watches N items on loan to one partner account
@@ -21,6 +21,7 @@ the token cached from the steps before is reused (0 new ones)."""
 
 
 def main() -> int:
+    layer_result = layer.run()
     results = poller.run()
     reconcile_results = reconcile.run()
     burst_out = subprocess.run(
@@ -71,6 +72,16 @@ ones, and a cold environment costs no more than a few warm invocations.
 | invocations | threads | warm, each | overlapping, each | ratio | one new environment | environments made |
 |---:|---:|---:|---:|---:|---:|---:|
 {environments.line(environments_result)}
+
+## The domain layer (`bench/layer.py`)
+
+The layer as `sam build` makes it (layers/domain/Makefile, arm64 wheels), without the AWS SDK the python3.12
+runtime carries. Before 2026-11-30 the layer was built by SAM's python builder and weighed 61 MB, 30 MB of it
+a botocore that aws-xray-sdk pulled in (newer than the one the tests ran, shadowing the runtime's).
+
+| layer | largest packages |
+|---:|---|
+{layer.line(layer_result)}
 
 ## WMS calls per reconciliation run (`bench/reconcile.py`)
 

@@ -29,7 +29,8 @@ def test_the_runtime_is_python312_on_arm64() -> None:
     assert function["Runtime"] == "python3.12"
     assert function["Architectures"] == ["arm64"]
     layer = RESOURCES["DomainLayer"]
-    assert layer["Metadata"]["BuildMethod"] == "python3.12"
+    assert layer["Properties"]["CompatibleRuntimes"] == ["python3.12"]
+    assert layer["Metadata"]["BuildArchitecture"] == "arm64"
     assert (ROOT / layer["Properties"]["ContentUri"] / "requirements.txt").is_file()
 
 
