@@ -99,6 +99,7 @@ KNOWN_SETTINGS: dict[str, tuple[str, str, str | None]] = {
     "auto_responder_status": ("autoResponder", "Refdata", "AutoResponder"),
     "auto_responder_cancel": ("autoResponder", "Refdata", "AutoResponder_Cancel"),
     "request_id_prefix": ("requests", "String", None),
+    "default_loan_period": ("requests", "String", None),
 }
 DEFAULT_SETTINGS = {"host_lms_integration": "manual"}
 #: Settings every mod-rs tenant has unless changed (referenceData/SettingsData.groovy ensureAppSetting):

@@ -114,6 +114,7 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from . import records as r
@@ -1092,12 +1093,20 @@ class Store:
         has_items = bool(req.volumes) and all(volume.item_id for volume in req.volumes)
         if not has_items:
             raise bad("cannot ship: the request has no item barcode (fill it with itemBarcodes first)")
-        due = parse_due_date(req.wanted_due_date) if req.wanted_due_date else default_due_date()
-        req.due_date_rs = due.isoformat()
-        req.parsed_due_date_ms = ms_from_date(due)
+        due = parse_due_date(req.wanted_due_date) if req.wanted_due_date else self._default_due_date(req)
+        req.due_date_rs = due.isoformat() if due else None
+        req.parsed_due_date_ms = ms_from_date(due) if due else None
         self._move(req, r.RES_ITEM_SHIPPED, action, note)
         req.answered = True
         self._send(req, "Loaned", note)
+
+    def _default_due_date(self, req: PatronRequest) -> date | None:
+        """Today + the lender tenant's `default_loan_period` ("56" unless set, SettingsData); None when it is
+        not a positive whole number: mod-rs then ships without a due date
+        (AbstractResponderSupplierCheckInToReshare: `defaultLoanPeriod > 0`, else dueDateRS stays null)."""
+        record = self.tenants[req.tenant].settings.get("default_loan_period")
+        value = str(record.get("value") or "").strip() if record else "56"
+        return default_due_date(int(value)) if value.isdigit() and int(value) > 0 else None
 
     def _complete(self, req: PatronRequest, action: str, note: str | None) -> None:
         for volume in req.volumes:

@@ -77,6 +77,32 @@ def create_pair(sb: Sandbox, **overrides: Any) -> dict[str, Any]:
     return sim(sb, "reshare", "POST", "requests", **body)
 
 
+def other_library(sb: Sandbox, tenant: str = "north") -> ReShareClient:
+    """A ReShare library that is not a bridge library (symbol RESHARE:<TENANT>, pickup location <tenant>-main),
+    and its staff's client; created once per sandbox (the simulator's tenant call is an upsert)."""
+    sim(
+        sb,
+        "reshare",
+        "POST",
+        "tenants",
+        tenant=tenant,
+        symbol=f"RESHARE:{tenant.upper()}",
+        username="bridge",
+        password=f"{tenant}-password",
+        settings={"host_lms_integration": "manual", "request_id_prefix": f"{tenant.upper()}-"},
+        pickup_locations=[{"slug": f"{tenant}-main", "name": tenant.title(), "lmsLocationCode": "111111"}],
+    )
+    return ReShareClient(
+        ReShareSettings(
+            base_url=sb.urls["reshare"],
+            tenant=tenant,
+            username="bridge",
+            password=f"{tenant}-password",
+            symbol=f"RESHARE:{tenant.upper()}",
+        )
+    )
+
+
 def ship(sb: Sandbox, pair: dict[str, Any], item_barcodes: list[str]) -> None:
     """The lender (west) checks the items in to ReShare and ships them; the bridge catches up."""
     Library(sb, "west").act(

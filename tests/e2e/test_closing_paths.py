@@ -9,12 +9,10 @@ from typing import Any
 
 import pytest
 
-from illbridge.config.library import ReShareSettings
 from illbridge.models import StepName, StepStatus
-from illbridge.reshare import ReShareClient
 from illbridge.workflow.services import current_services
 from sandbox.runtime import Sandbox
-from tests.e2e.conftest import Library, create_pair, settle, sim
+from tests.e2e.conftest import Library, create_pair, other_library, settle, sim
 
 pytestmark = pytest.mark.e2e
 
@@ -72,31 +70,11 @@ def test_end_of_rota_then_reviewed_ends_once(sandbox: Sandbox) -> None:
 def test_a_lender_that_cannot_supply_hands_over_to_the_next_and_the_loan_ends_right(sandbox: Sandbox) -> None:
     sb = sandbox
     # Given a rota of north (a ReShare library that is not a bridge library), then west
-    sim(
-        sb,
-        "reshare",
-        "POST",
-        "tenants",
-        tenant="north",
-        symbol="RESHARE:NORTH",
-        username="bridge",
-        password="north-password",
-        settings={"host_lms_integration": "manual", "request_id_prefix": "NORTH-"},
-        pickup_locations=[{"slug": "north-main", "name": "North", "lmsLocationCode": "111111"}],
-    )
+    north = other_library(sb)  # north's staff, through ReShare's API
     item = "WEST-ITEM-0004"
     pair = create_pair(sb, volumes=[{"item_barcode": item}], lender_tenant="north", next_lenders=["west"])
     east, west = Library(sb, "east"), Library(sb, "west")
     borrower_id, hrid = pair["borrower"]["id"], pair["hrid"]
-    north = ReShareClient(  # north's staff, through ReShare's API
-        ReShareSettings(
-            base_url=sb.urls["reshare"],
-            tenant="north",
-            username="bridge",
-            password="north-password",
-            symbol="RESHARE:NORTH",
-        )
-    )
     settle(sb)
 
     # When north cannot supply

@@ -71,20 +71,25 @@ def check_out_to_borrower(ctx: StepContext) -> StepResult:
         return StepResult(StepStatus.SKIPPED, {"reshare_state": state})
     mapping = lending_mapping(ctx, request)
     check_account(ctx, mapping)
-    differences = []
+    refused: list[tuple[str, WmsProblem]] = []
     probe = probe_for(ctx.config.wms, ctx.services.wms(ctx.config))
     for barcode in [i.barcode for i in mapping.items if not i.created_in_wms]:
         item = mapping.item(barcode)
         assert item is not None
         if not (ctx.reclaimed and on_loan_in_wms(ctx, mapping, item, probe)):
-            check_out(ctx, mapping, item)
-        lender_day = calendar_day(mapping.lender_due_date)
-        wms_day = library_day(ctx.config, item.wms_due_date)
-        if lender_day and wms_day and wms_day != lender_day:
-            differences.append(f"{barcode}: WMS due {wms_day}")
+            try:
+                check_out(ctx, mapping, item)
+            except WmsProblem as problem:  # a definite no for this volume: the other volumes still go out
+                refused.append((barcode, problem))
+                continue
         mapping = save(ctx, mapping)
     next_check(ctx, mapping)
     mapping = save(ctx, mapping)
+    differences = due_date_differences(ctx, mapping)
+    if refused:
+        raise NeedsStaff(
+            refusal_reason(ctx, mapping, refused, differences), refusal_fix(ctx, mapping, refused)
+        )
     if differences:
         raise_attention(
             ctx,
@@ -98,11 +103,68 @@ def check_out_to_borrower(ctx: StepContext) -> StepResult:
     )
 
 
+def due_date_differences(ctx: StepContext, mapping: Mapping) -> list[str]:
+    """The items whose due date in WMS is another calendar date (in the library's time zone) than ReShare's."""
+    lender_day = calendar_day(mapping.lender_due_date)
+    differences = []
+    for item in mapping.items:
+        wms_day = library_day(ctx.config, item.wms_due_date) if item.created_in_wms else None
+        if lender_day and wms_day and wms_day != lender_day:
+            differences.append(f"{item.barcode}: WMS due {wms_day}")
+    return differences
+
+
+# What a lender's staff do about each NCIP Problem WMS answers a CheckOutItem with (docs/operations.md#lending).
+CHECK_OUT_FIXES = {
+    "Unknown Item": "add the item to WMS under the barcode ReShare has (or correct the barcode in WMS)",
+    "Resource Cannot Be Provided": (
+        "check the item in at WMS (it is on loan or on hold to someone else there) or clear the hold"
+    ),
+    "User Blocked": "unblock the borrowing-institution account {account} in WMS",
+    "User Ineligible To Check Out This Item": "renew or unblock the borrowing-institution account {account} in WMS",
+    "Unknown User": "add the borrowing-institution account {account} to WMS (or map the partner to another one)",
+}
+
+
+def refusal_reason(
+    ctx: StepContext, mapping: Mapping, refused: list[tuple[str, WmsProblem]], differences: list[str]
+) -> str:
+    account = mapping.borrowing_institution_account
+    said = "; ".join(
+        f"{barcode}: {problem.problem_type}" + (f" ({problem.detail})" if problem.detail else "")
+        for barcode, problem in refused
+    )
+    out = [i.barcode for i in mapping.items if i.created_in_wms]
+    reason = f"WMS would not check out {len(refused)} of {len(mapping.items)} item(s) of request {ctx.hrid} "
+    reason += f"to {account}: {said}"
+    if out:
+        reason += f"; checked out: {', '.join(out)}"
+    if differences:
+        reason += f"; WMS set a different due date than ReShare ({calendar_day(mapping.lender_due_date)}): "
+        reason += "; ".join(differences)
+    return reason
+
+
+def refusal_fix(ctx: StepContext, mapping: Mapping, refused: list[tuple[str, WmsProblem]]) -> str:
+    account = mapping.borrowing_institution_account or "(none)"
+    generic = "fix the item or the account in WMS (or check the item out to {account} by hand in WMS)"
+    fixes = []
+    for _, problem in refused:
+        fix = CHECK_OUT_FIXES.get(problem.problem_type, generic).format(account=account)
+        if fix not in fixes:
+            fixes.append(fix)
+    text = "; ".join(fixes)
+    return (
+        f"{text[:1].upper()}{text[1:]}, then retry (only the items not checked out are sent) with: "
+        + retry_command(ctx.tenant, ctx.request_id, ctx.step)
+    )
+
+
 def lending_mapping(ctx: StepContext, request: PatronRequest) -> Mapping:
     store = ctx.services.store
     existing = store.get_mapping(ctx.tenant, ctx.request_id)
     if existing is not None:
-        return existing
+        return remapped(ctx, existing)
     barcodes = [v for v in (request.volumes or []) if v.item_id]
     if not barcodes:
         raise NeedsStaff(
@@ -133,6 +195,22 @@ def lending_mapping(ctx: StepContext, request: PatronRequest) -> Mapping:
         created_at=ctx.services.clock(),
     )
     return store.create_mapping(mapping)
+
+
+def remapped(ctx: StepContext, mapping: Mapping) -> Mapping:
+    """A retry after staff mapped the partner to another account: while nothing is checked out yet, the
+    account is the one the library's settings name now (once an item is out, the others follow it there)."""
+    account = ctx.config.account_for_partner(mapping.partner_symbol)
+    if not account or account == mapping.borrowing_institution_account:
+        return mapping
+    if any(i.created_in_wms for i in mapping.items):
+        return mapping
+    ctx.note(
+        "account changed",
+        f"partner {mapping.partner_symbol} now maps to {account} (was {mapping.borrowing_institution_account})",
+    )
+    mapping.borrowing_institution_account = account
+    return save(ctx, mapping)
 
 
 def check_account(ctx: StepContext, mapping: Mapping) -> None:
