@@ -10,7 +10,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import burst, environments, layer, poller, reconcile
+from bench import burst, coldstart, environments, layer, poller, reconcile
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 RECONCILE_INTRO = """N request pairs west lends to east: west's bridge watches N items on loan to one partner account
@@ -22,6 +22,7 @@ the token cached from the steps before is reused (0 new ones)."""
 
 def main() -> int:
     layer_result = layer.run()
+    coldstart_result = coldstart.run()
     results = poller.run()
     reconcile_results = reconcile.run()
     burst_out = subprocess.run(
@@ -82,6 +83,16 @@ a botocore that aws-xray-sdk pulled in (newer than the one the tests ran, shadow
 | layer | largest packages |
 |---:|---|
 {layer.line(layer_result)}
+
+## Cold start per function (`bench/coldstart.py`)
+
+Each function in a fresh interpreter, as Lambda starts one: its init (importing the handler, the layer on
+`sys.path`) against the floor (a fresh interpreter, `import boto3`, one DynamoDB client:
+{coldstart_result["floor_ms"]} ms here), then its own sample event from `events/` twice against the sandbox: what
+the first invocation costs over a warm one is what the handler builds lazily. Medians of
+{coldstart_result["runs"]} processes.
+
+{coldstart.table(coldstart_result)}
 
 ## WMS calls per reconciliation run (`bench/reconcile.py`)
 

@@ -184,6 +184,13 @@ class Stack:
             raise UnresolvableError(f"Fn::GetAtt {logical_id}.{attribute} ({resource_type}) is not supported")
         return getter(logical_id)
 
+    def condition(self, name: str) -> bool:
+        """A template condition (``Conditions``), evaluated with the stack's parameters as CloudFormation does."""
+        conditions = self.template.get("Conditions") or {}
+        if name not in conditions:
+            raise UnresolvableError(f"no condition {name!r} in the template")
+        return bool(self.resolve(conditions[name], f"Conditions.{name}"))
+
     # --- the resolver -----------------------------------------------------------------------------------
 
     def resolve(self, value: Any, where: str = "template") -> Any:
@@ -212,6 +219,12 @@ class Stack:
                 return str(self.resolve(text, where)).split(delimiter)
             if key == "Fn::ToJsonString":
                 return json.dumps(self.resolve(arg, where), separators=(",", ":"))
+            if key == "Fn::If":
+                condition, if_true, if_false = arg
+                return self.resolve(if_true if self.condition(str(condition)) else if_false, where)
+            if key == "Fn::Equals":
+                left, right = self.resolve(arg, where)
+                return str(left) == str(right)
             if key.startswith("Fn::") or key == "Condition":
                 raise UnresolvableError(f"{where}: {key} is not supported by the sandbox")
         return {k: self.resolve(v, f"{where}.{k}") for k, v in value.items()}

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import os
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 
 SERVICE = "reshare-wms-bridge"
 NAMESPACE = "ReShareWmsBridge"
@@ -14,8 +15,45 @@ NAMESPACE = "ReShareWmsBridge"
 # could not reach them): the one alarm of an outage watches it (template.yaml, OutageAlarm).
 OUTAGE_METRIC = "OutageWaits"
 
+
+def tracing_on(environ: dict[str, str] | os._Environ[str] = os.environ) -> bool:
+    """Whether invocations are traced in X-Ray: on Lambda, with the template's ``XRayTracing`` set to Active.
+
+    Powertools' own rule (``Tracer._is_tracer_disabled``): not when ``POWERTOOLS_TRACE_DISABLED`` is true, and
+    not outside Lambda or under ``sam local``. Decided here so that, when tracing is off, the X-Ray SDK (which
+    Powertools' Tracer imports even when disabled, with botocore's session behind it) is never imported.
+    """
+    if environ.get("POWERTOOLS_TRACE_DISABLED", "false").strip().lower() in {"1", "true", "yes", "on", "y"}:
+        return False
+    return bool(environ.get("LAMBDA_TASK_ROOT")) and not environ.get("AWS_SAM_LOCAL")
+
+
+class Untraced:
+    """What the handlers use of Powertools' ``Tracer`` when tracing is off: the same decorators, doing nothing."""
+
+    def capture_lambda_handler(self, handler: Callable[..., Any] | None = None, **_: Any) -> Any:
+        return handler if handler is not None else (lambda function: function)
+
+    def capture_method(self, method: Callable[..., Any] | None = None, **_: Any) -> Any:
+        return method if method is not None else (lambda function: function)
+
+    def put_annotation(self, key: str, value: Any) -> None:
+        return None
+
+    def put_metadata(self, key: str, value: Any, namespace: str | None = None) -> None:
+        return None
+
+
+def _tracer() -> Any:
+    if not tracing_on():
+        return Untraced()
+    from aws_lambda_powertools import Tracer
+
+    return Tracer(service=SERVICE)
+
+
 logger = Logger(service=SERVICE)
-tracer = Tracer(service=SERVICE)
+tracer = _tracer()
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
 
