@@ -104,7 +104,10 @@ def refusal(sb: Sandbox, case: str, item: str) -> Iterator[dict[str, Any]]:
         }
     elif case == "on-loan-to-someone-else":
         sim(sb, "wms", "POST", "checkout", item_barcode=item, patron_barcode="WEST-P-0001", registry_id=WEST)
-        checked_in = lambda: sim(sb, "wms", "POST", "checkin", barcode=item, branch=WEST)  # noqa: E731
+
+        def checked_in() -> None:
+            sim(sb, "wms", "POST", "checkin", barcode=item, branch=WEST)
+
         yield {"account": "ILL-EAST", "named": item, "fix": lambda: fixed_in_wms(checked_in)}
     elif case == "no-account-for-partner":
         north = other_library(sb)
@@ -130,7 +133,10 @@ def refusal(sb: Sandbox, case: str, item: str) -> Iterator[dict[str, Any]]:
         blocked = case == "blocked-account"
         account = wms_account(sb, **({"blocked": True} if blocked else {"expires": "2021-06-30"}))
         change = {"blocked": False} if blocked else {"expires": "2030-12-31"}
-        renewed = lambda: sim(sb, "wms", "POST", "patrons", registry_id=WEST, barcode=account, **change)  # noqa: E731
+
+        def renewed() -> None:
+            sim(sb, "wms", "POST", "patrons", registry_id=WEST, barcode=account, **change)
+
         with library_settings(sb, "west", partner_accounts={"RESHARE:EAST": account}):
             yield {"account": account, "named": account, "fix": lambda: fixed_in_wms(renewed)}
 

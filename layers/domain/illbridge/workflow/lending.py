@@ -347,6 +347,9 @@ def complete_after_wms_check_in(ctx: StepContext) -> StepResult:
     state = request.state.code
     if state == "RES_COMPLETE":
         ctx.note("ReShare already up to date", "ReShare shows RES_COMPLETE")
+        if mapping is not None and mapping.open:  # e.g. check_in_on_complete off: staff checked it in at WMS
+            mapping.open = False
+            save(ctx, mapping)
         return StepResult(StepStatus.SUCCEEDED, {"reshare_state": state})
     if state not in RETURNED_STATES or not ctx.config.steps.update_reshare_when_wms_checks_in_first:
         raise NeedsStaff(
