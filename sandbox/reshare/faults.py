@@ -9,11 +9,17 @@ and, if given, whose method is `method`. It fires `times` times (`-1`: until cle
   not processed.
 - `expire_token`: the token presented on the matching call counts as expired (401), and stays expired.
 - `drop_response`: process the call (e.g. performAction is applied), then close the connection with no answer.
+
+`probability` (0 < p <= 1, default 1) makes a fault fire on that share of the calls it matches, drawn from
+the fault's own `random.Random(seed)` (`seed`: an integer, or absent for an unseeded one), so a seeded run
+replays the same faults; a call a fault passes over goes on to the next matching fault (the chaos suite,
+bench/chaos.py, stacks 5xx and token expiries this way).
 """
 
 from __future__ import annotations
 
 import itertools
+import random
 import threading
 import time
 from collections import deque
@@ -37,6 +43,14 @@ class Fault:
     timeout_s: float = 30.0
     times: int = 1
     fired: int = 0
+    probability: float = 1.0
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+
+    def fires(self) -> bool:
+        return self.probability >= 1.0 or self._rng.random() < self.probability
 
     def matches(self, method: str, path: str) -> bool:
         if self.method and self.method != method:
@@ -44,7 +58,7 @@ class Fault:
         return self.path_prefix == "*" or path.startswith(self.path_prefix)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return asdict(self)  # dataclass fields only (not the random generator)
 
 
 def _number(spec: dict[str, Any], key: str, default: float, low: float, high: float) -> float:
@@ -63,7 +77,17 @@ class FaultBook:
     def add(self, spec: Any) -> Fault:
         if not isinstance(spec, dict):
             raise bad("a fault is a JSON object")
-        unknown = set(spec) - {"path_prefix", "method", "kind", "status", "latency_ms", "timeout_s", "times"}
+        unknown = set(spec) - {
+            "path_prefix",
+            "method",
+            "kind",
+            "status",
+            "latency_ms",
+            "timeout_s",
+            "times",
+            "probability",
+            "seed",
+        }
         if unknown:
             raise bad(f"unknown fault field(s): {', '.join(sorted(unknown))}")
         kind = spec.get("kind")
@@ -81,6 +105,12 @@ class FaultBook:
         if isinstance(times, bool) or not isinstance(times, int) or times == 0 or times < -1:
             raise bad("times must be a positive integer, or -1 for until cleared")
         status = int(_number(spec, "status", 503, 400, 599))
+        probability = spec.get("probability", 1.0)
+        if isinstance(probability, bool) or not isinstance(probability, int | float) or not 0 < probability <= 1:
+            raise bad("probability must be a number greater than 0 and at most 1")
+        seed = spec.get("seed")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise bad("seed must be an integer")
         with self._lock:
             fault = Fault(
                 id=next(self._ids),
@@ -91,6 +121,8 @@ class FaultBook:
                 latency_ms=int(_number(spec, "latency_ms", 0, 0, 120_000)),
                 timeout_s=float(_number(spec, "timeout_s", 30, 0, 600)),
                 times=times,
+                probability=float(probability),
+                seed=seed,
             )
             self._faults.append(fault)
             return fault
@@ -98,8 +130,8 @@ class FaultBook:
     def take(self, method: str, path: str) -> Fault | None:
         """The first fault matching this call, counted as fired (and dropped when used up)."""
         with self._lock:
-            for fault in self._faults:
-                if fault.matches(method, path):
+            for fault in list(self._faults):
+                if fault.matches(method, path) and fault.fires():
                     fault.fired += 1
                     if fault.times != -1 and fault.fired >= fault.times:
                         self._faults.remove(fault)

@@ -90,6 +90,9 @@ class MotoServer:
     def start(self) -> str:
         # werkzeug logs every request at INFO on its own handler unless its logger already has a level
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        from . import motofix
+
+        motofix.install()  # TransactWriteItems without a deep copy of the whole table (motofix's docstring)
         from moto.moto_server.werkzeug_app import (
             DomainDispatcherApplication,
             MotoRequestHandler,

@@ -43,7 +43,7 @@ from .functions import (
     read_functions,
 )
 from .gateway import Gateway
-from .queues import BatchOutcome, QueuePoller, QueueSource
+from .queues import BatchOutcome, QueuePoller, QueueSource, Redelivery
 from .scheduler import SCHEDULE_TYPES, Schedule, Scheduler, ScheduleRun
 
 log = logging.getLogger("sandbox.runtime")
@@ -502,17 +502,32 @@ class Sandbox:
             raise KeyError(f"{function_logical_id} has no SQS event source")
         return pollers[0].poll_once(batching_window=False)
 
+    def redeliver(self, copies: int = 2, max_delay: int = 300, seed: int | None = None) -> Redelivery:
+        """Switch at-least-once, unordered delivery on for every step queue (:class:`Redelivery`): each event
+        reaches its queue ``copies`` times, each copy delayed at random up to ``max_delay`` seconds."""
+        redelivery = Redelivery(copies=copies, max_delay=max_delay, seed=seed)
+        for poller in self.pollers.values():
+            poller.redelivery = redelivery
+        return redelivery
+
+    def deliver_once(self) -> None:
+        """Switch :meth:`redeliver` off: each event is delivered as moto delivers it (once, in order)."""
+        for poller in self.pollers.values():
+            poller.redelivery = None
+
     def pump_sns(self) -> int:
         """Deliver bus events that rules target at SNS topics (moto does not): the count published."""
         assert self.resources is not None, "start() first"
         return aws.pump_relays(self.boto3_client("sqs"), self.boto3_client("sns"), self.resources.relays)
 
-    def drain(self, max_rounds: int = 50, wait_invisible: bool = False) -> int:
+    def drain(self, max_rounds: int = 50, wait_invisible: bool = False, window: float = 0.0) -> int:
         """Invoke queue-triggered functions until every step queue is empty; the messages processed.
 
         Each round polls every enabled queue source until it receives nothing. Messages that are in flight
         (failed and waiting out their visibility timeout) are waited for only with ``wait_invisible``; they
-        then come back (or SQS moves them to their dead-letter queue after maxReceiveCount receives).
+        then come back (or SQS moves them to their dead-letter queue after maxReceiveCount receives). Waiting
+        moves simulated time to the next such message, plus ``window`` seconds: messages due within the window
+        are run in one round (many delayed copies, ``redeliver``, need far fewer rounds).
         """
         processed = 0
         pollers = [p for p in self.pollers.values() if p.source.enabled]
@@ -528,16 +543,16 @@ class Sandbox:
             processed += this_round
             if this_round:
                 continue
-            if not wait_invisible or not self._wait_visible(pollers):
+            if not wait_invisible or not self._wait_visible(pollers, window):
                 break
         return processed
 
-    def _wait_visible(self, pollers: list[QueuePoller]) -> bool:
+    def _wait_visible(self, pollers: list[QueuePoller], window: float = 0.0) -> bool:
         """Move simulated time to when a delayed or in-flight step message is visible; False if none is."""
         wait = self._next_visible_in(pollers)
         if wait is None:
             return False
-        self.advance(wait + 0.01)
+        self.advance(wait + 0.01 + window)
         return True
 
     def redrive(self, dead_letter_logical_id: str, destination_logical_id: str | None = None) -> int:

@@ -14,10 +14,12 @@ A message not deleted stays invisible until the queue's VisibilityTimeout expire
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
+import random
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .functions import EventSource, Functions, HandlerError
@@ -129,6 +131,59 @@ def failed_ids(response: Any, message_ids: set[str]) -> set[str] | None:
 
 
 @dataclass
+class Redelivery:
+    """A switch: every event reaches its step queue ``copies`` times, each copy after a random delay.
+
+    EventBridge delivers to its targets at least once and a standard SQS queue at least once and in no
+    particular order (AWS: EventBridge "at-least-once event delivery to targets"; SQS standard queues "at-least-
+    once delivery", "best-effort ordering"); the sandbox's moto delivers each event once, in order. With this
+    switch on, the first time a poller receives a message body it has not seen, the message is deleted and
+    ``copies`` copies of it (same body and attributes) are sent to the same queue, each with a ``DelaySeconds``
+    drawn from ``random.Random(seed)`` in [0, ``max_delay``]; copies, and the bridge's own re-sends of a
+    message (``send_again``: the same body), are delivered as they come. So every event arrives at least twice,
+    and out of order with the events around it (the chaos suite: bench/chaos.py).
+    """
+
+    copies: int = 2
+    max_delay: int = 300
+    seed: int | None = None
+    made: int = 0  # copies sent
+    _seen: set[bytes] = field(default_factory=set, repr=False)
+    _rng: random.Random = field(default_factory=random.Random, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.copies < 1 or not 0 <= self.max_delay <= 900:
+            raise ValueError("copies must be >= 1 and max_delay between 0 and 900 (SQS's longest delay)")
+        self._rng.seed(self.seed)
+
+    def intercept(self, sqs: Any, queue_url: str, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The messages to process now; each one seen for the first time is replaced by its delayed copies."""
+        now: list[dict[str, Any]] = []
+        for message in messages:
+            key = hashlib.sha256(message.get("Body", "").encode()).digest()
+            with self._lock:
+                first = key not in self._seen
+                self._seen.add(key)
+                delays = [self._rng.randint(0, self.max_delay) for _ in range(self.copies)] if first else []
+            if not first:
+                now.append(message)
+                continue
+            for delay in delays:
+                kwargs: dict[str, Any] = {"QueueUrl": queue_url, "MessageBody": message["Body"]}
+                if message.get("MessageAttributes"):
+                    kwargs["MessageAttributes"] = {
+                        name: {k: v for k, v in value.items() if k in ("DataType", "StringValue", "BinaryValue")}
+                        for name, value in message["MessageAttributes"].items()
+                    }
+                sqs.send_message(DelaySeconds=delay, **kwargs)
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+            with self._lock:
+                self.made += len(delays)
+        return now
+
+
+@dataclass
 class BatchOutcome:
     received: int
     deleted: int
@@ -146,6 +201,7 @@ class QueuePoller:
         self.region = region
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self.redelivery: Redelivery | None = None  # Sandbox.redeliver() switches it on
 
     def receive(self, wait_seconds: int = 0, batching_window: bool = True) -> list[dict[str, Any]]:
         """Up to BatchSize messages; with ``batching_window``, wait up to the window to fill the batch."""
@@ -175,6 +231,11 @@ class QueuePoller:
         messages = self.receive(wait_seconds, batching_window)
         if not messages:
             return BatchOutcome(0, 0, 0)
+        if self.redelivery is not None:
+            received = len(messages)
+            messages = self.redelivery.intercept(self.sqs, self.source.queue_url, messages)
+            if not messages:  # all replaced by their copies: received, none processed
+                return BatchOutcome(received, received, 0)
         return self.process(messages)
 
     def process(self, messages: list[dict[str, Any]]) -> BatchOutcome:

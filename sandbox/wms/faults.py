@@ -17,6 +17,17 @@ from .records import (
 from .tokens import TokenState
 
 
+def _probability(spec: dict[str, Any]) -> tuple[float, int | None]:
+    """``probability`` (0 < p <= 1, default 1: every matching call) and ``seed`` (an integer or absent)."""
+    probability = spec.get("probability", 1.0)
+    if isinstance(probability, bool) or not isinstance(probability, int | float) or not 0 < probability <= 1:
+        raise ValueError("probability must be a number greater than 0 and at most 1")
+    seed = spec.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise ValueError("seed must be an integer")
+    return float(probability), seed
+
+
 class FaultState(TokenState):
     # -- faults and log -------------------------------------------------------------------------------
     def add_fault(self, spec: dict[str, Any]) -> dict[str, Any]:
@@ -38,6 +49,8 @@ class FaultState(TokenState):
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
             raise ValueError("timeout_s must be a non-negative number")
         fault.timeout_s = float(timeout)
+        fault.probability, fault.seed = _probability(spec)
+        fault.rng.seed(fault.seed)
         if spec.get("problem_type") is not None:
             fault.problem_type = str(spec["problem_type"])
         if spec.get("problem_detail") is not None:
@@ -57,10 +70,10 @@ class FaultState(TokenState):
             return count
 
     def take_fault(self, operation: str) -> Fault | None:
-        """Consume one use of the first fault matching ``operation`` (or ``*``)."""
+        """Consume one use of the first fault matching ``operation`` (or ``*``) that fires (``probability``)."""
         with self.lock:
-            for fault in self.faults:
-                if fault.operation in (operation, "*"):
+            for fault in list(self.faults):
+                if fault.operation in (operation, "*") and fault.fires():
                     if fault.times > 0:
                         fault.times -= 1
                         if fault.times == 0:

@@ -4,6 +4,7 @@ faults, the errors its operations raise, and time helpers (all times timezone-aw
 
 from __future__ import annotations
 
+import random
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
@@ -466,6 +467,14 @@ class Fault:
     problem_type: str = "Temporary Processing Failure"
     problem_detail: str = "Injected fault"
     times: int = 1
+    # A fault with ``probability`` < 1 fires on that share of the calls it matches, drawn from its own
+    # ``random.Random(seed)``, so a seeded run replays the same faults (the chaos suite: bench/chaos.py)
+    probability: float = 1.0
+    seed: int | None = None
+    rng: random.Random = field(default_factory=random.Random, repr=False)
+
+    def fires(self) -> bool:
+        return self.probability >= 1.0 or self.rng.random() < self.probability
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -478,6 +487,8 @@ class Fault:
             "problem_type": self.problem_type,
             "problem_detail": self.problem_detail,
             "times": self.times,
+            "probability": self.probability,
+            "seed": self.seed,
         }
 
 

@@ -1,0 +1,91 @@
+"""The sandbox's faster moto TransactWriteItems (sandbox/runtime/motofix.py) keeps DynamoDB's all-or-nothing:
+a cancelled transaction leaves every item as it was (updated, put and deleted ones alike), a committed one
+applies every part, and the cancellation reasons are moto's own."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from sandbox.runtime import aws
+
+
+@pytest.fixture(scope="module")
+def dynamodb() -> Iterator[Any]:
+    server = aws.MotoServer()
+    url = server.start()
+    try:
+        client = aws.client("dynamodb", url, "eu-west-1")
+        client.create_table(
+            TableName="t",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        for n in range(20):
+            client.put_item(TableName="t", Item={"pk": {"S": f"p{n % 4}"}, "sk": {"S": f"s{n}"}, "v": {"N": "1"}})
+        yield client
+    finally:
+        server.stop()
+
+
+def everything(client: Any) -> list[dict[str, Any]]:
+    return sorted(client.scan(TableName="t")["Items"], key=lambda i: (i["pk"]["S"], i["sk"]["S"]))
+
+
+def key(pk: str, sk: str) -> dict[str, Any]:
+    return {"pk": {"S": pk}, "sk": {"S": sk}}
+
+
+def test_a_cancelled_transaction_changes_nothing(dynamodb: Any) -> None:
+    before = everything(dynamodb)
+    with pytest.raises(ClientError) as raised:
+        dynamodb.transact_write_items(
+            TransactItems=[
+                {
+                    "Update": {
+                        "TableName": "t",
+                        "Key": key("p0", "s0"),
+                        "UpdateExpression": "SET v = v + :one, w = :w",
+                        "ExpressionAttributeValues": {":one": {"N": "1"}, ":w": {"S": "changed"}},
+                    }
+                },
+                {"Put": {"TableName": "t", "Item": {**key("p9", "new"), "v": {"N": "5"}}}},
+                {"Delete": {"TableName": "t", "Key": key("p1", "s1")}},
+                {
+                    "ConditionCheck": {
+                        "TableName": "t",
+                        "Key": key("p2", "s2"),
+                        "ConditionExpression": "v = :two",
+                        "ExpressionAttributeValues": {":two": {"N": "2"}},
+                    }
+                },
+            ]
+        )
+    assert raised.value.response["Error"]["Code"] == "TransactionCanceledException"
+    assert "ConditionalCheckFailed" in str(raised.value)
+    assert everything(dynamodb) == before
+
+
+def test_a_committed_transaction_applies_every_part(dynamodb: Any) -> None:
+    dynamodb.transact_write_items(
+        TransactItems=[
+            {
+                "Update": {
+                    "TableName": "t",
+                    "Key": key("p3", "s3"),
+                    "UpdateExpression": "SET v = v + :one",
+                    "ExpressionAttributeValues": {":one": {"N": "1"}},
+                }
+            },
+            {"Put": {"TableName": "t", "Item": {**key("p8", "new"), "v": {"N": "7"}}}},
+        ]
+    )
+    assert dynamodb.get_item(TableName="t", Key=key("p3", "s3"))["Item"]["v"] == {"N": "2"}
+    assert dynamodb.get_item(TableName="t", Key=key("p8", "new"))["Item"]["v"] == {"N": "7"}
