@@ -54,8 +54,21 @@ def wms_faults(seed: int) -> list[dict[str, Any]]:
     """10 % 5xx, 5 % applied then lost, 5 % timeouts, of all WMS calls (each probability is of the calls the
     faults before it passed over: 0.10, 0.05 / 0.90, 0.05 / 0.85)."""
     return [
-        {"operation": "*", "kind": "http_error", "status": 503, "times": -1, "probability": 0.10, "seed": seed},
-        {"operation": "*", "kind": "drop_response", "times": -1, "probability": 0.05 / 0.90, "seed": seed + 1},
+        {
+            "operation": "*",
+            "kind": "http_error",
+            "status": 503,
+            "times": -1,
+            "probability": 0.10,
+            "seed": seed,
+        },
+        {
+            "operation": "*",
+            "kind": "drop_response",
+            "times": -1,
+            "probability": 0.05 / 0.90,
+            "seed": seed + 1,
+        },
         {
             "operation": "*",
             "kind": "timeout",
@@ -70,8 +83,21 @@ def wms_faults(seed: int) -> list[dict[str, Any]]:
 def reshare_faults(seed: int) -> list[dict[str, Any]]:
     """10 % 5xx and 3 % token expiries, of all ReShare calls."""
     return [
-        {"path_prefix": "*", "kind": "http_error", "status": 503, "times": -1, "probability": 0.10, "seed": seed},
-        {"path_prefix": "*", "kind": "expire_token", "times": -1, "probability": 0.03 / 0.90, "seed": seed + 1},
+        {
+            "path_prefix": "*",
+            "kind": "http_error",
+            "status": 503,
+            "times": -1,
+            "probability": 0.10,
+            "seed": seed,
+        },
+        {
+            "path_prefix": "*",
+            "kind": "expire_token",
+            "times": -1,
+            "probability": 0.03 / 0.90,
+            "seed": seed + 1,
+        },
     ]
 
 
@@ -119,7 +145,9 @@ class Chaos:
     # --- the systems ------------------------------------------------------------------------------------
 
     def sim(self, system: str, method: str, path: str, **body: Any) -> Any:
-        answer = self.http.request(method, f"{self.sb.urls[system]}/_sim/{path}", json=body or None, timeout=30)
+        answer = self.http.request(
+            method, f"{self.sb.urls[system]}/_sim/{path}", json=body or None, timeout=30
+        )
         if answer.status_code >= 300:
             raise RuntimeError(f"{system} /_sim/{path}: {answer.status_code} {answer.text}")
         return answer.json()
@@ -221,9 +249,7 @@ class Chaos:
             self.sb.drain(max_rounds=200)
             self.sb.advance(5 * MINUTE)
         self.faults_off(system)
-        for spec in (
-            wms_faults(self.seed * 10 + 1) if system == "wms" else reshare_faults(self.seed * 10 + 6)
-        ):
+        for spec in wms_faults(self.seed * 10 + 1) if system == "wms" else reshare_faults(self.seed * 10 + 6):
             self.sim(system, "POST", "faults", **spec)
 
     # --- the lives ------------------------------------------------------------------------------------------
@@ -232,7 +258,9 @@ class Chaos:
         for pair in self.pairs:
             for item in pair.items:
                 registry = REGISTRY[pair.lender]
-                self.sim("wms", "POST", "items", registry_id=registry, barcode=item, branch=registry, title="Chaos")
+                self.sim(
+                    "wms", "POST", "items", registry_id=registry, barcode=item, branch=registry, title="Chaos"
+                )
             made = self.sim(
                 "reshare",
                 "POST",
@@ -283,7 +311,11 @@ class Chaos:
             for temp in self.temp_items(pair):
                 self.sim("wms", "POST", "checkin", barcode=temp["barcode"], branch=REGISTRY[pair.borrower])
                 self.sim(
-                    "wms", "POST", "checkout", item_barcode=temp["barcode"], patron_barcode=PATRON[pair.borrower]
+                    "wms",
+                    "POST",
+                    "checkout",
+                    item_barcode=temp["barcode"],
+                    patron_barcode=PATRON[pair.borrower],
                 )
         self.settle()
         self.lap("check out")
@@ -292,7 +324,9 @@ class Chaos:
         for pair in self.shuffled():  # the patrons return: in ReShare first, or at the WMS desk first
             if pair.wms_first:
                 for temp in self.temp_items(pair):
-                    self.sim("wms", "POST", "checkin", barcode=temp["barcode"], branch=REGISTRY[pair.borrower])
+                    self.sim(
+                        "wms", "POST", "checkin", barcode=temp["barcode"], branch=REGISTRY[pair.borrower]
+                    )
             else:
                 self.act(pair.borrower, pair.ids["borrower"], "patronReturnedItem")
         self._schedules()
@@ -332,7 +366,9 @@ class Chaos:
             for tenant, registry in REGISTRY.items()
         }
         holds = {
-            tenant: Counter(h["item_barcode"] for h in self.sim("wms", "GET", f"holds?registry_id={registry}"))
+            tenant: Counter(
+                h["item_barcode"] for h in self.sim("wms", "GET", f"holds?registry_id={registry}")
+            )
             for tenant, registry in REGISTRY.items()
         }
         states = self.states()
@@ -356,16 +392,22 @@ class Chaos:
                 )
             for temp in temps:
                 if holds[pair.borrower][temp["barcode"]] != 1:
-                    duplicates.append(f"{where}: {holds[pair.borrower][temp['barcode']]} holds on {temp['barcode']}")
+                    duplicates.append(
+                        f"{where}: {holds[pair.borrower][temp['barcode']]} holds on {temp['barcode']}"
+                    )
             mapping = store.get_mapping(pair.borrower, pair.ids["borrower"])
             if mapping is None or mapping.open:
-                losses.append(f"{where}: the borrower's mapping is {'missing' if mapping is None else 'open'}")
+                losses.append(
+                    f"{where}: the borrower's mapping is {'missing' if mapping is None else 'open'}"
+                )
             for side, tenant in (("borrower", pair.borrower), ("lender", pair.lender)):
                 for step in store.steps(tenant, pair.ids[side]):
                     if step.status != StepStatus.SUCCEEDED:
                         losses.append(f"{where}: {side} step {step.step} {step.status} ({step.last_error})")
         attention = [
-            f"{a.tenant} {a.request_id} {a.step}: {a.reason}" for tenant in REGISTRY for a in store.list_attention(tenant)
+            f"{a.tenant} {a.request_id} {a.step}: {a.reason}"
+            for tenant in REGISTRY
+            for a in store.list_attention(tenant)
         ]
         dead = self.dead_letters()
         outbox = sum(len(store.pending_events(tenant)) for tenant in REGISTRY)
@@ -501,7 +543,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def result_ok(result: dict[str, Any]) -> bool:
     return not (
-        result["duplicates"] or result["losses"] or result["attention"] or result["dead_letters"] or result["outbox"]
+        result["duplicates"]
+        or result["losses"]
+        or result["attention"]
+        or result["dead_letters"]
+        or result["outbox"]
     )
 
 

@@ -1,7 +1,7 @@
 """``python -m sandbox up|wms|reshare``: the whole bridge locally, or one simulator on its own.
 
     python -m sandbox up [--tick SECONDS] [--gateway-port 3000] [--reshare-port 9130] [--wms-port 9140]
-                         [--moto-port 5055] [--visibility 10] [--ports-auto] [--no-demo] [--quiet]
+                         [--moto-port 5055] [--time-scale 0.25] [--ports-auto] [--no-demo] [--quiet]
     python -m sandbox wms [--port 9140] ...        (sandbox.wms.cli)
     python -m sandbox reshare [--port 9130] ...    (sandbox.reshare.cli)
 
@@ -34,11 +34,12 @@ def _up(argv: list[str]) -> int:
         "--ports-auto", action="store_true", help="any free ports (same as every port 0); see the banner"
     )
     parser.add_argument(
-        "--visibility",
-        type=int,
-        default=10,
-        help="every queue's VisibilityTimeout in seconds, so retries show within minutes (default 10; "
-        "-1 keeps the template's)",
+        "--time-scale",
+        type=float,
+        default=0.25,
+        help="every timing of the template (function timeouts, step lease, client timeouts and pauses, queue "
+        "visibility timeouts) times this factor, so retries show sooner and the timings still fit together "
+        "(default 0.25: a failed step comes back after 90 s instead of 360 s; 1 keeps the template's)",
     )
     parser.add_argument("--no-demo", action="store_true", help="no demo data and no demo libraries")
     parser.add_argument(
@@ -63,6 +64,8 @@ def _up(argv: list[str]) -> int:
         parser.error(str(exc))
     if args.tick is not None and args.tick <= 0:
         parser.error("--tick must be positive")
+    if not args.time_scale > 0:
+        parser.error("--time-scale must be greater than 0")
 
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO,
@@ -81,7 +84,8 @@ def _up(argv: list[str]) -> int:
         demo=not args.no_demo,
         relay=not args.no_relay,
         wms_options=wms_options,
-        visibility=None if args.visibility < 0 else args.visibility,
+        visibility=None,
+        time_scale=None if args.time_scale == 1 else args.time_scale,
     )
     stopping = threading.Event()
 

@@ -106,7 +106,11 @@ class FaultBook:
             raise bad("times must be a positive integer, or -1 for until cleared")
         status = int(_number(spec, "status", 503, 400, 599))
         probability = spec.get("probability", 1.0)
-        if isinstance(probability, bool) or not isinstance(probability, int | float) or not 0 < probability <= 1:
+        if (
+            isinstance(probability, bool)
+            or not isinstance(probability, int | float)
+            or not 0 < probability <= 1
+        ):
             raise bad("probability must be a number greater than 0 and at most 1")
         seed = spec.get("seed")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):

@@ -52,9 +52,12 @@ def render(sb: Sandbox) -> str:
         every = sb.tick or schedule.period
         when = f"every {every:g} s" if every else "by hand only"
         lines.append(f"  {schedule.function:28} {schedule.expression:18} {when}")
-    visibility = (
-        f"{sb.visibility} s (template's overridden)" if sb.visibility is not None else "as the template"
-    )
+    if sb.visibility is not None:
+        visibility = f"{sb.visibility} s (template's overridden)"
+    elif sb.time_scale is not None:
+        visibility = f"the template's x {sb.time_scale:g}, as every timing"
+    else:
+        visibility = "as the template"
     lines.append(f"Queues -> functions (visibility timeout {visibility}):")
     for poller in sb.pollers.values():
         source = poller.source

@@ -71,6 +71,7 @@ class Sandbox:
         relay: bool = False,
         wms_options: dict[str, str] | None = None,
         visibility: int | None = DEFAULT_VISIBILITY,
+        time_scale: float | None = None,
         template_path: str | Path | None = None,
         stack_name: str = STACK_NAME,
         region: str = REGION,
@@ -82,7 +83,8 @@ class Sandbox:
         self.demo = demo
         self.wms_options = dict(wms_options or {})  # WMS simulator switches (sandbox.wms.options)
         self.relay = relay  # the ReShare simulator pushes the demo tenants' state changes to the gateway
-        self.visibility = visibility
+        self.visibility = visibility  # overrides every queue's VisibilityTimeout (tests: 1 s); None: keep
+        self.time_scale = time_scale  # every timing of the template x this factor (sandbox.timescale)
         self.template_path = Path(template_path) if template_path else ROOT / "template.yaml"
         self.root = self.template_path.resolve().parent
         self.stack_name = stack_name
@@ -141,6 +143,10 @@ class Sandbox:
             mark = now
 
         template = load_template(self.template_path)
+        if self.time_scale is not None:
+            from sandbox.timescale import scale_timings
+
+            template = scale_timings(template, self.time_scale)
         self._moto = aws.MotoServer(self.ports["moto"], self.host)
         self.urls["moto"] = self._moto.start()
         self._moto.reset()  # moto's backends are process-wide: start from nothing

@@ -84,7 +84,7 @@ class FunctionSpec:
     arn: str
     code_dir: Path
     handler: str  # "module.attribute"
-    timeout: int
+    timeout: float
     memory_size: int
     environment: dict[str, str]  # Globals + the function's own, resolved
     reserved_concurrency: int | None
@@ -166,7 +166,7 @@ def read_functions(stack: Stack, root: Path) -> dict[str, FunctionSpec]:
             arn=stack.arn(logical_id),
             code_dir=(root / code_uri).resolve(),
             handler=str(prop("Handler", "app.handler")),
-            timeout=int(stack.resolve(prop("Timeout", 3))),
+            timeout=float(stack.resolve(prop("Timeout", 3))),
             memory_size=int(stack.resolve(prop("MemorySize", 128))),
             environment=environment,
             reserved_concurrency=int(stack.resolve(reserved)) if reserved is not None else None,

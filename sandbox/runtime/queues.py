@@ -173,7 +173,9 @@ class Redelivery:
                 kwargs: dict[str, Any] = {"QueueUrl": queue_url, "MessageBody": message["Body"]}
                 if message.get("MessageAttributes"):
                     kwargs["MessageAttributes"] = {
-                        name: {k: v for k, v in value.items() if k in ("DataType", "StringValue", "BinaryValue")}
+                        name: {
+                            k: v for k, v in value.items() if k in ("DataType", "StringValue", "BinaryValue")
+                        }
                         for name, value in message["MessageAttributes"].items()
                     }
                 sqs.send_message(DelaySeconds=delay, **kwargs)

@@ -35,6 +35,9 @@ class BridgeSettings(BaseModel):
     aws_read_timeout: float = Field(default=5, alias="AWS_READ_TIMEOUT", gt=0)
     aws_tries: int = Field(default=2, alias="AWS_TRIES", ge=1)
     bus_entry_tries: int = Field(default=2, alias="BUS_ENTRY_TRIES", ge=1)
+    # Pauses between tries: the first one, then doubling (the ReShare client's capped at 4 s)
+    reshare_backoff_seconds: float = Field(default=0.5, alias="RESHARE_BACKOFF_SECONDS", ge=0)
+    bus_backoff_seconds: float = Field(default=0.2, alias="BUS_BACKOFF_SECONDS", ge=0)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> BridgeSettings:

@@ -22,7 +22,6 @@ from illbridge.settings import BridgeSettings
 API_GATEWAY_LIMIT_SECONDS = 29.0  # REST API integration timeout
 VISIBILITY_PER_FUNCTION_TIMEOUT = 6  # AWS: visibility timeout >= 6 x the function's timeout
 WMS_TRIES = 2  # a 401 makes the WMS client fetch a new token and send once more (no other retries: NCIP)
-RESHARE_BACKOFF_SECONDS = 0.5  # the ReShare client's first pause between read tries (then doubling, capped)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +41,8 @@ class CallBudget:
 
 def reshare_budget(settings: BridgeSettings) -> CallBudget:
     tries = settings.reshare_read_tries
-    pauses = sum(min(BACKOFF_CAP_SECONDS, RESHARE_BACKOFF_SECONDS * 2 ** (n - 1)) for n in range(1, tries))
+    first = settings.reshare_backoff_seconds  # the first pause between read tries (then doubling, capped)
+    pauses = sum(min(BACKOFF_CAP_SECONDS, first * 2 ** (n - 1)) for n in range(1, tries))
     return CallBudget(
         "ReShare", settings.reshare_connect_timeout, settings.reshare_read_timeout, tries, pauses
     )
@@ -62,6 +62,7 @@ def bus_timings(settings: BridgeSettings) -> BusTimings:
         read_timeout=settings.aws_read_timeout,
         sdk_attempts=settings.aws_tries,
         entry_attempts=settings.bus_entry_tries,
+        backoff_seconds=settings.bus_backoff_seconds,
     )
 
 

@@ -21,7 +21,10 @@ def dynamodb() -> Iterator[Any]:
         client = aws.client("dynamodb", url, "eu-west-1")
         client.create_table(
             TableName="t",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
             AttributeDefinitions=[
                 {"AttributeName": "pk", "AttributeType": "S"},
                 {"AttributeName": "sk", "AttributeType": "S"},
@@ -29,7 +32,9 @@ def dynamodb() -> Iterator[Any]:
             BillingMode="PAY_PER_REQUEST",
         )
         for n in range(20):
-            client.put_item(TableName="t", Item={"pk": {"S": f"p{n % 4}"}, "sk": {"S": f"s{n}"}, "v": {"N": "1"}})
+            client.put_item(
+                TableName="t", Item={"pk": {"S": f"p{n % 4}"}, "sk": {"S": f"s{n}"}, "v": {"N": "1"}}
+            )
         yield client
     finally:
         server.stop()

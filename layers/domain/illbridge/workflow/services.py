@@ -78,7 +78,7 @@ def reshare_client(settings: BridgeSettings, config: LibraryConfig) -> ReShareCl
         config.reshare,
         timeout=(settings.reshare_connect_timeout, settings.reshare_read_timeout),
         read_retries=settings.reshare_read_tries - 1,
-        backoff=timings.RESHARE_BACKOFF_SECONDS,
+        backoff=settings.reshare_backoff_seconds,
     )
 
 
