@@ -524,7 +524,38 @@ HEADER = (
 )
 
 
-def main(argv: list[str] | None = None) -> int:
+SECTION_START = "<!-- chaos rows -->"
+SECTION_END = "<!-- /chaos rows -->"
+SECTION_INTRO = """## The chaos suite (`bench/chaos.py`)
+
+Whole lives of N request pairs (borrowing and lending in both directions, every third pair multi-volume, half
+returned in WMS first) under WMS 10 % 5xx + 5 % applied-then-lost + 5 % timeouts, ReShare 10 % 5xx + 3 % token
+expiries, every event delivered to its step queue twice after random delays of up to 5 minutes (out of order),
+and a 30-minute outage of WMS (while the temp items are to be made) and of ReShare (while the returns are
+noticed), in simulated time. Counted from the systems afterwards: duplicates (a lent item checked out twice,
+more temp items or holds than volumes), losses (a request not complete at either end, a lent item not back on
+the shelf, a borrower's mapping open, a step not succeeded), attention items, dead letters, events left in an
+outbox. What must hold: all zero. `python -m bench chaos --pairs 300 --seed N` adds or replaces its row;
+`tests/e2e/test_chaos.py` (`pytest -m chaos`) runs 60 pairs in `make test`. Time is wall-clock on a shared
+machine (loose)."""
+
+
+def section(current: str, row: str | None = None) -> str:
+    """The chaos section of bench/RESULTS.md: the rows already there (``current``'s), ``row`` added or put in
+    place of the row of the same seed and size."""
+    rows: list[str] = []
+    if SECTION_START in current and SECTION_END in current:
+        body = current.split(SECTION_START, 1)[1].split(SECTION_END, 1)[0]
+        rows = [line for line in body.splitlines() if line.startswith("| ") and line[2:3].isdigit()]
+    if row is not None:
+        key = row.split("|")[1:3]
+        key = [key[0].strip(), key[1].split("(")[0].strip()]
+        rows = [r for r in rows if [r.split("|")[1].strip(), r.split("|")[2].split("(")[0].strip()] != key]
+        rows.append(row)
+    return f"\n{SECTION_INTRO}\n\n{SECTION_START}\n{HEADER}\n" + "\n".join(rows) + f"\n{SECTION_END}\n"
+
+
+def main(argv: list[str] | None = None, results: Any = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench chaos", description=__doc__.split("\n\n")[0])
     parser.add_argument("--pairs", type=int, default=300)
     parser.add_argument("--seed", type=int, default=1)
@@ -538,6 +569,10 @@ def main(argv: list[str] | None = None) -> int:
         for entry in result[kind][:20]:
             print(f"{kind}: {entry}")
     print(json.dumps(result))
+    if results is not None:  # bench/RESULTS.md: the chaos section replaced, the rest kept
+        current = results.read_text() if results.exists() else "# Benchmark results\n"
+        head = current.split("\n## The chaos suite", 1)[0].rstrip("\n") + "\n"
+        results.write_text(head + section(current, line(result)))
     return 0 if result_ok(result) else 1
 
 

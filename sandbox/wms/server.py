@@ -29,7 +29,9 @@ HTTP Basic WSKey:secret; ``context:*`` scope words are ignored), ``POST /ncip`` 
   problem_detail, problem_element, problem_value}`` (unknown item/patron, blocked, expired, not checked out,
   on loan / on hold for someone else, unknown branch); bad payload -> 400; unknown registry_id -> 404
 * ``GET|POST|DELETE /_sim/faults`` ``{operation, kind, latency_ms, status, timeout_s, problem_type,
-  problem_detail, times}`` (POST answers the fault with its ``fault_id``; DELETE -> ``{cleared: n}``)
+  problem_detail, times, probability, seed}`` (``probability`` 0 < p <= 1, default 1: the share of matching
+  calls the fault fires on, drawn from its own ``random.Random(seed)``; a call it passes over goes on to the
+  next matching fault) (POST answers the fault with its ``fault_id``; DELETE -> ``{cleared: n}``)
 * ``GET|POST /_sim/token-ttl`` ``{token_ttl: seconds}``; ``POST /_sim/expire-tokens`` -> ``{expired: n}``
 * ``GET /_sim/options`` -> ``{options: {switch: value}, switches: [{name, values, default, value, known}]}``;
   ``POST /_sim/options`` ``{switch: value, ...}`` (all or nothing: an unknown switch or value -> 400, nothing
