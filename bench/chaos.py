@@ -140,6 +140,7 @@ class Chaos:
         self.phases: dict[str, float] = {}  # wall-clock seconds per phase of the lives
         self._mark = 0.0
         self.late: list[int] = []  # pairs that did not reach a state the bridge should have brought them to
+        self.refused: list[str] = []  # staff actions ReShare refused (a state the bridge should have reached)
         self.schedule_failures = 0
 
     # --- the systems ------------------------------------------------------------------------------------
@@ -153,7 +154,8 @@ class Chaos:
         return answer.json()
 
     def act(self, tenant: str, request_id: str, action: str, params: dict[str, Any] | None = None) -> None:
-        """Staff perform an action in ReShare, trying again after a fault (a 5xx or 401 applies nothing)."""
+        """Staff perform an action in ReShare, trying again after a fault (a 5xx or 401 applies nothing); an
+        action ReShare refuses in the request's state is noted (``refused``: the bridge left it behind)."""
         error: Exception | None = None
         for _ in range(50):
             try:
@@ -162,8 +164,10 @@ class Chaos:
             except Exception as exc:
                 error = exc
                 self.staff_retries += 1
+                if "A valid action was not supplied" in str(exc):
+                    break
         state = self.state(tenant, request_id)
-        raise RuntimeError(f"{tenant} could not perform {action} on {request_id} at {state}: {error}")
+        self.refused.append(f"{tenant} {request_id}: {action} refused at {state}: {error}")
 
     def state(self, tenant: str, request_id: str) -> str:
         for _ in range(50):
@@ -217,18 +221,18 @@ class Chaos:
         """Every request's state, from the ReShare simulator's own view (no faults there)."""
         return {r["id"]: r["state"]["code"] for r in self.sim("reshare", "GET", "requests")}
 
-    def wait_for(self, side: str, state: str, pairs: list[Pair], hours: int = 72) -> None:
-        """Time goes on (an hour at a time: polls, reconciliations, queues) until each pair's ``side`` is at
-        ``state``, as a bridge running for days would; at most ``hours``."""
-        for _ in range(hours):
+    def wait_for(self, side: str, state: str, pairs: list[Pair], hours: int = 96, step: int = 4) -> None:
+        """Time goes on (``step`` hours at a time: polls, reconciliations, queues) until each pair's ``side`` is
+        at ``state``, as a bridge running for days would; at most ``hours``."""
+        for _ in range(hours // step):
             states = self.states()
             if all(states.get(pair.ids[side]) == state for pair in pairs):
                 return
-            self.sb.advance(3600)
+            self.sb.advance(step * 3600)
             self.settle()
         self.late += [p.n for p in pairs if self.states().get(p.ids[side]) != state]
 
-    def pass_time(self, hours: int, step: int = 4) -> None:
+    def pass_time(self, hours: int, step: int = 12) -> None:
         """``hours`` go by, the schedules running every ``step`` hours (and the queues after them)."""
         for _ in range(hours // step):
             self.sb.advance(step * 3600)
@@ -343,6 +347,24 @@ class Chaos:
         self.settle()
         self.lap("complete")
 
+    def story(self, numbers: list[int]) -> dict[str, list[str]]:
+        """The bridge's history and steps of a few pairs (what to look at when one is late)."""
+        from illbridge.workflow.services import current_services
+
+        store = current_services().store
+        told: dict[str, list[str]] = {}
+        for pair in (p for p in self.pairs if p.n in numbers):
+            lines = [
+                f"{h.at:%d %H:%M} {h.step} {h.operation} {h.outcome.value} {h.summary or ''}"[:200]
+                for h in store.history(pair.borrower, pair.ids["borrower"])
+            ]
+            lines += [
+                f"step {s.step} {s.status} attempt {s.attempt} waits {s.waits} {s.last_error or ''}"[:200]
+                for s in store.steps(pair.borrower, pair.ids["borrower"])
+            ]
+            told[f"{pair.n} {pair.hrid} wms_first={pair.wms_first}"] = lines
+        return told
+
     def temp_items(self, pair: Pair) -> list[dict[str, Any]]:
         every = self.sim("wms", "GET", f"temp-items?registry_id={REGISTRY[pair.borrower]}")
         return [t for t in every if t["request_id"] == f"ReShareRequest{pair.hrid}"]
@@ -453,6 +475,16 @@ def slow_wms_answers(sb: Any) -> None:
     current_services().configs.ssm.clear_cache()
 
 
+def invocation_totals(sb: Any) -> dict[str, list[float]]:
+    """Per function: [invocations, seconds in its handler] (where the run's time went)."""
+    totals: dict[str, list[float]] = {}
+    for function, elapsed, _ in list(sb.functions.invocations):
+        total = totals.setdefault(function, [0, 0.0])
+        total[0] += 1
+        total[1] = round(total[1] + elapsed, 1)
+    return totals
+
+
 def pauses_in_simulated_time(sb: Any) -> None:
     """The bridge's ReShare clients pause between read tries in simulated time (``sb.advance``), not real time:
     the pauses are part of the budget the timings test checks; here they would only make the run slower."""
@@ -494,7 +526,10 @@ def run(pairs: int = 300, seed: int = 1, sandbox: Any = None) -> dict[str, Any]:
             "event_copies": redelivery.made,
             "staff_retries": chaos.staff_retries,
             "late": chaos.late,
+            "refused": chaos.refused,
+            "late_history": chaos.story(chaos.late[:3]),
             "phases": chaos.phases,
+            "invocations": invocation_totals(sb),
             "schedule_failures": chaos.schedule_failures,
             "simulated_hours": round(sb.offset / 3600, 1),
             "seconds": round(time.perf_counter() - began, 1),
@@ -565,7 +600,7 @@ def main(argv: list[str] | None = None, results: Any = None) -> int:
         result = run(args.pairs, args.seed)
     print(HEADER)
     print(line(result))
-    for kind in ("duplicates", "losses", "attention"):
+    for kind in ("duplicates", "losses", "attention", "refused"):
         for entry in result[kind][:20]:
             print(f"{kind}: {entry}")
     print(json.dumps(result))
@@ -578,7 +613,9 @@ def main(argv: list[str] | None = None, results: Any = None) -> int:
 
 def result_ok(result: dict[str, Any]) -> bool:
     return not (
-        result["duplicates"]
+        result["refused"]
+        or result["late"]
+        or result["duplicates"]
         or result["losses"]
         or result["attention"]
         or result["dead_letters"]

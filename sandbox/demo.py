@@ -15,6 +15,7 @@ import json
 from typing import Any
 
 from illbridge.config import LibraryConfig
+from illbridge.config.loader import secret_name, webhook_secret_name
 
 # Standard Webhooks secrets: "whsec_" + base64 of the key. Fixed demo keys (32 bytes), never for production.
 _WEBHOOK_KEYS = {
@@ -54,7 +55,8 @@ DEMO_LIBRARIES: dict[str, dict[str, Any]] = {
 def library_settings(
     library_id: str, reshare_url: str, wms_url: str
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(SSM settings, Secrets Manager secret) of one demo library, pointing at the simulators."""
+    """(SSM settings, every secret) of one demo library, pointing at the simulators (``split_secret`` makes
+    the two Secrets Manager secrets of it)."""
     demo = DEMO_LIBRARIES[library_id]
     wms_url = wms_url.rstrip("/")
     settings = {
@@ -75,6 +77,16 @@ def library_settings(
     }
     secret = {**demo["secrets"], "webhook_secrets": [WEBHOOK_SECRETS[library_id]]}
     return settings, secret
+
+
+def split_secret(secret: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(library secret, webhook secret): the WSKey secret never goes to the webhook's (config/loader.py)."""
+    library = {"wskey_secret": secret["wskey_secret"], "reshare_password": secret["reshare_password"]}
+    webhook = {
+        "webhook_secrets": list(secret.get("webhook_secrets", [])),
+        "reshare_password": secret["reshare_password"],
+    }
+    return library, webhook
 
 
 def validate(settings: dict[str, Any], secret: dict[str, Any]) -> LibraryConfig:
@@ -99,11 +111,15 @@ def seed_libraries(
         ssm.put_parameter(
             Name=f"{prefix}/libraries/{library_id}", Value=json.dumps(settings), Type="String", Overwrite=True
         )
-        name = f"{prefix.strip('/')}/libraries/{library_id}"
-        try:
-            secretsmanager.create_secret(Name=name, SecretString=json.dumps(secret))
-        except secretsmanager.exceptions.ResourceExistsException:
-            secretsmanager.put_secret_value(SecretId=name, SecretString=json.dumps(secret))
+        library_secret, webhook_secret = split_secret(secret)
+        for name, value in (
+            (secret_name(prefix, library_id), library_secret),
+            (webhook_secret_name(prefix, library_id), webhook_secret),
+        ):
+            try:
+                secretsmanager.create_secret(Name=name, SecretString=json.dumps(value))
+            except secretsmanager.exceptions.ResourceExistsException:
+                secretsmanager.put_secret_value(SecretId=name, SecretString=json.dumps(value))
     ssm.put_parameter(
         Name=f"{prefix}/libraries", Value=json.dumps(list(prepared)), Type="String", Overwrite=True
     )

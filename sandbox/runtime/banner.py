@@ -70,7 +70,8 @@ def render(sb: Sandbox) -> str:
     if sb.libraries:
         prefix = sb.env.get("CONFIG_PREFIX", "/reshare-wms-bridge")
         lines.append(
-            f"Demo libraries (SSM {prefix}/libraries/<id>, Secrets Manager {prefix.strip('/')}/libraries/<id>):"
+            f"Demo libraries (SSM {prefix}/libraries/<id>, Secrets Manager {prefix.strip('/')}/libraries/<id> "
+            f"and {prefix.strip('/')}/webhooks/<id>):"
         )
         for library_id, config in sb.libraries.items():
             demo = DEMO_LIBRARIES[library_id]

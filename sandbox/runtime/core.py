@@ -284,15 +284,25 @@ class Sandbox:
 
         from illbridge.config import ConfigStore
 
-        store = ConfigStore(
-            self.env.get("CONFIG_PREFIX", "/reshare-wms-bridge"),
-            max_age=0,
-            ssm=SSMProvider(boto3_client=self.boto3_client("ssm")),
-            secrets=SecretsProvider(boto3_client=self.boto3_client("secretsmanager")),
-        )
-        read = {config.library_id: config for config in store.all()}
-        if read != self.libraries:
-            raise RuntimeError(f"demo configuration reads back differently: {sorted(read)}")
+        def read(scope: str) -> dict[str, Any]:
+            store = ConfigStore(
+                self.env.get("CONFIG_PREFIX", "/reshare-wms-bridge"),
+                max_age=0,
+                ssm=SSMProvider(boto3_client=self.boto3_client("ssm")),
+                secrets=SecretsProvider(boto3_client=self.boto3_client("secretsmanager")),
+                scope=scope,
+            )
+            return {config.library_id: config for config in store.all()}
+
+        # the steps' view (library secret) and the webhook's (webhook secret), merged, are the demo libraries
+        library, webhook = read("library"), read("webhook")
+        merged = {
+            library_id: config.model_copy(update={"webhook_secrets": webhook[library_id].webhook_secrets})
+            for library_id, config in library.items()
+            if library_id in webhook
+        }
+        if merged != self.libraries or any(c.wms.wskey_secret.get_secret_value() for c in webhook.values()):
+            raise RuntimeError(f"demo configuration reads back differently: {sorted(merged)}")
 
     def _wire(self, specs: dict[str, FunctionSpec]) -> None:
         assert self.stack is not None and self.resources is not None and self.functions is not None

@@ -25,8 +25,12 @@ TEMPLATE = load_template(ROOT / "template.yaml")
 RESOURCES = TEMPLATE["Resources"]
 
 SETTINGS = "ssm:parameter/${ConfigName}/*"
-SECRETS = "secretsmanager:secret:${ConfigName}/*"
+SECRETS = "secretsmanager:secret:${ConfigName}/libraries/*"  # each library's secret: WSKey, ReShare password
+WEBHOOK_SECRETS = (
+    "secretsmanager:secret:${ConfigName}/webhooks/*"  # webhook signing secrets, ReShare password
+)
 CONFIG = {("ssm:GetParameter", SETTINGS), ("secretsmanager:GetSecretValue", SECRETS)}
+WEBHOOK_CONFIG = {("ssm:GetParameter", SETTINGS), ("secretsmanager:GetSecretValue", WEBHOOK_SECRETS)}
 BUS = {("events:PutEvents", "BridgeBus")}
 ITEM_INDEX = "BridgeTable/index/by-item-barcode"
 
@@ -57,10 +61,11 @@ CALLS: dict[str, set[tuple[str, str]]] = {
     | CONFIG,
     # webhook_seen/claim_webhook (Put, with its outbox entry in one transaction), the poller's last-seen write
     # with its outbox entry (Transitions), forget_event (Delete), find_by_item (index)
+    # the public webhook reads only each library's webhook secret (never the WSKey): LIBRARY_SECRETS=webhook
     "WebhookFunction": table("GetItem", "PutItem", "UpdateItem", "DeleteItem")
     | table("Query", resource=ITEM_INDEX)
     | BUS
-    | CONFIG,
+    | WEBHOOK_CONFIG,
     "BorrowReceivedFunction": step("BorrowReceivedQueue"),
     "BorrowReturnedFunction": step("BorrowReturnedQueue"),
     "LendShippedFunction": step("LendShippedQueue"),
@@ -194,3 +199,25 @@ def test_the_public_webhook_is_throttled_by_api_gateway() -> None:
         if event["Type"] in ("Api", "HttpApi")
     ]
     assert api_events and set(api_events) == {"Api"}  # all on the implicit REST API the setting covers
+
+
+def test_the_webhook_reads_only_webhook_secrets_and_the_other_functions_only_library_secrets() -> None:
+    """The names the loader reads (illbridge.config.loader) fall under the grants: the webhook's role can read
+    ``<ConfigName>/webhooks/<library>`` and not ``<ConfigName>/libraries/<library>`` (the WSKey secret)."""
+    from fnmatch import fnmatch
+
+    from illbridge.config.loader import secret_name, webhook_secret_name
+
+    prefix = "/reshare-wms-bridge"
+    library, webhook = secret_name(prefix, "east"), webhook_secret_name(prefix, "east")
+    for function in CALLS:
+        scope = "webhook" if function == "WebhookFunction" else "library"  # Services.webhook_configs
+        patterns = [
+            resource.removeprefix("secretsmanager:secret:").replace("${ConfigName}", prefix.strip("/"))
+            for action, resource in granted(function)
+            if action == "secretsmanager:GetSecretValue"
+        ]
+        readable = {
+            name for name in (library, webhook) if any(fnmatch(f"{name}-AbCdEf", p) for p in patterns)
+        }
+        assert readable == ({webhook} if scope == "webhook" else {library}), (function, patterns)

@@ -238,6 +238,9 @@ def test_the_demo_libraries_are_configured_where_the_functions_read_them(sb: San
     secret = json.loads(
         secrets.get_secret_value(SecretId=f"{prefix.strip('/')}/libraries/east")["SecretString"]
     )
+    webhook = json.loads(
+        secrets.get_secret_value(SecretId=f"{prefix.strip('/')}/webhooks/east")["SecretString"]
+    )
     # Then both libraries are there, pointing at the simulators, with their maps and secrets
     assert ids == ["east", "west"] == list(DEMO_LIBRARIES)
     assert east["reshare"] == {
@@ -251,11 +254,9 @@ def test_the_demo_libraries_are_configured_where_the_functions_read_them(sb: San
     assert east["wms"]["scim_url"] == f"{sb.urls['wms']}/idaas/scim/v2/Users/.search"
     assert east["pickup_branches"] == {"east-main": "128807", "east-science": "262630"}
     assert east["partner_agency_ids"] == {"RESHARE:WEST": "262626"}
-    assert secret == {
-        "wskey_secret": "east-secret",
-        "reshare_password": "east-password",
-        "webhook_secrets": [WEBHOOK_SECRETS["east"]],
-    }
+    assert secret == {"wskey_secret": "east-secret", "reshare_password": "east-password"}
+    # and the webhook's own secret: its signing secrets and the ReShare password, no WSKey secret
+    assert webhook == {"webhook_secrets": [WEBHOOK_SECRETS["east"]], "reshare_password": "east-password"}
     west = sb.libraries["west"]
     assert (west.wms.registry_id, west.wms.wskey, west.partner_accounts) == (
         "262626",

@@ -9,7 +9,7 @@ import pytest
 from moto import mock_aws
 
 from illbridge.config import ConfigStore, LibraryConfig
-from illbridge.config.loader import index_parameter, secret_name, settings_parameter
+from illbridge.config.loader import index_parameter, secret_name, settings_parameter, webhook_secret_name
 from illbridge.errors import ConfigurationError, UnknownLibrary
 
 PREFIX = "/test-bridge"
@@ -90,6 +90,51 @@ def test_an_unknown_library_is_one_clear_error(aws) -> None:
         ConfigStore(PREFIX, max_age=0).get("north")
     assert "library 'north'" in str(caught.value)
     assert settings_parameter(PREFIX, "north") in str(caught.value)
+
+
+WEBHOOK_SECRET = {"webhook_secrets": ["whsec_Zm9yIHRoZSB3ZWJob29rIG9ubHk="], "reshare_password": "pw"}
+
+
+def test_the_webhook_scope_reads_only_the_webhook_secret_and_never_holds_the_wskey(aws) -> None:
+    # Given a library whose library secret (with the WSKey) and webhook secret are stored apart
+    store_library(aws, "east", library_settings())
+    aws[1].create_secret(Name=webhook_secret_name(PREFIX, "east"), SecretString=json.dumps(WEBHOOK_SECRET))
+    # When the webhook's store reads it
+    config = ConfigStore(PREFIX, max_age=0, scope="webhook").get("east")
+    # Then it has the webhook's signing secrets and the ReShare password, and no WSKey secret
+    assert [s.get_secret_value() for s in config.webhook_secrets] == WEBHOOK_SECRET["webhook_secrets"]
+    assert config.reshare.password.get_secret_value() == "pw"
+    assert config.wms.wskey_secret.get_secret_value() == ""
+    # and the library scope does not take the webhook secret
+    library = ConfigStore(PREFIX, max_age=0).get("east")
+    assert library.wms.wskey_secret.get_secret_value() == "s3cret-wskey"
+    assert "whsec_Zm9yIHRoZSB3ZWJob29rIG9ubHk=" not in [s.get_secret_value() for s in library.webhook_secrets]
+
+
+def test_the_webhook_scope_works_without_the_library_secret_at_all(aws) -> None:
+    # the webhook's role may not read the library secret: it must not need it
+    store_library(aws, "east", library_settings(), secret=None)
+    aws[1].create_secret(Name=webhook_secret_name(PREFIX, "east"), SecretString=json.dumps(WEBHOOK_SECRET))
+    config = ConfigStore(PREFIX, max_age=0, scope="webhook").get("east")
+    assert config.reshare.password.get_secret_value() == "pw"
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        ConfigStore(PREFIX, max_age=0).get("east")
+
+
+def test_a_library_without_a_webhook_secret_signs_no_webhook(aws) -> None:
+    store_library(aws, "east", library_settings())
+    config = ConfigStore(PREFIX, max_age=0, scope="webhook").get("east")
+    assert config.webhook_secrets == []
+
+
+def test_a_webhook_secret_without_the_reshare_password_names_the_field(aws) -> None:
+    store_library(aws, "east", library_settings())
+    aws[1].create_secret(
+        Name=webhook_secret_name(PREFIX, "east"), SecretString=json.dumps({"webhook_secrets": ["whsec_x"]})
+    )
+    with pytest.raises(ConfigurationError) as caught:
+        ConfigStore(PREFIX, max_age=0, scope="webhook").get("east")
+    assert caught.value.field == "reshare_password"
 
 
 def test_a_missing_secret_names_the_library_and_the_secret(aws) -> None:

@@ -3,8 +3,13 @@
 Layout (``prefix`` is the ``CONFIG_PREFIX`` setting, e.g. ``/reshare-wms-bridge``):
 - SSM ``<prefix>/libraries``: JSON list of library ids this deployment serves;
 - SSM ``<prefix>/libraries/<library_id>``: JSON settings (everything of ``LibraryConfig`` but the secrets);
-- Secrets Manager ``<prefix without leading slash>/libraries/<library_id>``: JSON
-  ``{"wskey_secret": ..., "reshare_password": ..., "webhook_secrets": [...]}``.
+- Secrets Manager ``<prefix without leading slash>/libraries/<library_id>``, the library secret: JSON
+  ``{"wskey_secret": ..., "reshare_password": ...}``, read by every function but the public webhook;
+- Secrets Manager ``<prefix without leading slash>/webhooks/<library_id>``, the webhook secret: JSON
+  ``{"webhook_secrets": [...], "reshare_password": ...}``, the only secret the public webhook may read (it checks
+  signatures and re-reads ReShare; it never holds the WSKey secret). ``ConfigStore(scope="webhook")`` reads it:
+  its configurations have an empty ``wms.wskey_secret``. The library secret's own ``webhook_secrets``, if an
+  older deployment still has them there, are read by the library scope and never by the webhook.
 Values are cached for ``max_age`` seconds per function instance.
 """
 
@@ -21,6 +26,8 @@ from illbridge.config.library import LibraryConfig
 from illbridge.errors import ConfigurationError, UnknownLibrary
 
 SECRET_FIELDS = ("wskey_secret", "reshare_password")
+WEBHOOK_SECRET_FIELDS = ("webhook_secrets", "reshare_password")
+SCOPES = ("library", "webhook")
 
 
 def settings_parameter(prefix: str, library_id: str) -> str:
@@ -33,6 +40,10 @@ def index_parameter(prefix: str) -> str:
 
 def secret_name(prefix: str, library_id: str) -> str:
     return f"{prefix.strip('/')}/libraries/{library_id}"
+
+
+def webhook_secret_name(prefix: str, library_id: str) -> str:
+    return f"{prefix.strip('/')}/webhooks/{library_id}"
 
 
 def _not_found(exc: Exception) -> bool:
@@ -50,8 +61,12 @@ class ConfigStore:
         max_age: int = 300,
         ssm: SSMProvider | None = None,
         secrets: SecretsProvider | None = None,
+        scope: str = "library",
     ) -> None:
+        if scope not in SCOPES:
+            raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
         self.prefix = prefix
+        self.scope = scope
         self.max_age = max_age
         self._ssm = ssm
         self._secrets = secrets
@@ -82,8 +97,12 @@ class ConfigStore:
 
     def get(self, library_id: str) -> LibraryConfig:
         settings = self._settings(library_id)
-        secret = self._secret(library_id)
-        merged = _merge(settings, secret, library_id)
+        if self.scope == "webhook":
+            secret = self._webhook_secret(library_id)
+            merged = _merge(settings, {**secret, "wskey_secret": ""}, library_id)
+        else:
+            secret = self._secret(library_id, secret_name(self.prefix, library_id), SECRET_FIELDS)
+            merged = _merge(settings, secret, library_id)
         try:
             return LibraryConfig.model_validate(merged)
         except ValidationError as exc:
@@ -117,27 +136,44 @@ class ConfigStore:
             raise ConfigurationError(f"parameter {name} must be a JSON object", library_id=library_id)
         return value
 
-    def _secret(self, library_id: str) -> dict[str, Any]:
-        name = secret_name(self.prefix, library_id)
+    def _secret(
+        self, library_id: str, name: str, fields: tuple[str, ...], missing: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The secret ``name`` with every one of ``fields``; ``missing`` (if given) when it does not exist."""
         try:
             value = self.secrets.get(name, transform="json", max_age=self.max_age)
         except TransformParameterError as exc:
             raise ConfigurationError(f"secret {name} is not valid JSON", library_id=library_id) from exc
         except GetParameterError as exc:
+            if _not_found(exc) and missing is not None:
+                return missing
             if _not_found(exc):
                 raise ConfigurationError(
-                    f"secret {name} does not exist (it holds {', '.join(SECRET_FIELDS)})",
+                    f"secret {name} does not exist (it holds {', '.join(fields)})",
                     library_id=library_id,
                 ) from exc
             raise
         if not isinstance(value, dict):
             raise ConfigurationError(f"secret {name} must be a JSON object", library_id=library_id)
-        for field in SECRET_FIELDS:
+        for field in fields:
             if not value.get(field):
                 raise ConfigurationError(
                     f"secret {name} has no {field!r}", library_id=library_id, field=field
                 )
+        if "webhook_secrets" in fields and not isinstance(value["webhook_secrets"], list):
+            raise ConfigurationError(
+                f"secret {name}: webhook_secrets must be a list",
+                library_id=library_id,
+                field="webhook_secrets",
+            )
         return value
+
+    def _webhook_secret(self, library_id: str) -> dict[str, Any]:
+        """The library's webhook secret; a library without one signs no webhook (no secrets, no password)."""
+        name = webhook_secret_name(self.prefix, library_id)
+        return self._secret(
+            library_id, name, WEBHOOK_SECRET_FIELDS, missing={"webhook_secrets": [], "reshare_password": ""}
+        )
 
 
 def _merge(settings: dict[str, Any], secret: dict[str, Any], library_id: str) -> dict[str, Any]:

@@ -40,6 +40,24 @@ class Services:
     reshare_factory: Callable[[LibraryConfig], Any] = lambda config: ReShareClient(config.reshare)
     wms_factory: Callable[[LibraryConfig], Any] = lambda config: WmsClient(config.wms)
 
+    _webhook_configs: ConfigStore | None = None
+
+    @property
+    def webhook_configs(self) -> ConfigStore:
+        """The libraries as the public webhook may read them: each one's webhook secret (signing secrets and
+        the ReShare password), never the library secret with the WSKey secret (config/loader.py). The webhook
+        reads configuration only through this; its role can read nothing else (template.yaml)."""
+        if self._webhook_configs is None:
+            configs = self.configs
+            self._webhook_configs = ConfigStore(
+                configs.prefix,
+                max_age=configs.max_age,
+                ssm=configs.ssm,
+                secrets=configs.secrets,
+                scope="webhook",
+            )
+        return self._webhook_configs
+
     def reshare(self, config: LibraryConfig) -> ReShareClient:
         return self._client(self._reshare, config, self.reshare_factory)
 

@@ -165,7 +165,7 @@ def authenticate(services: Services, headers: dict[str, str], body: bytes | str)
         raise Unauthorized("webhook-timestamp is more than 5 minutes off")
     offered = [sig for version, sig in signatures if version == "v1"]
     signed_content = f"{webhook_id}.{stamp}.".encode() + raw
-    for config in services.configs.all():
+    for config in services.webhook_configs.all():  # the webhook secrets only, never the WSKey secret
         for secret in config.webhook_secrets:
             key = _key(secret.get_secret_value())
             if key is None:
