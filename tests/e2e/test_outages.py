@@ -181,3 +181,24 @@ def test_an_outage_longer_than_the_library_s_deadline_becomes_one_attention_item
             [item] = [a for a in store.list_attention(tenant) if a.request_id == pair[side]["id"]]
             assert item.reason.startswith("still failing after 2 h (the library waits 2 h)"), item.reason
             assert "reachable again" in item.fix and item.retry
+
+
+@pytest.mark.usefixtures("quick_reshare_client")
+def test_a_poll_whose_host_lms_check_falls_due_during_a_reshare_outage_waits_instead_of_failing(
+    sandbox: Sandbox,
+) -> None:
+    """Found by the full suite on a loaded machine: the poller re-reads each tenant's host_lms_integration every
+    15 minutes (real time); when that fell due during a ReShare outage, the unreachable ReShare was reported as
+    a misconfigured tenant, so the poll failed (retries, ScheduleDeadLetterQueue) instead of waiting."""
+    from illbridge.workflow import checks
+
+    sb = sandbox
+    outage(sb, "reshare")
+    try:
+        checks._verified.clear()  # the 15-minute re-check of every tenant is due now
+        run = sb.run_schedule("ReSharePollerFunction")
+        assert run.ok and not run.dead_lettered, run.error
+        assert run.result["waiting"] == 4  # both sides of both libraries wait
+    finally:
+        recovery(sb, "reshare")
+    assert sb.run_schedule("ReSharePollerFunction").ok

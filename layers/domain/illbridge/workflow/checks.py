@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from illbridge.config import LibraryConfig
-from illbridge.errors import BridgeError, PatronNotFound
+from illbridge.errors import BridgeError, PatronNotFound, ReShareError
 from illbridge.workflow.services import Services
 
 MANUAL = "manual"
@@ -47,11 +47,15 @@ class HostLmsIntegrationOn(BridgeError):
     transient = True
 
 
-def host_lms_finding(services: Services, config: LibraryConfig) -> Finding:
+def host_lms_finding(services: Services, config: LibraryConfig, *, outage_raises: bool = False) -> Finding:
+    """Whether the tenant is ``manual``. With ``outage_raises``, ReShare being unreachable (a transient ReShare
+    fault) raises it as it is, so a poll during an outage waits instead of failing as misconfigured."""
     tenant = config.reshare.tenant
     try:
         value = services.reshare(config).app_setting(SETTING)
     except BridgeError as exc:
+        if outage_raises and isinstance(exc, ReShareError) and exc.transient:
+            raise
         return Finding(
             config.library_id,
             "reshare",
@@ -209,7 +213,7 @@ def require_manual_integration(services: Services, config: LibraryConfig) -> Non
     with _verified_lock:
         if time.monotonic() - _verified.get(key, -RECHECK_SECONDS) < RECHECK_SECONDS:
             return
-    finding = host_lms_finding(services, config)
+    finding = host_lms_finding(services, config, outage_raises=True)  # an outage: the caller waits
     if not finding.ok:
         with _verified_lock:
             _verified.pop(key, None)
