@@ -3,7 +3,7 @@
 Record shapes (what `GET /rs/patronrequests` answers):
 
 - **brief** (list results without `fullRecord=true`): `id`, `hrid`, `isRequester`, `state{code,terminal}`,
-  `title`, `author`, `patronIdentifier`, `pickupLocationSlug`, `pickupLocation`, `dueDateRS` (`YYYY-MM-DD`),
+  `title`, `author`, `patronIdentifier`, `pickupLocationSlug`, `pickupLocation`, `dueDateRS` (an ISO instant, set at the fill),
   `parsedDueDateRS`, `requestingInstitutionSymbol`, `supplyingInstitutionSymbol`, `lastUpdated`,
   `dateCreated`, `needsAttention`. Every date is rendered as mod-rs renders a `Date` (grails-views default):
   ISO-8601 UTC to the second (`2026-11-30T08:00:00Z`), so many rows can share one `lastUpdated`; the
@@ -250,7 +250,7 @@ class PatronRequest:
     lender_tenant: str | None = None  # borrower: the tenant its rota points at
     next_lenders: list[str] = field(default_factory=list)  # borrower: the rest of the rota, in order
     item_specs: list[ItemSpec] = field(default_factory=list)  # borrower: what the lender will send
-    wanted_due_date: str | None = None  # YYYY-MM-DD the lender will lend until
+    wanted_due_date: str | None = None  # the loanDateOverride instant the lender will lend until
     saved_states: list[str] = field(default_factory=list)  # mod-rs "save/restore state" stack
     undo: dict[str, Any] | None = None  # {"action", "from", "to"} of the last undoable step
     answered: bool = False  # lender: the will-supply answer was sent
@@ -261,6 +261,9 @@ class PatronRequest:
     manually_closed: bool = (
         False  # mod-rs PatronRequest.manuallyClosed: AppListenerService then publishes nothing
     )
+    # mod-rs PatronRequest.requestToContinue (default true): set false by requesterCancel, true by
+    # requesterRejectConditions (ActionPatronRequestCancelService); read when the lender's yes arrives
+    request_to_continue: bool = True
 
     @property
     def network_status(self) -> str:
@@ -321,6 +324,7 @@ class PatronRequest:
                 "conditions": [dict(entry) for entry in self.conditions],
                 "precededBy": {"id": self.preceded_by} if self.preceded_by else None,
                 "succeededBy": {"id": self.succeeded_by} if self.succeeded_by else None,
+                "requestToContinue": self.request_to_continue,
             }
         )
         if self.pick_location:  # the gson renders pickLocation (explicitly) only when there is one

@@ -24,7 +24,8 @@ Control (no auth, JSON in and out):
 - `POST /_sim/requests` {borrower_tenant="east", lender_tenant="west", title, author?, isbn?, publisher?,
   publication_date?, patron_barcode, patron_note?, pickup_location_slug (must exist in the borrower tenant),
   volumes?: [{item_barcode, call_number?, name?}] (default one volume "<LENDER>-ITEM-0001"),
-  due_date?: "YYYY-MM-DD", lender_state?: RES_IDLE | RES_NEW_AWAIT_PULL_SLIP (default) | RES_AWAIT_PICKING |
+  due_date?: "YYYY-MM-DD" (that day, 00:00Z, as loanDateOverride) or an instant,
+  lender_state?: RES_IDLE | RES_NEW_AWAIT_PULL_SLIP (default) | RES_AWAIT_PICKING |
   RES_AWAIT_SHIP | RES_ITEM_SHIPPED, borrower_state?: REQ_INVALID_PATRON | REQ_DUPLICATE_REVIEW |
   REQ_LOCAL_REVIEW, next_lenders?: [tenant, ...] (the rest of the rota, asked in turn when a lender cannot
   supply)}
@@ -49,7 +50,7 @@ Control (no auth, JSON in and out):
 - `POST /_sim/clock` {at: ISO | null, step_ms?: 0} -> {at, pinned_ms}: pin the clock (with step_ms 0 every
   change then shares one `lastUpdated`, as a burst inside one second does; step_ms 1000 gives each change
   its own second) or follow the wall clock again
-- `GET|POST /_sim/options` {lender_on_received: RES_ITEM_SHIPPED | RES_AWAITING_RETURN_SHIPPING,
+- `GET|POST /_sim/options` {lender_on_received: RES_AWAITING_RETURN_SHIPPING (default) | RES_ITEM_SHIPPED,
   network_busy_ms: 0..600000 (how long a request that sent a partner message stays networkStatus Waiting)}
 - `POST /_sim/network` {tenant, id, status: Waiting | Retry, for_ms} -> keep one request busy that long
 - `POST /_sim/touch` {tenant, id} -> {id, lastUpdated}: SIMULATOR-ONLY, save a request unchanged so only its

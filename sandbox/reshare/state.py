@@ -14,75 +14,40 @@ copy is created `RES_IDLE -> RES_NEW_AWAIT_PULL_SLIP` (the item was located), or
 asked. Both audits list every state passed through. A `lender_state` further along is reached by replaying
 the lender's own actions (print pull slip, fill, ship), so audits stay truthful.
 
-Actions. Each entry: name (sample files naming it), side (B borrower / L lender), valid-from states -> target;
-"partner:" is what the message played to the other side does (a partner in any other state only gets a
-notification and a `lastUpdated` tick).
+Actions: the registry `RULES` below declares each one once (model, trigger, allowed-from states, target,
+the ISO 18626 message it sends, source). Staff (manual) actions are performed through `performAction`; the
+message an action sends is then played to the partner at once, and the partner's *protocol* rule for that
+message (`ISO18626<Message>` in the same registry, as mod-rs AvailableActionData's TRIGGER_TYPE_PROTOCOL rows)
+moves it; a partner in any other state only gets a notification and a `lastUpdated` tick. What is not in the
+registry's fields:
 
-B requesterReceived: REQ_SHIPPED, REQ_OVERDUE -> REQ_CHECKED_IN.
-    partner: "Received"; the lender stays RES_ITEM_SHIPPED (note 1).
-B patronReturnedItem: REQ_CHECKED_IN, REQ_OVERDUE -> REQ_AWAITING_RETURN_SHIPPING.
-B shippedReturn: REQ_AWAITING_RETURN_SHIPPING, REQ_OVERDUE -> REQ_SHIPPED_TO_SUPPLIER.
-    partner: lender RES_ITEM_SHIPPED / RES_AWAITING_RETURN_SHIPPING / RES_OVERDUE -> RES_ITEM_RETURNED.
-B patronReturnedItemAndShippedReturn: REQ_CHECKED_IN, REQ_OVERDUE -> REQ_SHIPPED_TO_SUPPLIER.
-    partner: as shippedReturn. (itemBarcodes is validated, otherwise ignored.)
-B requesterCancel (requesterCancel, requesterCancelDuplicate): REQ_IDLE, REQ_VALIDATED, REQ_INVALID_PATRON,
-    REQ_DUPLICATE_REVIEW, REQ_SOURCING_ITEM, REQ_SUPPLIER_IDENTIFIED, REQ_REQUEST_SENT_TO_SUPPLIER,
-    REQ_EXPECTS_TO_SUPPLY, REQ_CONDITIONAL_ANSWER_RECEIVED -> REQ_CANCEL_PENDING (state saved) when a lender
-    copy exists, else straight to REQ_CANCELLED.
-    partner: lender (not yet shipped) -> RES_CANCEL_REQUEST_RECEIVED (state saved); with the lender tenant's
-    `auto_responder_cancel` on (mod-rs's default, SettingsData) it then answers yes itself, as
-    EventStatusResCancelRequestReceivedIndService does (see supplierRespondToCancel).
-B requesterAgreeConditions: REQ_CONDITIONAL_ANSWER_RECEIVED -> REQ_EXPECTS_TO_SUPPLY.
-    partner: lender RES_PENDING_CONDITIONAL_ANSWER -> its saved state.
-B requesterRejectConditions: REQ_CONDITIONAL_ANSWER_RECEIVED -> REQ_CANCEL_PENDING.
-    partner: lender -> RES_CANCEL_REQUEST_RECEIVED.
-B requesterBypassValidation (requesterApproveDuplicate, requesterForceValidate): REQ_INVALID_PATRON,
-    REQ_DUPLICATE_REVIEW -> REQ_VALIDATED -> REQ_SOURCING_ITEM -> REQ_SUPPLIER_IDENTIFIED ->
-    REQ_REQUEST_SENT_TO_SUPPLIER. partner: the lender copy is created.
-B requesterRetryValidation (requesterRetryRequest): REQ_INVALID_PATRON -> as requesterBypassValidation
-    (the retry always succeeds).
-B localSupplierCannotSupply (requesterLoSupCannotSupply): REQ_LOCAL_REVIEW -> REQ_UNFILLED ->
-    REQ_REQUEST_SENT_TO_SUPPLIER. partner: the lender copy is created.
-B fillLocally: REQ_LOCAL_REVIEW -> REQ_FILLED_LOCALLY (terminal). B cancelLocal: REQ_LOCAL_REVIEW ->
-    REQ_CANCELLED. B markEndOfRotaReviewed: REQ_END_OF_ROTA -> REQ_END_OF_ROTA_REVIEWED (terminal).
-    (mod-rs AvailableActionData; requesterCancel is deleted from REQ_LOCAL_REVIEW there.)
-B rerequest: REQ_CANCELLED, REQ_END_OF_ROTA (once) -> no state change; a new pair is created from this
-    request's fields overlaid with the bibliographic fields of actionParams; succeededBy/precededBy link them.
-L respondYes (supplierAnswerYes, supplierAnswerYesNoPick): RES_IDLE -> RES_NEW_AWAIT_PULL_SLIP
-    (AvailableActionData offers it from RES_IDLE only). callnumber/pickLocation/pickShelvingLocation are
-    recorded. partner: borrower -> REQ_EXPECTS_TO_SUPPLY (note 3).
-L supplierPrintPullSlip: RES_NEW_AWAIT_PULL_SLIP -> RES_AWAIT_PICKING.
-    partner: borrower -> REQ_EXPECTS_TO_SUPPLY (note 3).
-L supplierConditionalSupply (+WithCost): RES_IDLE, RES_NEW_AWAIT_PULL_SLIP -> RES_PENDING_CONDITIONAL_ANSWER
-    (RES_NEW_AWAIT_PULL_SLIP saved). partner: borrower -> REQ_CONDITIONAL_ANSWER_RECEIVED.
-L supplierAddCondition: RES_NEW_AWAIT_PULL_SLIP, RES_AWAIT_PICKING, RES_AWAIT_SHIP -> with holdingState "yes":
-    RES_PENDING_CONDITIONAL_ANSWER (state saved), partner: borrower -> REQ_CONDITIONAL_ANSWER_RECEIVED;
-    otherwise no state change and a notification.
-L supplierMarkConditionsAgreed: RES_PENDING_CONDITIONAL_ANSWER -> the saved state.
-    partner: borrower -> REQ_EXPECTS_TO_SUPPLY.
-L supplierCannotSupply (+Transfer): RES_IDLE, RES_NEW_AWAIT_PULL_SLIP, RES_AWAIT_PICKING,
-    RES_PENDING_CONDITIONAL_ANSWER -> RES_UNFILLED (terminal).
-    partner: borrower -> REQ_UNFILLED, then the next lender of its rota (`next_lenders` of `/_sim/requests`:
-    REQ_REQUEST_SENT_TO_SUPPLIER, a lender copy in that tenant), or REQ_END_OF_ROTA when none is left.
-L supplierCheckInToReshare: RES_AWAIT_PICKING -> RES_AWAIT_SHIP (undoable). itemBarcodes [{itemId, name?}]
-    replace the volumes' itemIds in order (default: the barcodes given at creation); loanDateOverride
-    (YYYY-MM-DD) sets the due date.
-L supplierMarkShipped: RES_AWAIT_SHIP -> RES_ITEM_SHIPPED, due date set.
-    partner: borrower -> REQ_SHIPPED with dueDateRS/parsedDueDateRS and one volume per lender volume.
-L supplierCheckInToReshareAndSupplierMarkShipped: RES_AWAIT_PICKING -> RES_ITEM_SHIPPED (fill + ship).
-    partner: as supplierMarkShipped.
-L supplierCheckOutOfReshare: RES_ITEM_RETURNED, RES_OVERDUE -> RES_COMPLETE.
-    partner: borrower -> REQ_REQUEST_COMPLETE (note 4).
-L supplierRespondToCancel (...Yes / ...No): RES_CANCEL_REQUEST_RECEIVED -> cancelResponse "yes": RES_CANCELLED,
-    partner: borrower -> REQ_CANCELLED_WITH_SUPPLIER -> REQ_CANCELLED (requesterISO18626Cancelled, then
-    requesterCancelledWithSupplierIndOK); "no": the saved state, partner: borrower -> its saved state.
-B/L manualClose: any non-terminal state -> actionParams.terminalState (a terminal state of that side).
-B/L message: any state once a lender copy exists -> no change. partner: notification.
-L localNote: any state -> no change (localNote set; lastUpdated moves). The responder's only
-    (AvailableActionData assignToAllStates(MODEL_RESPONDER)); `POST /_sim/touch` (simulator-only) moves a
-    requester's lastUpdated the same way.
-B/L undo: right after the one undoable action (supplierCheckInToReshare; ActionEventData UndoStatus.YES) ->
-    the state before.
+- requesterCancel: REQ_CANCEL_PENDING (state saved) when a lender copy exists, else straight to REQ_CANCELLED;
+  it sets requestToContinue false, requesterRejectConditions sets it true (ActionPatronRequestCancelService).
+  The lender (not yet shipped) goes to RES_CANCEL_REQUEST_RECEIVED; with the lender tenant's
+  `auto_responder_cancel` on (mod-rs's default, SettingsData) it answers yes itself
+  (EventStatusResCancelRequestReceivedIndService). A yes moves the borrower to REQ_CANCELLED_WITH_SUPPLIER,
+  whose status event (EventStatusReqCancelledWithSupplierIndService) moves on to REQ_CANCELLED, or, when the
+  request is to continue, to REQ_UNFILLED and the next lender of its rota (REQ_REQUEST_SENT_TO_SUPPLIER) or
+  REQ_END_OF_ROTA. A no restores both saved states.
+- requesterBypassValidation / requesterRetryValidation / localSupplierCannotSupply walk on to
+  REQ_REQUEST_SENT_TO_SUPPLIER and create the lender copy (the retry always succeeds).
+- supplierCannotSupply: the borrower goes to REQ_UNFILLED, then to the next lender of its rota
+  (`next_lenders` of `/_sim/requests`: REQ_REQUEST_SENT_TO_SUPPLIER, a lender copy in that tenant), or
+  REQ_END_OF_ROTA when none is left (EventStatusReqUnfilledIndService).
+- rerequest (REQ_CANCELLED, REQ_END_OF_ROTA; once): a new linked pair from this request's fields overlaid
+  with actionParams; REQ_END_OF_ROTA moves to REQ_END_OF_ROTA_REVIEWED (requesterRerequestEndOfRotaOK),
+  REQ_CANCELLED stays (requesterRerequestCancelledOK has no status).
+- supplierCheckInToReshare (undoable): itemBarcodes [{itemId, name?}] replace the volumes' itemIds in order;
+  when no due date is set yet, `dueDateRS` is set here (AbstractResponderSupplierCheckInToReshare):
+  `loanDateOverride` read as an ISO instant and kept as given, else now + the default loan period (56 days),
+  to the second (`2027-01-25T13:45:07Z`); `parsedDueDateRS` is the exact instant. The simulator's own
+  `due_date` of `/_sim/requests` (a date) stands for a staff override of that day's start, UTC.
+- supplierMarkShipped: the borrower gets REQ_SHIPPED with dueDateRS/parsedDueDateRS and one volume per lender
+  volume. The will-supply answer (ExpectToSupply) reaches the borrower once: with the first of respondYes /
+  supplierPrintPullSlip.
+- supplierAddCondition with holdingState "no": no state change, a notification.
+- manualClose: any non-terminal state -> actionParams.terminalState; message (once a lender copy exists),
+  localNote (the responder's only), undo (right after supplierCheckInToReshare, ActionEventData UndoStatus.YES).
 
 Timer (`run_overdue`, mod-rs TimerCheckForOverdueSupplierRequestsService): only the lender has one. A lender
 request in RES_ITEM_SHIPPED (the only responder state with canTriggerOverdueRequest, StateModelData) whose
@@ -96,14 +61,16 @@ Not modelled, as they are not in mod-rs's default requester/responder models (Av
 requester. mod-rs refuses them there, and so does the simulator.
 
 Notes.
-1. docs/reshare.md#states: reference data and tests disagree on whether the lender enters RES_AWAITING_RETURN_SHIPPING
-   when the borrower marks received. The simulator leaves it in RES_ITEM_SHIPPED by default (the bridge must
-   treat RES_ITEM_SHIPPED, RES_AWAITING_RETURN_SHIPPING and RES_OVERDUE alike as "on loan");
-   `POST /_sim/options {"lender_on_received": "RES_AWAITING_RETURN_SHIPPING"}` switches to the other reading.
-3. The will-supply answer (ISO "ExpectToSupply") reaches the borrower once: with the first of respondYes /
-   supplierPrintPullSlip. Pairs created at RES_NEW_AWAIT_PULL_SLIP have not answered yet.
-4. As in mod-rs, "LoanCompleted" moves the borrower only from REQ_AWAITING_RETURN_SHIPPING,
-   REQ_SHIPPED_TO_SUPPLIER, REQ_OVERDUE or REQ_RECALLED; elsewhere it is a notification.
+1. The borrower's "Received": mod-rs's reference data moves the lender from RES_ITEM_SHIPPED to
+   RES_AWAITING_RETURN_SHIPPING (AvailableActionData RES_ITEM_SHIPPED ISO18626Received ->
+   responderISO18626Received), and that is the default. The same reference data offers nothing from
+   RES_AWAITING_RETURN_SHIPPING (no ShippedReturn, no supplierCheckOutOfReshare), so StatusService.lookupStatus
+   would leave the lender there for good, while RSLifecycleSpec (mod-rs's own end-to-end table) shows the
+   lender still RES_ITEM_SHIPPED after requesterReceived and RES_ITEM_RETURNED after shippedReturn. The sources
+   disagree, so `POST /_sim/options {"lender_on_received": "RES_ITEM_SHIPPED"}` switches to the spec's reading,
+   and in both the borrower's ShippedReturn moves the lender on to RES_ITEM_RETURNED (the spec's row). The
+   bridge treats RES_ITEM_SHIPPED, RES_AWAITING_RETURN_SHIPPING and RES_OVERDUE alike as "on loan" and is
+   tested under both values.
 """
 
 from __future__ import annotations
@@ -114,12 +81,19 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
 from . import records as r
 from .records import ItemSpec, PatronRequest, PickupLocation, Tenant, Volume
-from .timefmt import default_due_date, iso_seconds, ms_from_date, ms_from_text, now_ms, parse_due_date
+from .timefmt import (
+    DEFAULT_LOAN_PERIOD_DAYS,
+    instant_ms,
+    instant_of_day,
+    iso_seconds,
+    ms_from_text,
+    now_ms,
+    parse_due_date,
+)
 
 log = logging.getLogger(__name__)
 
@@ -143,19 +117,35 @@ def bad(message: str) -> SimError:
 # ---------------------------------------------------------------- the action table
 
 
+MANUAL, PROTOCOL = "manual", "protocol"
+
+
 @dataclass(frozen=True)
 class Rule:
-    """One action of the registry, declared once: the model it belongs to (`side`), the states it is allowed
-    from (None: decided by a check of its own, see `Store.is_available`), the state it leads to (None: no
-    change, or one that depends on its parameters or a saved state), the ISO 18626 message it sends the
-    partner, and the mod-rs source it follows. Its effect is the `Store._do_<name>` handler, which the
-    generated test (`tests/integration/sandbox/test_reshare_state_model.py`) holds to `to_state`."""
+    """One action of the registry, declared once: the model it belongs to (`side`), how it is triggered
+    (`trigger`: `manual`, a staff action through performAction, or `protocol`, an incoming ISO 18626
+    message, as mod-rs AvailableActionData's TRIGGER_TYPE_MANUAL / TRIGGER_TYPE_PROTOCOL), the states it is
+    allowed from (None: decided by a check of its own, see `Store.is_available`), the state it leads to
+    (`to_state`; or `moves`, per allowed state, when the result depends on it; None: no change, or one that
+    depends on its parameters or a saved state), the ISO 18626 message it sends the partner (`message`: the
+    partner's `protocol` rule for it says what that does there), and the mod-rs source it follows. A manual
+    rule's effect is the `Store._do_<name>` handler; a protocol rule's is `Store._deliver`. The generated
+    tests (`tests/integration/sandbox/test_reshare_state_model.py`) hold both to the registry."""
 
     side: str
     valid_from: frozenset[str] | None
     to_state: str | None = None
     message: str | None = None
     source: str = ""
+    moves: Mapping[str, str] | None = None
+    trigger: str = MANUAL
+    receives: str | None = None  # protocol rules: the ISO 18626 message they answer
+
+    def target(self, state: str) -> str | None:
+        """Where this rule leads from ``state`` (None: no state change, or decided by its effect)."""
+        if self.moves is not None:
+            return self.moves.get(state)
+        return self.to_state
 
 
 _AAD = "referenceData/AvailableActionData.groovy"
@@ -163,9 +153,35 @@ _AERD = "referenceData/ActionEventResultData.groovy"
 
 
 def _rule(
-    side: str, *states: str, to: str | None = None, message: str | None = None, source: str = ""
+    side: str,
+    *states: str,
+    to: str | None = None,
+    message: str | None = None,
+    source: str = "",
+    moves: Mapping[str, str] | None = None,
 ) -> Rule:
-    return Rule(side, frozenset(states), to, message, source or f"{_AAD}; {_AERD}")
+    return Rule(side, frozenset(states), to, message, source or f"{_AAD}; {_AERD}", moves)
+
+
+#: Targets a protocol rule resolves when the message arrives.
+_RESTORE = "<restore saved state>"
+_LENDER_ON_RECEIVED = "<option lender_on_received>"
+
+
+def _on_message(side: str, message: str, moves: Mapping[str, str], source: str) -> Rule:
+    """A protocol rule: the partner's ISO 18626 ``message`` moves a request of ``side`` from each state of
+    ``moves`` to its value; in any other state it is a notification only (mod-rs StatusService.lookupStatus:
+    "No actionEventResult found, so status is staying the same")."""
+    return Rule(
+        side,
+        frozenset(moves),
+        None,
+        None,
+        f"{_AAD} (TRIGGER_TYPE_PROTOCOL); {_AERD} ({source})",
+        dict(moves),
+        PROTOCOL,
+        message,
+    )
 
 
 _REQUESTER_CANCELLABLE = (
@@ -209,7 +225,16 @@ RULES: dict[str, Rule] = {
     "fillLocally": _rule(B, r.REQ_LOCAL_REVIEW, to=r.REQ_FILLED_LOCALLY),
     "cancelLocal": _rule(B, r.REQ_LOCAL_REVIEW, to=r.REQ_CANCELLED),
     "markEndOfRotaReviewed": _rule(B, r.REQ_END_OF_ROTA, to=r.REQ_END_OF_ROTA_REVIEWED),
-    "rerequest": _rule(B, r.REQ_CANCELLED, r.REQ_END_OF_ROTA),  # a new linked pair; this one stays
+    # a new linked request either way; requesterRerequestCancelledOK keeps REQ_CANCELLED (status null),
+    # requesterRerequestEndOfRotaOK moves REQ_END_OF_ROTA to REQ_END_OF_ROTA_REVIEWED (terminal)
+    "rerequest": _rule(
+        B,
+        r.REQ_CANCELLED,
+        r.REQ_END_OF_ROTA,
+        moves={r.REQ_END_OF_ROTA: r.REQ_END_OF_ROTA_REVIEWED},
+        source=f"{_AAD}; {_AERD} (requesterRerequestCancelledOK, requesterRerequestEndOfRotaOK); "
+        "statemodel/actions/ActionPatronRequestRerequestService.groovy",
+    ),
     # lender (responder) side
     "respondYes": _rule(L, r.RES_IDLE, to=r.RES_NEW_AWAIT_PULL_SLIP, message="ExpectToSupply"),
     "supplierPrintPullSlip": _rule(
@@ -253,54 +278,9 @@ RULES: dict[str, Rule] = {
 UNDOABLE = frozenset({"supplierCheckInToReshare"})
 
 # ---------------------------------------------------------------- partner messages
-
-_RESTORE = "<restore saved state>"
-_STAY = "<no state change>"
-
-#: ISO 18626 message a lender sends -> {borrower state it applies in: borrower's new state}.
-TO_BORROWER: dict[str, dict[str, str]] = {
-    "ExpectToSupply": {
-        r.REQ_REQUEST_SENT_TO_SUPPLIER: r.REQ_EXPECTS_TO_SUPPLY,
-        r.REQ_CONDITIONAL_ANSWER_RECEIVED: r.REQ_EXPECTS_TO_SUPPLY,
-    },
-    "Conditional": {
-        r.REQ_REQUEST_SENT_TO_SUPPLIER: r.REQ_CONDITIONAL_ANSWER_RECEIVED,
-        r.REQ_EXPECTS_TO_SUPPLY: r.REQ_CONDITIONAL_ANSWER_RECEIVED,
-    },
-    "Loaned": {
-        r.REQ_REQUEST_SENT_TO_SUPPLIER: r.REQ_SHIPPED,
-        r.REQ_EXPECTS_TO_SUPPLY: r.REQ_SHIPPED,
-        r.REQ_CONDITIONAL_ANSWER_RECEIVED: r.REQ_SHIPPED,
-        r.REQ_CANCEL_PENDING: r.REQ_SHIPPED,
-    },
-    "Unfilled": {
-        r.REQ_REQUEST_SENT_TO_SUPPLIER: r.REQ_UNFILLED,
-        r.REQ_EXPECTS_TO_SUPPLY: r.REQ_UNFILLED,
-        r.REQ_CONDITIONAL_ANSWER_RECEIVED: r.REQ_UNFILLED,
-    },
-    # requesterISO18626Cancelled: REQ_CANCELLED_WITH_SUPPLIER; its status event then moves on to REQ_CANCELLED
-    # (requesterCancelledWithSupplierIndOK, EventStatusReqCancelledWithSupplierIndService)
-    "Cancelled": {r.REQ_CANCEL_PENDING: r.REQ_CANCELLED_WITH_SUPPLIER},
-    "CancelNo": {r.REQ_CANCEL_PENDING: _RESTORE},
-    "LoanCompleted": {
-        r.REQ_AWAITING_RETURN_SHIPPING: r.REQ_REQUEST_COMPLETE,
-        r.REQ_SHIPPED_TO_SUPPLIER: r.REQ_REQUEST_COMPLETE,
-        r.REQ_OVERDUE: r.REQ_REQUEST_COMPLETE,
-        r.REQ_RECALLED: r.REQ_REQUEST_COMPLETE,
-    },
-    # mod-rs ActionEventResultData: requesterISO18626Overdue is in the result lists of these states only
-    "Overdue": dict.fromkeys(
-        (
-            r.REQ_SHIPPED,
-            r.REQ_CHECKED_IN,
-            r.REQ_AWAITING_RETURN_SHIPPING,
-            r.REQ_SHIPPED_TO_SUPPLIER,
-            r.REQ_RECALLED,
-        ),
-        r.REQ_OVERDUE,
-    ),
-    "Notification": {},
-}
+# What an incoming ISO 18626 message does, per receiving model, as protocol rules of the same registry (mod-rs
+# AvailableActionData's TRIGGER_TYPE_PROTOCOL rows with their ActionEventResultData result lists). The sending
+# action names the message (`Rule.message`); `PROTOCOL_RULES` finds the receiver's rule for it.
 
 _LENDER_CANCELLABLE = (
     r.RES_IDLE,
@@ -310,17 +290,132 @@ _LENDER_CANCELLABLE = (
     r.RES_PENDING_CONDITIONAL_ANSWER,
 )
 
-#: ISO 18626 message a borrower sends -> {lender state it applies in: lender's new state}.
-TO_LENDER: dict[str, dict[str, str]] = {
-    "Received": {r.RES_ITEM_SHIPPED: "<option lender_on_received>"},
-    "ShippedReturn": {
-        r.RES_ITEM_SHIPPED: r.RES_ITEM_RETURNED,
-        r.RES_AWAITING_RETURN_SHIPPING: r.RES_ITEM_RETURNED,
-        r.RES_OVERDUE: r.RES_ITEM_RETURNED,
-    },
-    "Cancel": dict.fromkeys(_LENDER_CANCELLABLE, r.RES_CANCEL_REQUEST_RECEIVED),
-    "ConditionsAgreed": {r.RES_PENDING_CONDITIONAL_ANSWER: _RESTORE},
-    "Notification": {},
+RULES.update(
+    {
+        # a lender's message, as the borrower (requester) takes it
+        "ISO18626ExpectToSupply": _on_message(
+            B,
+            "ExpectToSupply",
+            {
+                r.REQ_REQUEST_SENT_TO_SUPPLIER: r.REQ_EXPECTS_TO_SUPPLY,
+                r.REQ_CONDITIONAL_ANSWER_RECEIVED: r.REQ_EXPECTS_TO_SUPPLY,
+            },
+            "requesterISO18626ExpectToSupply",
+        ),
+        "ISO18626Conditional": _on_message(
+            B,
+            "Conditional",
+            {
+                r.REQ_REQUEST_SENT_TO_SUPPLIER: r.REQ_CONDITIONAL_ANSWER_RECEIVED,
+                r.REQ_EXPECTS_TO_SUPPLY: r.REQ_CONDITIONAL_ANSWER_RECEIVED,
+            },
+            "requesterISO18626Conditional",
+        ),
+        "ISO18626Loaned": _on_message(
+            B,
+            "Loaned",
+            dict.fromkeys(
+                (
+                    r.REQ_REQUEST_SENT_TO_SUPPLIER,
+                    r.REQ_EXPECTS_TO_SUPPLY,
+                    r.REQ_CONDITIONAL_ANSWER_RECEIVED,
+                    r.REQ_CANCEL_PENDING,
+                ),
+                r.REQ_SHIPPED,
+            ),
+            "requesterISO18626Loaned",
+        ),
+        # then the next lender of the rota, or REQ_END_OF_ROTA (EventStatusReqUnfilledIndService)
+        "ISO18626Unfilled": _on_message(
+            B,
+            "Unfilled",
+            dict.fromkeys(
+                (
+                    r.REQ_REQUEST_SENT_TO_SUPPLIER,
+                    r.REQ_EXPECTS_TO_SUPPLY,
+                    r.REQ_CONDITIONAL_ANSWER_RECEIVED,
+                ),
+                r.REQ_UNFILLED,
+            ),
+            "requesterISO18626Unfilled",
+        ),
+        # REQ_CANCELLED_WITH_SUPPLIER; its status event then moves on to REQ_CANCELLED, or to REQ_UNFILLED and
+        # the next lender when the request is to continue (requesterCancelledWithSupplierIndOK / ...OKcontinue,
+        # EventStatusReqCancelledWithSupplierIndService)
+        "ISO18626Cancelled": _on_message(
+            B,
+            "Cancelled",
+            {r.REQ_CANCEL_PENDING: r.REQ_CANCELLED_WITH_SUPPLIER},
+            "requesterISO18626Cancelled",
+        ),
+        "ISO18626CancelNo": _on_message(
+            B, "CancelNo", {r.REQ_CANCEL_PENDING: _RESTORE}, "requesterISO18626CancelNo"
+        ),
+        # as in mod-rs, "LoanCompleted" moves the borrower only from these states; elsewhere a notification
+        "ISO18626LoanCompleted": _on_message(
+            B,
+            "LoanCompleted",
+            dict.fromkeys(
+                (
+                    r.REQ_AWAITING_RETURN_SHIPPING,
+                    r.REQ_SHIPPED_TO_SUPPLIER,
+                    r.REQ_OVERDUE,
+                    r.REQ_RECALLED,
+                ),
+                r.REQ_REQUEST_COMPLETE,
+            ),
+            "requesterISO18626LoanCompleted",
+        ),
+        # requesterISO18626Overdue is in the result lists of these states only
+        "ISO18626Overdue": _on_message(
+            B,
+            "Overdue",
+            dict.fromkeys(
+                (
+                    r.REQ_SHIPPED,
+                    r.REQ_CHECKED_IN,
+                    r.REQ_AWAITING_RETURN_SHIPPING,
+                    r.REQ_SHIPPED_TO_SUPPLIER,
+                    r.REQ_RECALLED,
+                ),
+                r.REQ_OVERDUE,
+            ),
+            "requesterISO18626Overdue",
+        ),
+        # a borrower's message, as the lender (responder) takes it
+        # responderISO18626Received: RES_AWAITING_RETURN_SHIPPING (option lender_on_received, note 1)
+        "ISO18626Received": _on_message(
+            L, "Received", {r.RES_ITEM_SHIPPED: _LENDER_ON_RECEIVED}, "responderISO18626Received"
+        ),
+        # RES_AWAITING_RETURN_SHIPPING is not in mod-rs's rows for ShippedReturn (note 1)
+        "ISO18626ShippedReturn": _on_message(
+            L,
+            "ShippedReturn",
+            dict.fromkeys(
+                (r.RES_ITEM_SHIPPED, r.RES_AWAITING_RETURN_SHIPPING, r.RES_OVERDUE), r.RES_ITEM_RETURNED
+            ),
+            "responderISO18626DhippedReturn",
+        ),
+        "ISO18626Cancel": _on_message(
+            L,
+            "Cancel",
+            dict.fromkeys(_LENDER_CANCELLABLE, r.RES_CANCEL_REQUEST_RECEIVED),
+            "responderISO18626Cancel, saveRestoreState SAVE",
+        ),
+        "ISO18626ConditionsAgreed": _on_message(
+            L,
+            "ConditionsAgreed",
+            {r.RES_PENDING_CONDITIONAL_ANSWER: _RESTORE},
+            "responderISO18626AgreeConditions, saveRestoreState RESTORE",
+        ),
+    }
+)
+
+#: (receiving model, ISO 18626 message) -> its protocol rule; a message without one is a notification there.
+PROTOCOL_RULES: dict[tuple[str, str], Rule] = {
+    (rule.side, rule.receives): rule
+    for rule in RULES.values()
+    if rule.trigger == PROTOCOL and rule.receives is not None
 }
 
 LENDER_START_STATES = (
@@ -367,7 +462,11 @@ class Store:
             self.tenants: dict[str, Tenant] = {}
             self.tokens: dict[str, Token] = {}
             self.login_mode = "both"
-            self.options: dict[str, Any] = {"lender_on_received": r.RES_ITEM_SHIPPED, "network_busy_ms": 0}
+            # lender_on_received: mod-rs responderISO18626Received (note 1)
+            self.options: dict[str, Any] = {
+                "lender_on_received": r.RES_AWAITING_RETURN_SHIPPING,
+                "network_busy_ms": 0,
+            }
             self.pinned_ms: int | None = None
             self.pinned_step_ms = 0
 
@@ -592,11 +691,11 @@ class Store:
                 raise bad(f"lender_state must be one of {', '.join(LENDER_START_STATES)}")
             if borrower_state is not None and borrower_state not in BORROWER_START_STATES:
                 raise bad(f"borrower_state must be one of {', '.join(BORROWER_START_STATES)}")
-            if due_date is not None:
+            if due_date is not None and instant_ms(due_date) is None:  # a date: the start of that day, UTC
                 try:
-                    due_date = parse_due_date(due_date).isoformat()
+                    due_date = instant_of_day(parse_due_date(due_date))
                 except (ValueError, TypeError):
-                    raise bad(f"due_date must be YYYY-MM-DD, not {due_date!r}") from None
+                    raise bad(f"due_date must be YYYY-MM-DD or an instant, not {due_date!r}") from None
             if request_id is not None and request_id in tenant.requests:
                 raise SimError(422, f"a patron request with id {request_id} already exists")
             slug = fields.get("pickup_location_slug")
@@ -737,7 +836,10 @@ class Store:
             return {"id": req.id, "networkStatus": req.network_status, "busy_until_ms": req.busy_until_ms}
 
     def is_available(self, req: PatronRequest, action: str) -> bool:
+        """Whether staff may perform ``action`` now (a protocol rule is never a staff action)."""
         rule = RULES[action]
+        if rule.trigger != MANUAL:
+            return False
         if (rule.side == B and not req.is_requester) or (rule.side == L and req.is_requester):
             return False
         if action == "localNote":
@@ -848,6 +950,7 @@ class Store:
             self._move(req, r.REQ_CANCELLED, "requesterCancel", message)
             return
         req.saved_states.append(req.state or r.REQ_IDLE)
+        req.request_to_continue = False  # ActionPatronRequestCancelService.sendCancel
         self._move(req, r.REQ_CANCEL_PENDING, "requesterCancel", message)
         self._send(req, "Cancel", message)
 
@@ -861,6 +964,7 @@ class Store:
     def _do_requesterRejectConditions(self, req: PatronRequest, params: dict[str, Any]) -> None:
         note = _opt_str(params, "note")
         req.saved_states.append(req.state or r.REQ_IDLE)
+        req.request_to_continue = True  # ActionPatronRequestCancelService.sendCancel: on to the next lender
         self._move(req, r.REQ_CANCEL_PENDING, "requesterRejectConditions", note)
         self._send(req, "Cancel", note or "conditions rejected")
 
@@ -918,7 +1022,11 @@ class Store:
         )
         successor.preceded_by = req.id
         req.succeeded_by = successor.id
-        self._touch(req)
+        target = RULES["rerequest"].target(req.state or "")
+        if target is None:
+            self._touch(req)  # requesterRerequestCancelledOK: status null, REQ_CANCELLED stays
+        else:
+            self._move(req, target, "rerequest", "Re-requested with changes")
 
     # lender actions
 
@@ -1062,11 +1170,6 @@ class Store:
         """supplierCheckInToReshare: record the item barcodes (and an optional due-date override)."""
         barcodes = _item_barcodes(params)
         override = params.get("loanDateOverride")
-        if override not in (None, ""):
-            try:
-                req.wanted_due_date = parse_due_date(override).isoformat()
-            except (ValueError, TypeError):
-                raise bad(f"loanDateOverride must be a date YYYY-MM-DD, not {override!r}") from None
         if barcodes:
             fallback_call_number = req.volumes[0].call_number if req.volumes else req.local_call_number
             volumes = []
@@ -1088,25 +1191,45 @@ class Store:
             req.volumes = volumes
         for volume in req.volumes:
             volume.status = r.VOL_LMS_CHECK_OUT_NO_INTEGRATION
+        if req.due_date_rs is None:
+            self._set_due_date(req, override if override not in (None, "") else req.wanted_due_date)
+
+    def _set_due_date(self, req: PatronRequest, override: Any) -> None:
+        """mod-rs AbstractResponderSupplierCheckInToReshare, once the fill succeeded and no due date is set
+        (the manual host LMS gives none): ``loanDateOverride`` read as an ISO instant, kept as given, else (absent
+        or unparseable, which mod-rs only logs) now + the default loan period, ``dueDateRS`` to the second
+        (``ZonedDateTime.truncatedTo(SECONDS).toString()``) and ``parsedDueDateRS`` the exact instant."""
+        at = instant_ms(override)
+        if at is not None:
+            req.due_date_rs = override
+            req.parsed_due_date_ms = at
+            return
+        if override is not None:
+            log.warning("Unable to parse date string %s: the default loan period applies", override)
+        days = self._loan_period_days(req)
+        if days is None:
+            return  # no usable default_loan_period: dueDateRS stays null
+        due = self.now() + days * 86_400_000
+        req.due_date_rs = iso_seconds(due)
+        req.parsed_due_date_ms = due
 
     def _ship(self, req: PatronRequest, action: str, note: str | None) -> None:
         has_items = bool(req.volumes) and all(volume.item_id for volume in req.volumes)
         if not has_items:
             raise bad("cannot ship: the request has no item barcode (fill it with itemBarcodes first)")
-        due = parse_due_date(req.wanted_due_date) if req.wanted_due_date else self._default_due_date(req)
-        req.due_date_rs = due.isoformat() if due else None
-        req.parsed_due_date_ms = ms_from_date(due) if due else None
+        if req.due_date_rs is None:  # set at supplierCheckInToReshare; a pair created shipped replays it
+            self._set_due_date(req, req.wanted_due_date)
         self._move(req, r.RES_ITEM_SHIPPED, action, note)
         req.answered = True
         self._send(req, "Loaned", note)
 
-    def _default_due_date(self, req: PatronRequest) -> date | None:
-        """Today + the lender tenant's `default_loan_period` ("56" unless set, SettingsData); None when it is
-        not a positive whole number: mod-rs then ships without a due date
+    def _loan_period_days(self, req: PatronRequest) -> int | None:
+        """The lender tenant's `default_loan_period` ("56" unless set, SettingsData); None when it is not a
+        positive whole number: mod-rs then ships without a due date
         (AbstractResponderSupplierCheckInToReshare: `defaultLoanPeriod > 0`, else dueDateRS stays null)."""
         record = self.tenants[req.tenant].settings.get("default_loan_period")
-        value = str(record.get("value") or "").strip() if record else "56"
-        return default_due_date(int(value)) if value.isdigit() and int(value) > 0 else None
+        value = str(record.get("value") or "").strip() if record else str(DEFAULT_LOAN_PERIOD_DAYS)
+        return int(value) if value.isdigit() and int(value) > 0 else None
 
     def _complete(self, req: PatronRequest, action: str, note: str | None) -> None:
         for volume in req.volumes:
@@ -1141,9 +1264,9 @@ class Store:
         content = f"{message}: {note}" if note else message
         if record_sender:
             sender.notifications.append(_notification(content, True, sender.last_updated_ms))
-        table = TO_BORROWER if receiver.is_requester else TO_LENDER
-        target = table[message].get(receiver.state or "")
-        if target == "<option lender_on_received>":
+        rule = PROTOCOL_RULES.get((B if receiver.is_requester else L, message))
+        target = rule.target(receiver.state or "") if rule is not None else None
+        if target == _LENDER_ON_RECEIVED:
             target = self.options["lender_on_received"]
             if target == receiver.state:
                 target = None
@@ -1168,9 +1291,20 @@ class Store:
         self._move(receiver, target, via, note)
         receiver.notifications.append(_notification(content, False, receiver.last_updated_ms))
         if target == r.REQ_CANCELLED_WITH_SUPPLIER:
-            self._move(
-                receiver, r.REQ_CANCELLED, "STATUS_REQ_CANCELLED_WITH_SUPPLIER_ind", "Request cancelled"
-            )
+            # EventStatusReqCancelledWithSupplierIndService: requestToContinue (set by the action that sent
+            # the Cancel, ActionPatronRequestCancelService) picks the result
+            if receiver.request_to_continue:
+                self._move(
+                    receiver,
+                    r.REQ_UNFILLED,
+                    "STATUS_REQ_CANCELLED_WITH_SUPPLIER_ind",
+                    "Request to continue, sending to next lender",
+                )  # requesterCancelledWithSupplierIndOKcontinue
+                self._send_to_supplier(receiver)  # EventStatusReqUnfilledIndService: the next lender
+            else:
+                self._move(
+                    receiver, r.REQ_CANCELLED, "STATUS_REQ_CANCELLED_WITH_SUPPLIER_ind", "Request cancelled"
+                )  # requesterCancelledWithSupplierIndOK
         if target == r.RES_CANCEL_REQUEST_RECEIVED and self._auto_responder_cancel(receiver):
             # mod-rs EventStatusResCancelRequestReceivedIndService: with auto_responder_cancel on, the lender
             # answers yes itself (responderCancelRequestReceivedIndOKcancelled); the simulator's Cancel only
@@ -1183,7 +1317,7 @@ class Store:
                 },
             )
         if message == "Unfilled":
-            self._send_to_supplier(receiver)  # the simulated rota has no further lender: end of rota
+            self._send_to_supplier(receiver)  # EventStatusReqUnfilledIndService: next lender or end of rota
 
     def _auto_responder_cancel(self, req: PatronRequest) -> bool:
         record = self.tenants[req.tenant].settings.get("auto_responder_cancel") or {}

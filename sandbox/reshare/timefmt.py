@@ -126,6 +126,26 @@ def ms_from_date(day: date) -> int:
     return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)
 
 
-def default_due_date(days: int = 56) -> date:
-    """Today + mod-rs's default loan period (SettingsData `default_loan_period`, default "56" days)."""
-    return (datetime.now(UTC) + timedelta(days=days)).date()
+DEFAULT_LOAN_PERIOD_DAYS = 56  # mod-rs SettingsData `default_loan_period`, default "56"
+
+_ISO_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$")
+
+
+def instant_ms(text: object) -> int | None:
+    """Epoch ms of a ``loanDateOverride`` as mod-rs reads it (``DateTimeFormatter.ISO_INSTANT``:
+    ``2031-05-17T00:00:00Z``, fractions allowed), or None when it does not parse: mod-rs then logs a warning
+    and lends for the default loan period (AbstractResponderSupplierCheckInToReshare)."""
+    if not isinstance(text, str) or not _ISO_INSTANT.match(text):
+        return None
+    whole, _, fraction = text[:-1].partition(".")
+    try:
+        moment = datetime.fromisoformat(whole).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return int(moment.timestamp()) * 1000 + int((fraction + "000")[:3])
+
+
+def instant_of_day(day: date) -> str:
+    """A calendar date given to the simulator (``due_date`` of ``/_sim/requests``) as the instant staff would
+    pick as ``loanDateOverride``: the start of that day, UTC."""
+    return f"{day.isoformat()}T00:00:00Z"

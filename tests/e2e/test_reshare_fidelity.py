@@ -5,13 +5,19 @@ with network activity, and overdue loans (only the lender has a timer; its Overd
   (the step is deferred with backoff) and never put to staff within the library's outage deadline, however
   many attempts it spans.
 - An overdue loan, returned by the patron, ends right in both systems with ReShare first and with WMS first.
+- The lender's due date is mod-rs's instant (set when the lender fills): the bridge gives WMS its UTC calendar
+  day on both sides, whatever the time of day.
+- A loan ends right under both readings of what the borrower's "Received" does to the lender
+  (`lender_on_received`: RES_AWAITING_RETURN_SHIPPING, mod-rs's reference data; RES_ITEM_SHIPPED, its spec).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -20,7 +26,7 @@ from illbridge.models import StepName, StepStatus
 from illbridge.workflow.engine import StepResult, run_step
 from illbridge.workflow.services import current_services
 from sandbox.runtime import Sandbox
-from tests.e2e.conftest import create_pair, reconciliation_due, settle, ship_and_receive, sim
+from tests.e2e.conftest import Library, create_pair, reconciliation_due, settle, ship_and_receive, sim
 
 pytestmark = pytest.mark.e2e
 YESTERDAY = (datetime.now(UTC) - timedelta(days=1)).date()
@@ -116,10 +122,16 @@ def test_an_overdue_loan_returned_by_the_patron_ends_right_in_both_systems(
 ) -> None:
     sb = sandbox
     item = {"reshare": "WEST-ITEM-0002", "wms": "WEST-ITEM-0003"}[first]
-    # Given a loan due yesterday, received by the borrower and picked up by the patron
+    # Given a loan due yesterday, received by the borrower and picked up by the patron; the lender still
+    # RES_ITEM_SHIPPED after "Received" (lender_on_received's spec reading: under mod-rs's reference data the
+    # lender is RES_AWAITING_RETURN_SHIPPING by now, which has no overdue timer)
+    sim(sb, "reshare", "POST", "options", lender_on_received="RES_ITEM_SHIPPED")
     pair = create_pair(sb, volumes=[{"item_barcode": item}], due_date=YESTERDAY.isoformat())
     borrower_id, lender_id, hrid = pair["borrower"]["id"], pair["lender"]["id"], pair["hrid"]
-    east, west = ship_and_receive(sb, pair, [item])
+    try:
+        east, west = ship_and_receive(sb, pair, [item])
+    finally:
+        sim(sb, "reshare", "POST", "options", lender_on_received="RES_AWAITING_RETURN_SHIPPING")
     sim(sb, "wms", "POST", "checkin", barcode=hrid, branch="128807")
     sim(sb, "wms", "POST", "checkout", item_barcode=hrid, patron_barcode="EAST-P-0001")
     with (
@@ -159,3 +171,123 @@ def test_an_overdue_loan_returned_by_the_patron_ends_right_in_both_systems(
     assert attention_for(borrower_id, "east") == [] and attention_for(lender_id, "west") == []
     mapping = current_services().store.get_mapping("east", borrower_id)
     assert mapping is not None and not mapping.open
+
+
+def local_day(value: str) -> date:
+    """A WMS time as the demo libraries' calendar date (America/New_York)."""
+    return (
+        datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(ZoneInfo("America/New_York")).date()
+    )
+
+
+@pytest.mark.parametrize(
+    ("override", "item"),
+    [
+        (None, "WEST-ITEM-0011"),
+        ("2027-03-10T02:30:00Z", "WEST-ITEM-0012"),
+        ("2027-03-10T23:30:00Z", "WEST-ITEM-0013"),
+    ],
+)
+def test_the_bridge_reads_mod_rs_s_due_instant_as_its_utc_date(
+    sandbox: Sandbox, override: str | None, item: str
+) -> None:
+    sb = sandbox
+    # Given a request the lender fills (mod-rs sets dueDateRS then: the override instant, else now + 56 days to
+    # the second) and ships; 02:30Z is the evening before in the libraries' time zone, 23:30Z the same evening
+    sim(sb, "wms", "POST", "items", registry_id="262626", barcode=item, branch="262626", title="Due")
+    pair = create_pair(sb, volumes=[{"item_barcode": item}])
+    borrower_id, lender_id, hrid = pair["borrower"]["id"], pair["lender"]["id"], pair["hrid"]
+    east, west = Library(sb, "east"), Library(sb, "west")
+    params: dict[str, object] = {"itemBarcodes": [{"itemId": item}]}
+    if override is not None:
+        params["loanDateOverride"] = override
+    before = datetime.now(UTC)
+    west.act(lender_id, "supplierCheckInToReshareAndSupplierMarkShipped", params)
+    settle(sb)
+    east.act(borrower_id, "requesterReceived")
+    settle(sb)
+    lender = west.reshare.get_request(lender_id)
+    borrower = east.reshare.get_request(borrower_id)
+    assert lender.due_date_rs is not None and borrower.due_date_rs == lender.due_date_rs
+    if override is not None:
+        assert lender.due_date_rs == override
+    else:
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", lender.due_date_rs)
+        due_at = lender.lender_due_date
+        assert due_at is not None
+        assert (
+            before.replace(microsecond=0) + timedelta(days=56)
+            <= due_at
+            <= datetime.now(UTC) + timedelta(days=56)
+        )
+    due = borrower.lender_due_date
+    assert due is not None
+    day = due.astimezone(UTC).date()  # the day mod-rs's own overdue timer counts (UTC)
+
+    # Then WMS has that calendar day on both sides: the lent item's loan to east's account, and east's temp item
+    [loan] = [
+        loan
+        for loan in sim(sb, "wms", "GET", "loans?registry_id=262626")
+        if loan["item_barcode"] == item and loan["active"]
+    ]
+    assert local_day(loan["due"]) == day, loan
+    [temp] = [t for t in sim(sb, "wms", "GET", "temp-items?registry_id=128807") if t["barcode"] == hrid]
+    assert local_day(temp["date_for_return"]) == day, temp
+    # and no "different due date" doubt reached staff
+    assert attention_for(borrower_id, "east") == [] and attention_for(lender_id, "west") == []
+
+
+@pytest.mark.parametrize("reading", ["RES_AWAITING_RETURN_SHIPPING", "RES_ITEM_SHIPPED"])
+@pytest.mark.parametrize("first", ["reshare", "wms"])
+def test_a_loan_ends_right_under_both_readings_of_received(
+    sandbox: Sandbox, reading: str, first: str
+) -> None:
+    sb = sandbox
+    item = {
+        ("RES_AWAITING_RETURN_SHIPPING", "reshare"): "WEST-ITEM-0014",
+        ("RES_AWAITING_RETURN_SHIPPING", "wms"): "WEST-ITEM-0015",
+        ("RES_ITEM_SHIPPED", "reshare"): "WEST-ITEM-0016",
+        ("RES_ITEM_SHIPPED", "wms"): "WEST-ITEM-0017",
+    }[(reading, first)]
+    # Given mod-rs's lender moving on "Received" as the reading says (lender_on_received)
+    sim(sb, "reshare", "POST", "options", lender_on_received=reading)
+    sim(sb, "wms", "POST", "items", registry_id="262626", barcode=item, branch="262626", title="Received")
+    try:
+        pair = create_pair(sb, volumes=[{"item_barcode": item}])
+        borrower_id, lender_id, hrid = pair["borrower"]["id"], pair["lender"]["id"], pair["hrid"]
+        east, west = ship_and_receive(sb, pair, [item])
+        # Then the lender's request is where the reading puts it, and the bridge still has the item on loan
+        assert west.state(lender_id) == reading
+        [loan] = [
+            loan
+            for loan in sim(sb, "wms", "GET", "loans?registry_id=262626")
+            if loan["item_barcode"] == item and loan["active"]
+        ]
+        assert loan["patron_barcode"] == "ILL-EAST"
+        sim(sb, "wms", "POST", "checkin", barcode=hrid, branch="128807")
+        sim(sb, "wms", "POST", "checkout", item_barcode=hrid, patron_barcode="EAST-P-0001")
+        with reconciliation_due():
+            settle(sb)
+        # When the patron returns it, in ReShare first or at the WMS desk first, and it goes back
+        if first == "reshare":
+            east.act(borrower_id, "patronReturnedItem")
+            settle(sb)
+        else:
+            sim(sb, "wms", "POST", "checkin", barcode=hrid, branch="128807")
+            with clock_ahead(timedelta(days=1)):
+                settle(sb)
+        assert east.state(borrower_id) == "REQ_AWAITING_RETURN_SHIPPING"
+        east.act(borrower_id, "shippedReturn")
+        settle(sb)
+        assert west.state(lender_id) == "RES_ITEM_RETURNED"
+        west.act(lender_id, "supplierCheckOutOfReshare")
+        settle(sb)
+    finally:
+        sim(sb, "reshare", "POST", "options", lender_on_received="RES_AWAITING_RETURN_SHIPPING")
+    # Then both requests are complete, the temp item checked in, the lent item back on west's shelf, and
+    # nothing waits for staff
+    assert (east.state(borrower_id), west.state(lender_id)) == ("REQ_REQUEST_COMPLETE", "RES_COMPLETE")
+    temp = [t for t in sim(sb, "wms", "GET", "temp-items?registry_id=128807") if t["barcode"] == hrid]
+    assert [t["status"] for t in temp] == ["Unavailable"]
+    assert sim(sb, "wms", "GET", f"items/{item}?registry_id=262626")["status"] == "Available"
+    assert attention_for(borrower_id, "east") == [] and attention_for(lender_id, "west") == []

@@ -45,6 +45,7 @@ LENDER_HAPPY_PATH = [
     "RES_AWAIT_PICKING",
     "RES_AWAIT_SHIP",
     "RES_ITEM_SHIPPED",
+    "RES_AWAITING_RETURN_SHIPPING",  # the borrower's "Received" (responderISO18626Received)
     "RES_ITEM_RETURNED",
     "RES_COMPLETE",
 ]
@@ -205,8 +206,8 @@ def test_a_loan_goes_through_every_happy_path_state_on_both_sides(sim, east, wes
         ("REQ_EXPECTS_TO_SUPPLY", "RES_AWAIT_PICKING"),
         ("REQ_EXPECTS_TO_SUPPLY", "RES_AWAIT_SHIP"),
         ("REQ_SHIPPED", "RES_ITEM_SHIPPED"),
-        ("REQ_CHECKED_IN", "RES_ITEM_SHIPPED"),
-        ("REQ_AWAITING_RETURN_SHIPPING", "RES_ITEM_SHIPPED"),
+        ("REQ_CHECKED_IN", "RES_AWAITING_RETURN_SHIPPING"),
+        ("REQ_AWAITING_RETURN_SHIPPING", "RES_AWAITING_RETURN_SHIPPING"),
         ("REQ_SHIPPED_TO_SUPPLIER", "RES_ITEM_RETURNED"),
         ("REQ_REQUEST_COMPLETE", "RES_COMPLETE"),
     ]
@@ -221,7 +222,7 @@ def test_a_loan_goes_through_every_happy_path_state_on_both_sides(sim, east, wes
     assert [v.item_id for v in lender.volumes or []] == ["123"]  # the sample's itemBarcodes replaced it
     assert borrower.temp_item_barcodes()[0][1] == borrower.hrid
     assert [v.temporary_item_barcode for v in borrower.volumes or []] == [borrower.hrid]
-    assert borrower.due_date_rs == "2031-03-15"
+    assert borrower.due_date_rs == "2031-03-15T00:00:00Z"
     assert borrower.lender_due_date == datetime(2031, 3, 15, tzinfo=UTC)
     assert borrower.resolved_pickup_location is not None
     assert borrower.resolved_pickup_location.lms_location_code == "128807"

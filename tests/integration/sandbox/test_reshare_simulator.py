@@ -46,6 +46,7 @@ LENDER_HAPPY_PATH = [
     "RES_AWAIT_PICKING",
     "RES_AWAIT_SHIP",
     "RES_ITEM_SHIPPED",
+    "RES_AWAITING_RETURN_SHIPPING",  # the borrower's "Received" (responderISO18626Received)
     "RES_ITEM_RETURNED",
     "RES_COMPLETE",
 ]
@@ -279,8 +280,8 @@ def test_a_pair_walks_both_happy_paths_in_order(client):
         ("west", lender, "supplierPrintPullSlip", "RES_AWAIT_PICKING", "REQ_EXPECTS_TO_SUPPLY"),
         ("west", lender, "supplierCheckInToReshare", "RES_AWAIT_SHIP", "REQ_EXPECTS_TO_SUPPLY"),
         ("west", lender, "supplierMarkShipped", "RES_ITEM_SHIPPED", "REQ_SHIPPED"),
-        ("east", b, "requesterReceived", "RES_ITEM_SHIPPED", "REQ_CHECKED_IN"),
-        ("east", b, "patronReturnedItem", "RES_ITEM_SHIPPED", "REQ_AWAITING_RETURN_SHIPPING"),
+        ("east", b, "requesterReceived", "RES_AWAITING_RETURN_SHIPPING", "REQ_CHECKED_IN"),
+        ("east", b, "patronReturnedItem", "RES_AWAITING_RETURN_SHIPPING", "REQ_AWAITING_RETURN_SHIPPING"),
         ("east", b, "shippedReturn", "RES_ITEM_RETURNED", "REQ_SHIPPED_TO_SUPPLIER"),
         ("west", lender, "supplierCheckOutOfReshare", "RES_COMPLETE", "REQ_REQUEST_COMPLETE"),
     ]
@@ -306,7 +307,8 @@ def test_a_pair_walks_both_happy_paths_in_order(client):
     assert borrower["isRequester"] is True and lent["isRequester"] is False
     assert borrower["requestingInstitutionSymbol"] == lent["requestingInstitutionSymbol"] == "RESHARE:EAST"
     assert borrower["supplyingInstitutionSymbol"] == lent["supplyingInstitutionSymbol"] == "RESHARE:WEST"
-    assert borrower["dueDateRS"] == lent["dueDateRS"] == "2031-05-17"
+    # set at supplierCheckInToReshare as the instant given (the simulator's due_date: that day's start, UTC)
+    assert borrower["dueDateRS"] == lent["dueDateRS"] == "2031-05-17T00:00:00Z"
     assert borrower["parsedDueDateRS"] == "2031-05-17T00:00:00Z"
     assert borrower["isbn"] == "9780441478125" and borrower["publisher"] == "Ace"
     assert borrower["pickupLocationSlug"] == "east-main"
@@ -324,12 +326,45 @@ def test_a_pair_walks_both_happy_paths_in_order(client):
 
 
 def test_shipping_without_a_given_due_date_lends_for_the_default_56_days(client):
-    # mod-rs SettingsData default_loan_period "56"
-    pair = client.pair(lender_state="RES_ITEM_SHIPPED")
+    # mod-rs SettingsData default_loan_period "56"; AbstractResponderSupplierCheckInToReshare sets dueDateRS at
+    # the fill as now + 56 days, UTC, to the second (ZonedDateTime.truncatedTo(SECONDS).toString())
+    client.sim("POST", "/clock", {"at": "2026-11-30T13:45:07.250Z"})
+    pair = client.pair(lender_state="RES_AWAIT_PICKING")
+    lender = pair["lender"]["id"]
+    client.ok("west", lender, "supplierCheckInToReshare")
+    filled = client.record("west", lender)
+    assert filled["state"]["code"] == "RES_AWAIT_SHIP"
+    assert filled["dueDateRS"] == "2027-01-25T13:45:07Z"
+    assert filled["parsedDueDateRS"] == "2027-01-25T13:45:07Z"
+    client.ok("west", lender, "supplierMarkShipped")
     record = client.record("east", pair["borrower"]["id"])
-    expected = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 56 * 86400))
-    assert record["dueDateRS"] == expected
+    assert record["dueDateRS"] == "2027-01-25T13:45:07Z"
     assert record["state"]["code"] == "REQ_SHIPPED"
+    client.sim("POST", "/clock", {"at": None})
+
+
+def test_a_loan_date_override_is_an_instant_and_anything_else_gets_the_default_period(client):
+    # AbstractResponderSupplierCheckInToReshare: loanDateOverride parsed with ISO_INSTANT and kept as given;
+    # a value that does not parse is only logged, and the default loan period applies
+    client.sim("POST", "/clock", {"at": "2026-11-30T13:45:07Z"})
+    given = client.pair(lender_state="RES_AWAIT_PICKING")
+    client.ok(
+        "west",
+        given["lender"]["id"],
+        "supplierCheckInToReshare",
+        {"loanDateOverride": "2027-02-01T17:00:00.000Z"},
+    )
+    record = client.record("west", given["lender"]["id"])
+    assert (record["dueDateRS"], record["parsedDueDateRS"]) == (
+        "2027-02-01T17:00:00.000Z",
+        "2027-02-01T17:00:00Z",
+    )
+    plain_date = client.pair(lender_state="RES_AWAIT_PICKING")
+    client.ok(
+        "west", plain_date["lender"]["id"], "supplierCheckInToReshare", {"loanDateOverride": "2027-02-01"}
+    )
+    assert client.record("west", plain_date["lender"]["id"])["dueDateRS"] == "2027-01-25T13:45:07Z"
+    client.sim("POST", "/clock", {"at": None})
 
 
 def test_lender_state_option_starts_further_along_with_a_truthful_audit(client):
@@ -583,11 +618,13 @@ def test_overdue_timer_moves_loans_past_their_due_date(client):
     client.ok("east", checked_in["borrower"]["id"], "requesterReceived")
     on_time = client.pair(lender_state="RES_ITEM_SHIPPED", due_date="2099-01-01")
     result = client.sim("POST", "/run-overdue", {"now": "2024-06-01T00:00:00Z"}).json()
-    assert {ref["id"] for ref in result["lender"]} == {late["lender"]["id"], checked_in["lender"]["id"]}
+    # the received one's lender is in RES_AWAITING_RETURN_SHIPPING (responderISO18626Received), which has no
+    # canTriggerOverdueRequest: only the one still RES_ITEM_SHIPPED goes overdue
+    assert {ref["id"] for ref in result["lender"]} == {late["lender"]["id"]}
     assert client.state("west", late["lender"]["id"]) == "RES_OVERDUE"
-    assert client.state("west", checked_in["lender"]["id"]) == "RES_OVERDUE"
+    assert client.state("west", checked_in["lender"]["id"]) == "RES_AWAITING_RETURN_SHIPPING"
     assert client.state("east", late["borrower"]["id"]) == "REQ_OVERDUE"
-    assert client.state("east", checked_in["borrower"]["id"]) == "REQ_OVERDUE"
+    assert client.state("east", checked_in["borrower"]["id"]) == "REQ_CHECKED_IN"
     assert client.state("west", on_time["lender"]["id"]) == "RES_ITEM_SHIPPED"
     assert client.state("east", on_time["borrower"]["id"]) == "REQ_SHIPPED"
     # an overdue loan still comes home: the lender completes from RES_OVERDUE
@@ -598,13 +635,18 @@ def test_overdue_timer_moves_loans_past_their_due_date(client):
     assert client.sim("POST", "/run-overdue", {"now": "not a date"}).status_code == 400
 
 
-def test_received_can_move_the_lender_to_awaiting_return_shipping_when_asked(client):
-    assert client.sim("POST", "/options", {"lender_on_received": "RES_AWAITING_RETURN_SHIPPING"}).ok
+@pytest.mark.parametrize("reading", ["RES_AWAITING_RETURN_SHIPPING", "RES_ITEM_SHIPPED"])
+def test_received_moves_the_lender_as_the_lender_on_received_option_says(client, reading):
+    # default: responderISO18626Received (RES_AWAITING_RETURN_SHIPPING); the other reading: RSLifecycleSpec's
+    # table (the lender still RES_ITEM_SHIPPED after requesterReceived)
+    assert client.sim("GET", "/options").json()["lender_on_received"] == "RES_AWAITING_RETURN_SHIPPING"
+    assert client.sim("POST", "/options", {"lender_on_received": reading}).ok
     pair = client.pair(lender_state="RES_ITEM_SHIPPED")
     client.ok("east", pair["borrower"]["id"], "requesterReceived")
-    assert client.state("west", pair["lender"]["id"]) == "RES_AWAITING_RETURN_SHIPPING"
+    assert client.state("west", pair["lender"]["id"]) == reading
     client.ok("east", pair["borrower"]["id"], "patronReturnedItemAndShippedReturn")
     assert client.state("west", pair["lender"]["id"]) == "RES_ITEM_RETURNED"
+    assert client.sim("POST", "/options", {"lender_on_received": "RES_AWAITING_RETURN_SHIPPING"}).ok
 
 
 def test_undo_is_offered_only_after_check_in_to_reshare(client):
@@ -1246,6 +1288,8 @@ def test_only_the_lender_has_an_overdue_timer_and_its_message_moves_the_borrower
     # TimerCheckForOverdueSupplierRequestsService: lender in RES_ITEM_SHIPPED, due before the start of today
     shipped = client.pair(lender_state="RES_ITEM_SHIPPED", due_date="2024-05-30")
     returning = client.pair(lender_state="RES_ITEM_SHIPPED", due_date="2024-05-30")
+    # the reading in which the lender stays RES_ITEM_SHIPPED after "Received" (lender_on_received)
+    assert client.sim("POST", "/options", {"lender_on_received": "RES_ITEM_SHIPPED"}).ok
     client.ok("east", returning["borrower"]["id"], "requesterReceived")
     client.ok("east", returning["borrower"]["id"], "patronReturnedItem")
     sent_back = client.pair(lender_state="RES_ITEM_SHIPPED", due_date="2024-05-30")

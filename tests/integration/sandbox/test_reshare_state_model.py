@@ -1,9 +1,11 @@
 """The simulator's state model against mod-rs's (issue 13).
 
 1. Generated from the action registry (`sandbox.reshare.state.RULES`, each action declared once: model,
-   allowed-from states, target, partner message, mod-rs source): every action of both models is tried from
-   every state of its model. Allowed ones are offered by validActions and move where the registry says; the
-   rest are not offered and get mod-rs's refusal (400 "A valid action was not supplied, ...").
+   trigger, allowed-from states, target, partner message, mod-rs source): every staff (manual) action of both
+   models is tried from every state of its model. Allowed ones are offered by validActions and move where the
+   registry says; the rest are not offered and get mod-rs's refusal (400 "A valid action was not supplied,
+   ..."). Every protocol rule (what a partner's ISO 18626 message does) is delivered in every state of its
+   model: it moves where the registry says, or is a notification only; staff can never perform it.
 2. Hand-written, copied from mod-rs `ActionEventResultData` (the `...OK` results) and `RSLifecycleSpec`: at
    least 25 transitions, which the registry and the simulator must agree with.
 """
@@ -16,7 +18,17 @@ import pytest
 
 from sandbox.reshare import records as r
 from sandbox.reshare.records import ItemSpec, PatronRequest
-from sandbox.reshare.state import EITHER, RULES, B, L, SimError, Store
+from sandbox.reshare.state import (
+    EITHER,
+    MANUAL,
+    PROTOCOL,
+    PROTOCOL_RULES,
+    RULES,
+    B,
+    L,
+    SimError,
+    Store,
+)
 
 REQUESTER_STATES = sorted({v for k, v in vars(r).items() if k.startswith("REQ_") and isinstance(v, str)})
 RESPONDER_STATES = sorted({v for k, v in vars(r).items() if k.startswith("RES_") and isinstance(v, str)})
@@ -68,7 +80,7 @@ def try_action(store: Store, req: PatronRequest, action: str) -> tuple[bool, boo
 def generated_cases() -> list[tuple[str, str, str]]:
     cases = []
     for action, rule in RULES.items():
-        if rule.side == EITHER or rule.valid_from is None:
+        if rule.side == EITHER or rule.valid_from is None or rule.trigger != MANUAL:
             continue
         for state in REQUESTER_STATES if rule.side == B else RESPONDER_STATES:
             cases.append((action, rule.side, state))
@@ -86,8 +98,8 @@ def test_every_action_from_every_state_of_its_model_does_what_the_registry_says(
     offered, accepted, after = try_action(store, req, action)
     allowed = state in rule.valid_from
     assert offered == allowed == accepted, (action, state)
-    if allowed and rule.to_state is not None:
-        assert after == rule.to_state, (action, state, after)
+    if allowed and rule.target(state) is not None:
+        assert after == rule.target(state), (action, state, after)
     if not allowed:
         assert after == state
 
@@ -96,6 +108,63 @@ def test_the_registry_declares_every_action_once_with_its_source() -> None:
     for name, rule in RULES.items():
         assert rule.source, name
         assert rule.side in (B, L, EITHER), name
+        assert rule.trigger in (MANUAL, PROTOCOL), name
+        assert (rule.trigger == PROTOCOL) == (rule.receives is not None), name
+    # every message an action sends that moves a partner has its protocol rule on the other side
+    sent = {rule.message for rule in RULES.values() if rule.message}
+    received = {message for _, message in PROTOCOL_RULES}
+    assert received <= sent | {"Cancelled", "CancelNo", "Overdue"}  # sent by effects and the timer
+    assert sent - received <= {"Notification", "Request"}  # no state change / creates the lender copy
+
+
+def protocol_cases() -> list[tuple[str, str]]:
+    cases = []
+    for action, rule in RULES.items():
+        if rule.trigger != PROTOCOL:
+            continue
+        for state in REQUESTER_STATES if rule.side == B else RESPONDER_STATES:
+            cases.append((action, state))
+    return cases
+
+
+SAVED = {B: "REQ_EXPECTS_TO_SUPPLY", L: "RES_AWAIT_PICKING"}  # what a restoring message goes back to
+# what mod-rs's status events do right after the message's own result (the request does not stay there)
+THEN = {
+    "REQ_CANCELLED_WITH_SUPPLIER": "REQ_CANCELLED",  # requesterCancelledWithSupplierIndOK (requesterCancel)
+    "REQ_UNFILLED": "REQ_END_OF_ROTA",  # EventStatusReqUnfilledIndService: no further lender in this rota
+}
+
+
+@pytest.mark.parametrize(("action", "state"), protocol_cases())
+def test_every_partner_message_in_every_state_does_what_the_registry_says(action: str, state: str) -> None:
+    store = fresh_store()
+    rule = RULES[action]
+    assert rule.receives is not None and rule.valid_from is not None
+    req = request_in(store, rule.side, state, action)
+    req.saved_states.append(SAVED[rule.side])
+    req.request_to_continue = False
+    sender = store._partner(req)
+    assert sender is not None
+    audit, notes = len(req.audit), len(req.notifications)
+    with store.lock:
+        store._send(sender, rule.receives, None)
+    moved = [entry["toStatus"]["code"] for entry in req.audit[audit:]]
+    if state not in rule.valid_from:
+        assert moved == [] and req.state == state  # a notification only
+        assert len(req.notifications) == notes + 1
+        return
+    expected = rule.target(state)
+    if expected == "<restore saved state>":
+        expected = SAVED[rule.side]
+    elif expected == "<option lender_on_received>":
+        expected = store.options["lender_on_received"]
+    assert moved[0] == expected, (action, state, moved)
+    assert req.state == THEN.get(expected, expected)
+    # and staff can never perform a protocol rule
+    with pytest.raises(SimError) as refused:
+        store.perform_action(req.tenant, req.id, {"action": action})
+    assert refused.value.message.startswith("A valid action was not supplied, ")
+    assert action not in store.valid_actions(req.tenant, req.id)["actions"]
 
 
 # (model, from state, action, to state): mod-rs ActionEventResultData's "...OK" results (status) for the action
@@ -186,7 +255,33 @@ MOD_RS_TRANSITIONS = [
         "RES_PENDING_CONDITIONAL_ANSWER",
     ),  # responderAnswerConditionalHoldingOK
     (L, "RES_CANCEL_REQUEST_RECEIVED", "supplierRespondToCancel", "RES_CANCELLED"),  # responderCancelOK (yes)
+    (B, "REQ_END_OF_ROTA", "rerequest", "REQ_END_OF_ROTA_REVIEWED"),  # requesterRerequestEndOfRotaOK
+    (B, "REQ_CANCELLED", "rerequest", "REQ_CANCELLED"),  # requesterRerequestCancelledOK (status null)
 ]
+
+# (model, state, incoming ISO 18626 message, state after): ActionEventResultData's protocol result lists
+MOD_RS_MESSAGES = [
+    (L, "RES_ITEM_SHIPPED", "Received", "RES_AWAITING_RETURN_SHIPPING"),  # responderISO18626Received
+    (L, "RES_ITEM_SHIPPED", "ShippedReturn", "RES_ITEM_RETURNED"),  # responderISO18626DhippedReturn
+    (L, "RES_OVERDUE", "ShippedReturn", "RES_ITEM_RETURNED"),
+    (L, "RES_AWAIT_PICKING", "Cancel", "RES_CANCEL_REQUEST_RECEIVED"),  # responderISO18626Cancel
+    (B, "REQ_REQUEST_SENT_TO_SUPPLIER", "Loaned", "REQ_SHIPPED"),  # requesterISO18626Loaned
+    (B, "REQ_EXPECTS_TO_SUPPLY", "Unfilled", "REQ_UNFILLED"),  # requesterISO18626Unfilled
+    (B, "REQ_CANCEL_PENDING", "Cancelled", "REQ_CANCELLED_WITH_SUPPLIER"),  # requesterISO18626Cancelled
+    (B, "REQ_SHIPPED_TO_SUPPLIER", "LoanCompleted", "REQ_REQUEST_COMPLETE"),  # requesterISO18626LoanCompleted
+    (B, "REQ_CHECKED_IN", "Overdue", "REQ_OVERDUE"),  # requesterISO18626Overdue
+]
+
+
+@pytest.mark.parametrize(("side", "state", "message", "to_state"), MOD_RS_MESSAGES)
+def test_mod_rs_message_results_agree_with_the_registry(
+    side: str, state: str, message: str, to_state: str
+) -> None:
+    rule = PROTOCOL_RULES[(side, message)]
+    target = rule.target(state)
+    if target == "<option lender_on_received>":
+        target = Store().options["lender_on_received"]  # the default reading
+    assert target == to_state
 
 
 def test_the_hand_written_table_has_at_least_25_transitions() -> None:

@@ -69,7 +69,8 @@ def check_in(ctx: StepContext, mapping: Mapping, barcode: str, why: str) -> Mapp
 
 
 def calendar_day(value: datetime | None) -> date | None:
-    """A ReShare due date as the calendar date ReShare wrote (it keeps dates, stored as UTC midnight)."""
+    """A ReShare due date as its UTC calendar date: mod-rs keeps an instant (``2027-01-25T13:45:07Z``, the
+    fill time + the loan period, or the staff's override) and its own overdue timer counts UTC days."""
     return value.astimezone(UTC).date() if value is not None else None
 
 
