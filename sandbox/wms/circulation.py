@@ -393,6 +393,58 @@ class CirculationState(FaultState):
         else:
             item.status = item.shelf_status
 
+    def cancel_request(
+        self,
+        registry_id: str,
+        *,
+        patron_barcode: str,
+        request_id: str | None = None,
+        item_barcode: str | None = None,
+    ) -> tuple[list[Hold], Item | None]:
+        """CancelRequestItem (OCLC lists it for the staff and the patron profile): cancel the patron's active
+        hold(s) named by the request id and/or item barcode. An item on the hold shelf goes back to its shelf
+        status (staff route a temp item home). Unknown User / Unknown Request otherwise, as NCIP's problem
+        types name them; a hold already filled or cancelled is no longer a request to cancel."""
+        with self.lock:
+            inst = self.institution(registry_id)
+            patron = inst.find_patron(patron_barcode)
+            if patron is None:
+                raise CircError(
+                    "Unknown User",
+                    "UNKNOWN_USER",
+                    f"no patron with barcode {patron_barcode!r}",
+                    element="UserIdentifierValue",
+                    value=f"{inst.registry_id}/{patron_barcode}",
+                )
+            holds = [
+                hold
+                for hold in inst.holds
+                if hold.active
+                and hold.patron_barcode == patron.barcode
+                and (request_id is None or hold.request_id == request_id)
+                and (item_barcode is None or hold.item_barcode == item_barcode)
+            ]
+            if not holds:
+                value = request_id if request_id is not None else item_barcode
+                raise CircError(
+                    "Unknown Request",
+                    "UNKNOWN_REQUEST",
+                    f"patron {patron.barcode!r} has no active request {value!r}",
+                    element="RequestIdentifierValue" if request_id is not None else "ItemIdentifierValue",
+                    value=f"{inst.registry_id}/{value}",
+                )
+            now = utcnow()
+            item = None
+            for hold in holds:
+                hold.status = HOLD_CANCELLED
+                hold.cancelled_at = now
+                hold.updated = now
+                item = inst.items.get(hold.item_barcode)
+                if item is not None and item.status == ITEM_ON_HOLD_SHELF:
+                    item.status = item.shelf_status
+                    item.updated = now
+            return holds, item
+
     def lookup_user(
         self, registry_id: str, value: str, *, by_symbol: bool = False
     ) -> tuple[Patron, list[Loan], list[Hold]]:

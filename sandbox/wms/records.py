@@ -41,6 +41,7 @@ FAULT_OPERATIONS = (
     "AcceptItem",
     "CheckOutItem",
     "CheckInItem",
+    "CancelRequestItem",
     "LookupItem",
     "LookupUser",
     "token",

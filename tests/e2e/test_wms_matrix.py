@@ -30,11 +30,14 @@ each switch value runs only the lives it can change, so CI stays within a few mi
 - ``due_date_style=utc``: reshare-first, single, both profiles (the calendar-date comparison);
 - ``checkin_of_held_temp_item=keeps_hold``: reshare-first, single (temp items checked in while on loan: shown
   unchanged), and the life it can change, under both values: a borrower request closed while its temp item is
-  on the hold shelf (WMS kept the hold: the bridge sees it and staff are told);
+  on the hold shelf (WMS kept the hold: the bridge sees it, cancels it with CancelRequestItem and looks again;
+  a hold WMS will not cancel goes to staff);
 - ``repeat_checkout_same_account`` and ``duplicate_temp_barcode``: only a re-sent message meets them, so they
   run with lost answers (``tests/e2e/test_wms_lost_answers.py``, same marker);
-- ``expired_account_when_mandated=honoured``: no life reaches it. The bridge looks the partner account up
-  (SCIM) and refuses an expired one before it sends CheckOutItem.
+- ``expired_account_when_mandated``: under both values, the life that reaches it: the partner account expires
+  today. The bridge's SCIM check lets it through (it refuses an account expired *before* today); WMS counts it
+  expired from the start of the day. ``refused``: CheckOutItem's Problem goes to staff; ``honoured``: the loan is
+  made, due at the expiry, and staff are told of the different due date once.
 """
 
 from __future__ import annotations
@@ -309,7 +312,138 @@ def test_checkin_of_held_temp_item_when_a_request_closes_before_pickup(sandbox: 
     if value == "cancels_hold":
         assert hold["status"] == "Cancelled"
         assert attention("east", borrower_id) == []
-    else:  # WMS kept the hold: the bridge saw it (LookupUser) and staff are told, once
-        assert hold["status"] == "Ready"
-        [needed] = attention("east", borrower_id)
-        assert needed.reason.startswith(f"Temp item(s) {hrid} of request {hrid} still have the patron's hold")
+    else:  # WMS kept the hold: the bridge saw it (LookupUser), cancelled it (CancelRequestItem), looked again
+        assert hold["status"] == "Cancelled"
+        assert attention("east", borrower_id) == [] and ever_raised("east", borrower_id) == []
+        lines = [
+            (h.operation, h.outcome.value, h.summary)
+            for h in current_services().store.history("east", borrower_id)
+            if h.operation.startswith(("CancelRequestItem", "LookupUser"))
+        ]
+        assert [line[:2] for line in lines] == [
+            ("LookupUser (hold left after check-in?)", "success"),
+            ("CancelRequestItem", "success"),
+            ("LookupUser (hold left after check-in?)", "success"),
+        ], lines
+        assert lines[0][2] == f"still held: {hrid}" and lines[-1][2] == "no hold left"
+        # and the request WMS was sent validates against NCIP 2.02 (the simulator refuses what does not)
+        [sent] = [
+            r
+            for r in sim(sb, "wms", "GET", f"requests-log?registry_id={EAST}")
+            if r.get("operation") == "CancelRequestItem"
+        ]
+        assert sent["outcome"] == "success", sent
+
+
+def test_a_hold_wms_will_not_cancel_goes_to_staff(sandbox: Sandbox) -> None:
+    """keeps_hold, and WMS refuses the CancelRequestItem: the temp item's hold is left for staff, once."""
+    sb = sandbox
+    item = f"MX-{uuid.uuid4().hex[:6].upper()}-0001"
+    sim(sb, "wms", "POST", "items", registry_id=WEST, barcode=item, branch=WEST, title="Matrix")
+    with wms_options(sb, checkin_of_held_temp_item="keeps_hold"):
+        pair = sim(
+            sb,
+            "reshare",
+            "POST",
+            "requests",
+            borrower_tenant="east",
+            lender_tenant="west",
+            title="Never picked up",
+            patron_barcode="EAST-P-0001",
+            pickup_location_slug="east-main",
+            volumes=[{"item_barcode": item}],
+            lender_state="RES_AWAIT_PICKING",
+            due_date=DUE.isoformat(),
+        )
+        east, _ = ship_and_receive(sb, pair, [item])
+        borrower_id, hrid = pair["borrower"]["id"], pair["hrid"]
+        sim(sb, "wms", "POST", "checkin", barcode=hrid, branch=EAST, registry_id=EAST)  # on the hold shelf
+        sim(
+            sb,
+            "wms",
+            "POST",
+            "faults",
+            operation="CancelRequestItem",
+            kind="problem",
+            problem_type="User Not Authorized",
+            times=-1,
+        )
+        try:
+            east.act(borrower_id, "manualClose", {"terminalState": "REQ_CANCELLED"})
+            settle(sb)
+        finally:
+            sim(sb, "wms", "DELETE", "faults")
+    [hold] = [h for h in sim(sb, "wms", "GET", f"holds?registry_id={EAST}") if h["item_barcode"] == hrid]
+    assert hold["status"] == "Ready"
+    mapping = current_services().store.get_mapping("east", borrower_id)
+    assert mapping is not None and not mapping.open
+    [needed] = attention("east", borrower_id)
+    assert needed.reason.startswith(f"Temp item(s) {hrid} of request {hrid} still have the patron's hold")
+    [refused] = [
+        h for h in current_services().store.history("east", borrower_id) if h.operation == "CancelRequestItem"
+    ]
+    assert refused.outcome.value == "problem" and "User Not Authorized" in refused.summary
+
+
+@contextlib.contextmanager
+def account_expiring_today(sb: Sandbox) -> Iterator[None]:
+    """West's account for east (ILL-EAST) expires today: the bridge's SCIM check lets it through (it is not
+    expired *before* today), WMS's circulation counts it expired from the start of the day."""
+    [account] = [
+        p for p in sim(sb, "wms", "GET", f"patrons?registry_id={WEST}") if p["barcode"] == "ILL-EAST"
+    ]
+    sim(
+        sb,
+        "wms",
+        "POST",
+        "patrons",
+        registry_id=WEST,
+        barcode="ILL-EAST",
+        expires=datetime.now(UTC).date().isoformat(),
+    )
+    try:
+        yield
+    finally:
+        sim(sb, "wms", "POST", "patrons", registry_id=WEST, barcode="ILL-EAST", expires=account["expires"])
+
+
+@pytest.mark.parametrize("value", ["refused", "honoured"])
+def test_expired_account_when_mandated(sandbox: Sandbox, value: str) -> None:
+    """The life this switch can change: CheckOutItem with MandatedAction (circill) to an account expiring today."""
+    sb = sandbox
+    with wms_options(sb, expired_account_when_mandated=value), account_expiring_today(sb):
+        if value == "honoured":
+            # WMS honours the checkout, its due date capped at the expiry (today): staff are told once
+            pair = life(sb, order="reshare-first", volumes=1)
+            no_attention(pair, allowed=("WMS set a different due date",))
+            [item] = attention("west", pair["lender"]["id"])
+            assert item.reason.startswith("WMS set a different due date than ReShare")
+            return
+        tag = uuid.uuid4().hex[:6].upper()
+        item_barcode = f"MX-{tag}-0001"
+        sim(sb, "wms", "POST", "items", registry_id=WEST, barcode=item_barcode, branch=WEST, title="Matrix")
+        pair = sim(
+            sb,
+            "reshare",
+            "POST",
+            "requests",
+            borrower_tenant="east",
+            lender_tenant="west",
+            title="Expired account",
+            patron_barcode="EAST-P-0001",
+            pickup_location_slug="east-main",
+            volumes=[{"item_barcode": item_barcode}],
+            lender_state="RES_AWAIT_PICKING",
+            due_date=DUE.isoformat(),
+        )
+        ship_and_receive(sb, pair, [item_barcode])
+    # WMS refused the checkout (expired account): nothing is on loan, and staff are told on the lending side
+    lender_id = pair["lender"]["id"]
+    assert not [
+        loan
+        for loan in sim(sb, "wms", "GET", f"loans?registry_id={WEST}")
+        if loan["item_barcode"] == item_barcode and loan["active"]
+    ]
+    [needed] = attention("west", lender_id)
+    assert needed.step == StepName.LEND_SHIPPED.value
+    assert "User Ineligible To Check Out This Item" in needed.reason, needed.reason

@@ -1689,3 +1689,47 @@ def test_requests_are_validated_against_the_schema_like_a_strict_server(url: str
     lenient = (SHARED / "samples" / "other" / "lookupUser.xml").read_bytes()  # unqualified version attribute
     refused = answer(ncip(url, token, lenient), schema)
     assert (refused.name, refused.problem) == ("Problem", "Invalid Message Syntax Error")
+
+
+def cancel_request(request: str, patron: str, item: str | None = None) -> str:
+    scope = (
+        '<ns1:RequestType ns1:Scheme="http://www.niso.org/ncip/v1_0/imp1/schemes/requesttype/requesttype.scm">'
+        "Hold</ns1:RequestType>"
+    )
+    return msg(
+        "CancelRequestItem", user_id(patron) + request_id(request) + (item_id(item) if item else "") + scope
+    )
+
+
+def test_cancel_request_item_cancels_the_patron_s_hold_and_answers_as_the_toolkit_sample(
+    url: str, schema
+) -> None:
+    # keeps_hold: a temp item checked in while held goes back to the hold shelf; CancelRequestItem then ends it
+    sim_post(url, "/_sim/options", {"checkin_of_held_temp_item": "keeps_hold"})
+    token = get_token(url)
+    call(url, token, accept_item("TMP-C1", "ReShareRequestEAST-71", "EAST-P-0001"), schema)
+    sim_post(url, "/_sim/checkin", {"barcode": "TMP-C1", "branch": "262630"})  # arrives: hold Ready
+    # a stranger's cancel, and an unknown request: NCIP's Unknown User / Unknown Request, nothing changes
+    stranger = call(url, token, cancel_request("ReShareRequestEAST-71", "NOBODY"), schema)
+    assert stranger.problem == "Unknown User"
+    unknown = call(url, token, cancel_request("ReShareRequestEAST-72", "EAST-P-0001"), schema)
+    assert unknown.problem == "Unknown Request"
+    assert [h["status"] for h in sim_get(url, "/_sim/holds") if h["item_barcode"] == "TMP-C1"] == ["Ready"]
+    # the patron's hold by request id and item: cancelled; answer RequestId, ItemId, UserId
+    done = call(url, token, cancel_request("ReShareRequestEAST-71", "EAST-P-0001", "TMP-C1"), schema)
+    assert done.problem is None and done.name == "CancelRequestItemResponse"
+    assert done.child_names() == ["ResponseHeader", "RequestId", "ItemId", "UserId"]
+    assert (done.text("RequestId/RequestIdentifierValue"), done.text("ItemId/ItemIdentifierValue")) == (
+        "ReShareRequestEAST-71",
+        "TMP-C1",
+    )
+    assert done.text("UserId/UserIdentifierValue") == "EAST-P-0001"
+    assert [h["status"] for h in sim_get(url, "/_sim/holds") if h["item_barcode"] == "TMP-C1"] == [
+        "Cancelled"
+    ]
+    assert sim_get(url, "/_sim/items/TMP-C1")["status"] != "On Hold Shelf"
+    # a second cancel: the request is no longer active
+    again = call(url, token, cancel_request("ReShareRequestEAST-71", "EAST-P-0001", "TMP-C1"), schema)
+    assert again.problem == "Unknown Request"
+    log = [e for e in sim_get(url, "/_sim/requests-log") if e["operation"] == "CancelRequestItem"]
+    assert [e["outcome"] for e in log] == ["problem", "problem", "success", "problem"]

@@ -515,3 +515,51 @@ def test_reshare_profile_check_out_and_check_in(schema, settings):
         "ItemId/ItemIdentifierType",
         "ItemId/ItemIdentifierValue",
     ]
+
+
+def test_cancel_request_item_names_the_patron_the_request_and_the_temp_item(schema, settings):
+    # lib-ncip-client CancelRequestItem: UserId, RequestId, RequestType Hold, RequestScopeType Item; the temp
+    # item's ItemId after the RequestId (NCIP 2.02 allows it) names one volume's hold
+    root = valid(
+        schema,
+        ncip.cancel_request_item(
+            settings, request_id="EAST-1001", patron_barcode="EAST-P-0001", item_barcode="EAST-1001-0002"
+        ),
+    )
+    body = one(root, "n:CancelRequestItem")
+    assert [etree.QName(child).localname for child in body] == [
+        "InitiationHeader",
+        "UserId",
+        "RequestId",
+        "ItemId",
+        "RequestType",
+        "RequestScopeType",
+    ]
+    assert value(body, "n:UserId/n:UserIdentifierValue") == "EAST-P-0001"
+    assert value(body, "n:RequestId/n:RequestIdentifierValue") == ncip.ill_request_id(settings, "EAST-1001")
+    assert value(body, "n:RequestId/n:RequestIdentifierType") == "ILL Request Id"
+    assert value(body, "n:ItemId/n:ItemIdentifierValue") == "EAST-1001-0002"
+    assert value(body, "n:RequestType") == "Hold" and value(body, "n:RequestScopeType") == "Item"
+    with pytest.raises(ValueError):
+        ncip.cancel_request_item(settings, request_id="EAST-1001", patron_barcode=" ", item_barcode="X")
+
+
+def test_a_cancel_request_item_response_is_read_as_the_toolkit_sample_has_it():
+    # circill-toolkit binding/ncipv2_02 CancelRequestItemResponse.xml (its values)
+    answer = b"""<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<ns1:NCIPMessage xmlns:ns1="http://www.niso.org/2008/ncip"
+  ns1:version="http://www.niso.org/schemas/ncip/v2_02/imp1/xsd/ncip_v2_02.xsd">
+  <ns1:CancelRequestItemResponse>
+    <ns1:RequestId><ns1:RequestIdentifierValue>101919</ns1:RequestIdentifierValue></ns1:RequestId>
+    <ns1:ItemId>
+      <ns1:AgencyId ns1:Scheme="localhost/ncip/v1/schemes/agencies/1">MIT</ns1:AgencyId>
+      <ns1:ItemIdentifierValue>19823098123</ns1:ItemIdentifierValue>
+    </ns1:ItemId>
+    <ns1:UserId>
+      <ns1:AgencyId ns1:Scheme="localhost/ncip/v1/schemes/agencies/1">MIT</ns1:AgencyId>
+      <ns1:UserIdentifierValue>10923123</ns1:UserIdentifierValue>
+    </ns1:UserId>
+  </ns1:CancelRequestItemResponse>
+</ns1:NCIPMessage>"""
+    result = ncip.parse_cancel_request_item_response(answer)
+    assert (result.request_id, result.item_barcode) == ("101919", "19823098123")

@@ -248,6 +248,21 @@ class WmsClient:
             summary = f"request_id={ncip.ill_request_id(self.settings, request_id or '')}"
         return self._ncip("CheckInItem", body, summary, ncip.parse_check_in_item_response, mutating=True)
 
+    def cancel_request_item(
+        self, *, request_id: str, patron_barcode: str, item_barcode: str
+    ) -> ncip.CancelRequestResult:
+        """Cancel the patron's hold on a temp item (CancelRequestItem, by ILL request id + item barcode)."""
+        body = ncip.cancel_request_item(
+            self.settings, request_id=request_id, patron_barcode=patron_barcode, item_barcode=item_barcode
+        )
+        summary = (
+            f"request_id={ncip.ill_request_id(self.settings, request_id)} item={item_barcode} "
+            f"user={mask(patron_barcode)}"
+        )
+        return self._ncip(
+            "CancelRequestItem", body, summary, ncip.parse_cancel_request_item_response, mutating=True
+        )
+
     def lookup_item(self, barcode: str, *, current_borrower: bool = False) -> ItemStatus:
         """An item's circulation status (read-only); ``current_borrower=True`` also asks who has it."""
         body = ncip.lookup_item(self.settings, item_barcode=barcode, current_borrower=current_borrower)

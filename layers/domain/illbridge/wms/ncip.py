@@ -55,6 +55,8 @@ ITEM_ID_TYPE_SCHEME = (
     "http://www.niso.org/ncip/v1_0/imp1/schemes/visibleitemidentifiertype/visibleitemidentifiertype.scm"
 )
 BARCODE = "Barcode"
+REQUEST_TYPE_SCHEME = "http://www.niso.org/ncip/v1_0/imp1/schemes/requesttype/requesttype.scm"
+REQUEST_SCOPE_TYPE_SCHEME = "http://www.niso.org/ncip/v1_0/imp1/schemes/requestscopetype/requestscopetype.scm"
 OCLC_USER_ID_SCHEME = "http://oclc.org/ncip/schemes/userid/oclcids.scm"
 INSTITUTION_SYMBOL = "OCLC Institution Symbol"
 REQUEST_ID_TYPE_SCHEME = "http://oclc.org/ncip/schemes/requestidentifiertype/circillrequestidentifiertype.scm"
@@ -67,7 +69,9 @@ BIBLIOGRAPHIC_LEVEL_SCHEME = (
 MEDIUM_TYPE_SCHEME = "http://worldcat.org/ncip/schemes/v2/extensions/mediumtype.scm"
 AGENCY_SCHEMES: dict[str, str] = {"symbol": SYMBOL_SCHEME, "institution": INSTITUTION_ID_SCHEME}
 
-Operation = Literal["AcceptItem", "CheckOutItem", "CheckInItem", "LookupItem", "LookupUser"]
+Operation = Literal[
+    "AcceptItem", "CheckOutItem", "CheckInItem", "CancelRequestItem", "LookupItem", "LookupUser"
+]
 
 # Problem types the workflow treats as "already done" (docs/wms.md#acceptitem, docs/wms.md#checkinitem,
 # docs/architecture.md#exactly-once-against-systems-that-are-not-idempotent): an AcceptItem answered
@@ -324,6 +328,22 @@ def check_in_item(
     return _bytes(root)
 
 
+def cancel_request_item(
+    settings: WmsSettings, *, request_id: str, patron_barcode: str, item_barcode: str
+) -> bytes:
+    """CancelRequestItem: cancel the patron's hold on one temp item (OCLC lists the service for WMS's staff
+    and patron profiles). The shape of lib-ncip-client's ``CancelRequestItem`` (UserId, RequestId,
+    RequestType ``Hold``, RequestScopeType ``Item``) with the temp item's ``ItemId`` after the RequestId, as
+    NCIP 2.02 allows, so one volume's hold of a multi-volume request is named exactly."""
+    root, body = _message(settings, "CancelRequestItem")
+    _user_id(body, _required("patron_barcode", patron_barcode), id_type=BARCODE, scheme=USER_ID_TYPE_SCHEME)
+    _request_id(body, ill_request_id(settings, request_id))
+    _item_id(body, _required("item_barcode", item_barcode))
+    _el(body, "RequestType", "Hold", REQUEST_TYPE_SCHEME)
+    _el(body, "RequestScopeType", "Item", REQUEST_SCOPE_TYPE_SCHEME)
+    return _bytes(root)
+
+
 def lookup_item(settings: WmsSettings, *, item_barcode: str, current_borrower: bool = False) -> bytes:
     """LookupItem by barcode, asking for the circulation status and the item description.
 
@@ -416,6 +436,15 @@ class ItemStatus:
 
     def summary(self) -> str:
         return f"item={self.item_barcode} status={self.circulation_status!r}"
+
+
+@dataclass(frozen=True)
+class CancelRequestResult:
+    request_id: str | None
+    item_barcode: str | None
+
+    def summary(self) -> str:
+        return f"hold cancelled: request_id={self.request_id or '-'} item={self.item_barcode or '-'}"
 
 
 @dataclass(frozen=True)
@@ -572,6 +601,14 @@ def parse_check_in_item_response(data: bytes | str) -> CheckInResult:
         routing_path=path,
         routing_instructions=text(routing, "RoutingInstructions"),
         item_id_type=text(response, "ItemId", "ItemIdentifierType"),
+    )
+
+
+def parse_cancel_request_item_response(data: bytes | str) -> CancelRequestResult:
+    response = _response(data, "CancelRequestItem")
+    return CancelRequestResult(
+        request_id=text(response, "RequestId", "RequestIdentifierValue"),
+        item_barcode=text(response, "ItemId", "ItemIdentifierValue"),
     )
 
 

@@ -2,16 +2,18 @@
 
 A temp item that was created is checked in, so no hold is left dangling on a patron's list without a
 record of why; a lent item still checked out to a borrowing institution is checked in too. Whether WMS cancels
-a temp item's hold at that check-in is not documented: the bridge looks (the check-in probe), and a hold WMS
-kept goes to staff.
+a temp item's hold at that check-in is not documented: the bridge looks (the check-in probe); a hold WMS kept is
+cancelled with NCIP CancelRequestItem (OCLC lists it for WMS), looked at again, and only a hold still there (or
+one WMS would not cancel) goes to staff.
 """
 
 from __future__ import annotations
 
-from illbridge.models import Mapping, ReShareRequestChanged, Side, StepName, StepStatus
+from illbridge.errors import WmsError, WmsProblem
+from illbridge.models import Mapping, Outcome, ReShareRequestChanged, Side, StepName, StepStatus
 from illbridge.wms.probe import PROBE_OPERATION, REQUESTED, NoProbe, holder_of, normalize_status, probe_for
 from illbridge.workflow.common import PENDING, WaitingForEarlierStep, check_in, save
-from illbridge.workflow.engine import StepContext, StepResult, raise_attention, run_for_change
+from illbridge.workflow.engine import StepContext, StepResult, outcome_of, raise_attention, run_for_change
 from illbridge.workflow.services import Services
 
 # The step that puts things into WMS for each side: closing waits for it when it is still going to run.
@@ -41,6 +43,8 @@ def end_mapping(ctx: StepContext, side: Side, state: str) -> StepResult:
         mapping = check_in(ctx, mapping, barcode, why=f"request ended as {state}")
         checked_in.append(barcode)
     held = still_held(ctx, mapping, checked_in) if side == Side.BORROWING else []
+    if held:
+        held = cancel_holds(ctx, mapping, held)
     mapping.open = False
     mapping.next_check_at = None
     mapping.reshare_state = state
@@ -50,8 +54,8 @@ def end_mapping(ctx: StepContext, side: Side, state: str) -> StepResult:
         raise_attention(
             ctx,
             f"Temp item(s) {', '.join(held)} of request {ctx.hrid} still have the patron's hold in WMS",
-            "WMS kept the hold when the bridge checked the temp item in: cancel the hold in WMS and send the "
-            "item back to the lender.",
+            "WMS kept the hold when the bridge checked the temp item in, and CancelRequestItem did not remove "
+            "it (see the request's history): cancel the hold in WMS and send the item back to the lender.",
         )
     return StepResult(StepStatus.SUCCEEDED, {"checked_in": checked_in, "final_state": state, "held": held})
 
@@ -81,3 +85,51 @@ def still_held(ctx: StepContext, mapping: Mapping, barcodes: list[str]) -> list[
                 held.append(barcode)
         answer["summary"] = f"still held: {', '.join(held)}" if held else "no hold left"
     return held
+
+
+# What WMS may answer to a CancelRequestItem for a hold that is gone already: the look that follows decides.
+HOLD_ALREADY_GONE = frozenset({"Unknown Request", "Request Already Processed"})
+
+
+def cancel_holds(ctx: StepContext, mapping: Mapping, barcodes: list[str]) -> list[str]:
+    """Cancel the patron's hold on each temp item WMS kept (CancelRequestItem by ILL request id and item),
+    then look again: the temp items still held, or whose cancel WMS refused or did not answer (what staff must
+    see to; a retry of this step would not find them again, since they are checked in already)."""
+    client = ctx.services.wms(ctx.config)
+    patron = mapping.patron_barcode
+    if not patron:
+        return barcodes
+    failed: list[str] = []
+    for barcode in barcodes:
+        request = {
+            "request_id": mapping.hrid,
+            "item_barcode": barcode,
+            "why": "WMS kept the hold at check-in",
+        }
+        with ctx.call("wms", "CancelRequestItem", request) as answer:
+            try:
+                result = client.cancel_request_item(
+                    request_id=mapping.hrid, patron_barcode=patron, item_barcode=barcode
+                )
+            except WmsProblem as problem:
+                answer["response"] = {"problem_type": problem.problem_type, "detail": problem.detail}
+                if problem.problem_type in HOLD_ALREADY_GONE:
+                    answer["summary"] = f"no hold left to cancel on {barcode} ({problem.problem_type})"
+                    continue
+                answer["outcome"] = Outcome.PROBLEM
+                answer["summary"] = f"WMS refused to cancel the hold on {barcode}: {problem.problem_type}"
+                failed.append(barcode)
+                continue
+            except WmsError as exc:  # a fault: not retried here, staff are told (and the history shows it)
+                answer["outcome"] = outcome_of(exc)
+                answer["summary"] = f"cancelling the hold on {barcode} failed: {exc}"
+                failed.append(barcode)
+                continue
+            answer["summary"] = result.summary()
+            answer["response"] = {"request_id": result.request_id, "item": result.item_barcode}
+    left = (
+        still_held(ctx, mapping, [b for b in barcodes if b not in failed])
+        if len(failed) < len(barcodes)
+        else []
+    )
+    return [b for b in barcodes if b in failed or b in left]
