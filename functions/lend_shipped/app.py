@@ -1,4 +1,5 @@
-"""Lent item shipped (RES_ITEM_SHIPPED): check it out in WMS to the borrowing institution's account."""
+"""Lent item shipped (RES_ITEM_SHIPPED, or first seen in RES_AWAITING_RETURN_SHIPPING / RES_OVERDUE): check it
+out in WMS to the borrowing institution's account."""
 
 from illbridge.models import ReShareRequestChanged
 from illbridge.observability import logger, metrics, tracer

@@ -323,3 +323,49 @@ def test_conditions_rejected_cancel_with_the_lender_and_continue_with_the_next_o
     assert mapping is not None and not mapping.open and all(i.checked_in for i in mapping.items)
     assert sim(sb, "wms", "GET", f"items/{item}?registry_id=262626")["status"] == "Available"
     assert attention_for("east", borrower_id) == [] and attention_for("west", west_copy["id"]) == []
+
+
+def test_a_rerequest_at_end_of_rota_reviews_it_and_the_new_request_lives_on_its_own(sandbox: Sandbox) -> None:
+    sb = sandbox
+    # Given a request whose only lender could not supply: end of rota, closed by the bridge once
+    item = "WEST-ITEM-0008"
+    pair = create_pair(sb, volumes=[{"item_barcode": item}], lender_state="RES_NEW_AWAIT_PULL_SLIP")
+    east, west = Library(sb, "east"), Library(sb, "west")
+    borrower_id = pair["borrower"]["id"]
+    west.act(pair["lender"]["id"], "supplierCannotSupply")
+    settle(sb)
+    assert east.state(borrower_id) == "REQ_END_OF_ROTA"
+    # When staff re-request it with changes (mod-rs: requesterRerequestEndOfRotaOK)
+    east.act(borrower_id, "rerequest", {"isRequester": "true", "title": "The Name of the Rose (2nd ed.)"})
+    settle(sb)
+    # Then the old request is REQ_END_OF_ROTA_REVIEWED and was closed once; nothing waits for staff
+    old = sim(sb, "reshare", "GET", f"requests/east/{borrower_id}")
+    assert old["state"]["code"] == "REQ_END_OF_ROTA_REVIEWED" and old["succeededBy"] is not None
+    step = closed_step("east", borrower_id)
+    assert step is not None and step.status == StepStatus.SUCCEEDED and step.attempt == 1, step
+    assert attention_for("east", borrower_id) == []
+    # And the new request, linked to it, goes its own way: lent, received, returned, complete
+    new_id = old["succeededBy"]["id"]
+    new = sim(sb, "reshare", "GET", f"requests/east/{new_id}")
+    assert new["precededBy"] == {"id": borrower_id} and new["title"] == "The Name of the Rose (2nd ed.)"
+    [lender] = [
+        r
+        for r in sim(sb, "reshare", "GET", "requests?tenant=west")
+        if r["hrid"] == new["hrid"] and not r["isRequester"]
+    ]
+    west.act(lender["id"], "supplierPrintPullSlip")
+    west.act(
+        lender["id"], "supplierCheckInToReshareAndSupplierMarkShipped", {"itemBarcodes": [{"itemId": item}]}
+    )
+    settle(sb)
+    east.act(new_id, "requesterReceived")
+    settle(sb)
+    east.act(new_id, "patronReturnedItemAndShippedReturn")
+    settle(sb)
+    west.act(lender["id"], "supplierCheckOutOfReshare")
+    settle(sb)
+    assert east.state(new_id) == "REQ_REQUEST_COMPLETE" and west.state(lender["id"]) == "RES_COMPLETE"
+    mapping = mapping_of(new_id)
+    assert mapping is not None and not mapping.open and all(i.checked_in for i in mapping.items)
+    assert sim(sb, "wms", "GET", f"items/{item}?registry_id=262626")["status"] == "Available"
+    assert attention_for("east", new_id) == [] and attention_for("west", lender["id"]) == []
