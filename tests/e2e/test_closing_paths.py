@@ -239,18 +239,7 @@ def test_conditions_rejected_cancel_with_the_lender_and_continue_with_the_next_o
     sb = sandbox
     # Given a rota of north (a ReShare library outside the bridge), then west; north offers the loan on a
     # condition
-    sim(
-        sb,
-        "reshare",
-        "POST",
-        "tenants",
-        tenant="north",
-        symbol="RESHARE:NORTH",
-        username="bridge",
-        password="north-password",
-        settings={"host_lms_integration": "manual", "request_id_prefix": "NORTH-"},
-        pickup_locations=[{"slug": "north-main", "name": "North", "lmsLocationCode": "111111"}],
-    )
+    north = other_library(sb)
     item = "WEST-ITEM-0007"
     pair = create_pair(
         sb,
@@ -261,15 +250,6 @@ def test_conditions_rejected_cancel_with_the_lender_and_continue_with_the_next_o
     )
     east, west = Library(sb, "east"), Library(sb, "west")
     borrower_id, hrid = pair["borrower"]["id"], pair["hrid"]
-    north = ReShareClient(
-        ReShareSettings(
-            base_url=sb.urls["reshare"],
-            tenant="north",
-            username="bridge",
-            password="north-password",
-            symbol="RESHARE:NORTH",
-        )
-    )
     north.perform_action(
         pair["lender"]["id"],
         "supplierConditionalSupply",
