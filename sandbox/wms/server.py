@@ -61,6 +61,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import io
 import json
 import logging
 import re
@@ -365,7 +366,13 @@ class _Handler(AllMethodsHandler):
 
     # OAuth ----------------------------------------------------------------------------------------
     def _logged(self, entry: dict[str, Any], serve: Callable[[dict[str, Any]], None]) -> None:
-        """Serve one request and put it in the request log with its outcome, whatever happens."""
+        """Serve one request and put it in the request log with its outcome, whatever happens.
+
+        The answer is held back until the request is logged: a client that has its answer (and sends its next
+        request, or reads the log) always finds this request in the log, in the order the calls were made.
+        """
+        wire, answer = self.wfile, io.BytesIO()
+        self.wfile = answer  # type: ignore[assignment]
         try:
             serve(entry)
         except _HttpError as exc:
@@ -379,6 +386,9 @@ class _Handler(AllMethodsHandler):
         finally:
             entry.setdefault("outcome", "error")
             self.state.log_request(entry)
+            self.wfile = wire
+            if answer.getvalue():
+                self.wfile.write(answer.getvalue())
 
     def _token(self) -> None:
         def serve(entry: dict[str, Any]) -> None:
