@@ -25,12 +25,13 @@ python: ## print the Python 3.12 the venv is made with; fails, saying what to in
 	@"$(PYTHON)" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null || { $(NEED_PY312); }
 	@echo "$(PYTHON)"
 
-$(STAMP): requirements-dev.txt layers/domain/requirements.txt
+$(STAMP): requirements-dev.txt layers/domain/requirements.txt pyproject.toml
 	@"$(PYTHON)" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null || { $(NEED_PY312); }
 	@[ -x $(BIN)/python ] && $(BIN)/python -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null \
 	  || { rm -rf $(VENV); "$(PYTHON)" -m venv $(VENV); }
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .  # the `illbridge` command
 	@touch $(STAMP)
 
 setup: $(STAMP) ## create .venv with every dependency (idempotent)

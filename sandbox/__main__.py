@@ -2,6 +2,7 @@
 
     python -m sandbox up [--tick SECONDS] [--gateway-port 3000] [--reshare-port 9130] [--wms-port 9140]
                          [--moto-port 5055] [--time-scale 0.25] [--ports-auto] [--no-demo] [--quiet]
+                         [--endpoints .sandbox/endpoints.json]
     python -m sandbox wms [--port 9140] ...        (sandbox.wms.cli)
     python -m sandbox reshare [--port 9130] ...    (sandbox.reshare.cli)
 
@@ -16,7 +17,10 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
+
+ENDPOINTS = Path(".sandbox") / "endpoints.json"  # illbridge_cli/target.py looks for it here
 
 
 def _up(argv: list[str]) -> int:
@@ -48,6 +52,12 @@ def _up(argv: list[str]) -> int:
         help="the ReShare simulator does not push state changes to the webhook (the poller alone sees them)",
     )
     parser.add_argument("--quiet", action="store_true", help="log warnings and errors only")
+    parser.add_argument(
+        "--endpoints",
+        default=str(ENDPOINTS),
+        help="write where everything is to this file while running, for `illbridge` (default "
+        f"{ENDPOINTS}; '' for none)",
+    )
     parser.add_argument(
         "--option",
         action="append",
@@ -100,6 +110,8 @@ def _up(argv: list[str]) -> int:
         except OSError as exc:
             print(f"cannot start the sandbox: {exc} (a port in use? try --ports-auto)", file=sys.stderr)
             return 2
+        if args.endpoints:
+            sb.write_endpoints(args.endpoints)
         print(sb.banner(), flush=True)
         while not stopping.wait(0.5):
             pass
@@ -107,6 +119,8 @@ def _up(argv: list[str]) -> int:
         pass
     finally:
         began = time.monotonic()
+        if args.endpoints:
+            Path(args.endpoints).unlink(missing_ok=True)
         sb.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)

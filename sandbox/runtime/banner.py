@@ -93,6 +93,9 @@ def render(sb: Sandbox) -> str:
             "Then watch this terminal: the relayed webhook (or the next poll) brings the shipment in, and the",
             "lend_shipped step checks the item out in WMS to east's ILL account (ILL-EAST). See it with:",
             f"  curl -s '{urls['wms']}/_sim/loans?registry_id=262626'",
+            "or as staff do, in another terminal (it finds this sandbox by itself; EAST-1 is the pair's hrid):",
+            "  .venv/bin/illbridge history EAST-1      .venv/bin/illbridge attention      "
+            ".venv/bin/illbridge check-config",
         ]
     lines += ["Ctrl-C stops everything.", rule]
     return "\n".join(lines)

@@ -617,6 +617,32 @@ class Sandbox:
             )
         return sources[0]
 
+    def endpoints(self) -> dict[str, Any]:
+        """Where everything is, as ``illbridge`` reads it (``.sandbox/endpoints.json``, written by ``make run``):
+        the functions' environment (tables, bus, topic, configuration prefix, moto as the AWS endpoint), the
+        URLs, and every queue by logical id."""
+        assert self.resources is not None, "start() first"
+        return {
+            "stack_name": self.stack_name,
+            "region": self.region,
+            "pid": os.getpid(),
+            "urls": dict(self.urls),
+            "env": dict(self.env),
+            "queues": {name: queue.url for name, queue in sorted(self.resources.queues.items())},
+        }
+
+    def write_endpoints(self, path: str | Path) -> Path:
+        """Write :meth:`endpoints` to ``path`` (readable by this user only: it holds the local credentials)."""
+        import json
+
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(".tmp")
+        partial.write_text(json.dumps(self.endpoints(), indent=2) + "\n")
+        partial.chmod(0o600)
+        partial.replace(target)
+        return target
+
     def banner(self) -> str:
         from .banner import render
 

@@ -13,13 +13,12 @@
 2. Clear attention items: a pickup location without a branch mapping, and a patron WMS does not know, each end
    as one attention item (what is wrong, what to fix, how to retry), with nothing created in WMS, the step
    FAILED (not crashed), nothing in a dead-letter queue or left on a queue; after staff fix the cause (the
-   library's pickup_branches, the patron in WMS), the ops retry creates the temp item and hold.
+   library's pickup_branches, the patron in WMS), `illbridge retry` creates the temp item and hold.
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import random
 from datetime import UTC, datetime, timedelta
@@ -27,11 +26,12 @@ from typing import Any
 
 import pytest
 
-from illbridge import ops
 from illbridge.models import AttentionItem, StepName, StepStatus
+from illbridge.workflow.announce import subject
 from illbridge.workflow.services import current_services
 from sandbox.runtime import Sandbox
 from tests.e2e.conftest import Library, create_pair, library_settings, settle, ship_and_receive, sim
+from tests.staff_cli import illbridge, illbridge_json
 
 pytestmark = pytest.mark.e2e
 DUE = (datetime.now(UTC) + timedelta(days=21)).date()
@@ -296,13 +296,6 @@ def test_every_event_twice_shuffled_and_a_lost_accept_item_answer(
 # --- 2. clear attention items -----------------------------------------------------------------------------
 
 
-def ops_cli(*argv: str) -> Any:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        assert ops.main(list(argv)) == 0
-    return json.loads(out.getvalue())
-
-
 CASES: dict[str, dict[str, Any]] = {
     "unmapped-pickup-location": {
         "pair": {"pickup_location_slug": "east-annex", "patron_barcode": "EAST-P-0001"},
@@ -321,6 +314,23 @@ CASES: dict[str, dict[str, Any]] = {
 }
 
 
+def notices(sb: Sandbox, hrid: str) -> list[dict[str, Any]]:
+    """What staff's attention topic got about ``hrid`` so far (its SQS subscription in the sandbox)."""
+    sqs = sb.boto3_client("sqs")
+    url = sb.resources.inboxes["AttentionTopic"]  # type: ignore[union-attr]
+    while True:
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages") or []
+        if not messages:
+            break
+        for message in messages:
+            _NOTICES.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return [n for n in _NOTICES if n.get("Subject", "").startswith(f"{hrid}: ")]
+
+
+_NOTICES: list[dict[str, Any]] = []
+
+
 @pytest.mark.parametrize("case", list(CASES))
 def test_a_request_wms_cannot_take_becomes_one_clear_attention_item(sandbox: Sandbox, case: str) -> None:
     sb = sandbox
@@ -336,11 +346,11 @@ def test_a_request_wms_cannot_take_becomes_one_clear_attention_item(sandbox: San
         assert words.lower() in item.reason.lower(), item.reason
     for words in spec["fix"]:
         assert words.lower() in item.fix.lower(), item.fix
-    retry = f"python -m illbridge.ops retry --tenant east --request {borrower_id} --step borrow_received"
+    retry = f"illbridge retry {hrid} --library east --step borrow_received"
     assert item.retry == retry
     assert "Traceback" not in item.reason + item.fix
     # the staff CLI lists the same single item
-    listed = [a for a in ops_cli("attention", "--tenant", "east") if a["request_id"] == borrower_id]
+    listed = [a for a in illbridge_json("attention", "--library", "east") if a["request_id"] == borrower_id]
     assert [(a["reason"], a["fix"], a["retry"]) for a in listed] == [(item.reason, item.fix, item.retry)]
     # nothing was created in WMS (the problem is found before any AcceptItem), and the history says why
     assert temp_items(sb, hrid) == [] and holds_for(sb, [hrid]) == []
@@ -360,10 +370,16 @@ def test_a_request_wms_cannot_take_becomes_one_clear_attention_item(sandbox: San
     assert east.state(borrower_id) == "REQ_CHECKED_IN"
 
     # When staff retry before fixing anything, Then the step runs again and fails the same way: still one item
-    ops_cli("retry", "--tenant", "east", "--request", borrower_id, "--step", "borrow_received")
+    code, said = illbridge("retry", hrid, "--library", "east", "--step", "borrow_received", "--wait", "0")
+    assert code == 0 and "borrow_received released" in said, said
     settle(sb)
     assert [a.reason for a in attention_for("east", borrower_id)] == [item.reason]
     assert history("east", borrower_id).count("borrow_received:attention raised:problem") == 2
+    # and staff were told once, on the attention topic: "<hrid>: <reason>", the fix and the retry in the body;
+    # the repeat of the same failure sent nothing more
+    [notice] = notices(sb, hrid)
+    assert notice["Subject"] == subject(item) and subject(item).startswith(f"{hrid}: {item.reason[:40]}")
+    assert item.fix in notice["Message"] and item.retry in notice["Message"]
 
     # When staff fix the cause and run the retry (again within the hour: it is not taken for a duplicate)
     if case == "unmapped-pickup-location":
@@ -383,8 +399,8 @@ def test_a_request_wms_cannot_take_becomes_one_clear_attention_item(sandbox: San
         )
         fixed, branch = contextlib.nullcontext(), EAST_REGISTRY
     with fixed:
-        answer = ops_cli("retry", "--tenant", "east", "--request", borrower_id, "--step", "borrow_received")
-        assert answer["released"] is True
+        code, said = illbridge("retry", hrid, "--step", "borrow_received", "--wait", "0")
+        assert code == 0 and "borrow_received released" in said, said
         settle(sb)
 
     # Then the temp item and its Pending hold exist, at the right branch, and the attention item is resolved

@@ -2,7 +2,7 @@
 
 A signed notice for an item WMS still has on loan to the patron changes nothing in either system and leaves a
 history line; the same notice once the item is really checked in is acted on. A library without a probe
-(``checkin_probe: none``) cannot confirm a notice: staff get one attention item, and ``ops retry`` after they
+(``checkin_probe: none``) cannot confirm a notice: staff get one attention item, and ``illbridge retry`` after they
 have looked in WMS finishes the step.
 """
 
@@ -13,8 +13,8 @@ from typing import Any
 
 import requests
 
-from illbridge import ops
 from illbridge.models import StepName
+from illbridge.workflow import staff
 from illbridge.workflow.services import current_services
 from sandbox.demo import WEBHOOK_SECRETS
 from sandbox.reshare.relay import signed_headers
@@ -118,12 +118,12 @@ def test_without_a_probe_a_notice_goes_to_staff_who_confirm_it_with_ops_retry(sa
         [item] = [a for a in store.list_attention("east") if a.request_id == borrower_id]
         assert item.step == StepName.BORROW_WMS_RETURNED.value
         assert "cannot be confirmed" in item.reason and hrid not in item.reason
-        assert "ops retry" in item.fix or "illbridge.ops retry" in item.fix
+        assert f"illbridge retry {hrid} --library east --step borrow_wms_returned" in item.fix
         [(outcome, _)] = notice_lines("east", borrower_id)
         assert outcome == "problem"
         # When staff see it checked in at WMS (the patron did return it) and retry the step
         sim(sb, "wms", "POST", "checkin", barcode=hrid, branch=EAST)
-        ops.retry(current_services(), "east", borrower_id, StepName.BORROW_WMS_RETURNED)
+        staff.retry_request(current_services(), hrid, "east", StepName.BORROW_WMS_RETURNED)
         settle(sb)
         # Then ReShare is updated and the item leaves the list
         assert east.state(borrower_id) == "REQ_AWAITING_RETURN_SHIPPING"

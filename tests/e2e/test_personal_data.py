@@ -3,7 +3,7 @@
 Whole lives run with a patron whose barcode, names, e-mail and note are known, one of them with a patron WMS
 does not know (an NCIP Problem whose ProblemValue is the barcode), and the demo libraries' secrets. Afterwards
 none of these strings may appear in the bridge table's history and attention rows, in anything logged (the
-bridge's JSON logs and the runtime's), or in what ``python -m illbridge.ops`` prints. The barcode's last four
+bridge's JSON logs and the runtime's), or in what the ``illbridge`` command prints. The barcode's last four
 characters may (``****7731``), that is how staff recognise a patron.
 """
 
@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 from boto3.dynamodb.types import TypeDeserializer
 
-from illbridge import ops
 from illbridge.observability import logger as bridge_logger
 from illbridge.workflow.services import current_services
 from sandbox.demo import DEMO_LIBRARIES, WEBHOOK_SECRETS
 from sandbox.runtime import Sandbox
 from tests.e2e.conftest import create_pair, settle, ship_and_receive, sim
+from tests.staff_cli import illbridge
 
 pytestmark = pytest.mark.e2e
 
@@ -98,15 +98,12 @@ def table_rows(sb: Sandbox, kinds: tuple[str, ...]) -> list[dict[str, Any]]:
     return rows
 
 
-def ops_output(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
-    capsys.readouterr()
-    ops.main(list(argv))
-    captured = capsys.readouterr()
-    return captured.out + captured.err
+def ops_output(*argv: str) -> str:
+    return illbridge(*argv)[1]
 
 
 def test_no_barcode_name_or_secret_reaches_history_logs_or_ops_output(
-    sandbox: Sandbox, captured_logs: io.StringIO, capsys: pytest.CaptureFixture[str]
+    sandbox: Sandbox, captured_logs: io.StringIO
 ) -> None:
     sb = sandbox
     # Given a patron WMS knows by name and e-mail, and a request that carries a note
@@ -156,13 +153,15 @@ def test_no_barcode_name_or_secret_reaches_history_logs_or_ops_output(
     assert "AcceptItem" in logged
     assert leaks(logged) == []
     # nor what the ops command prints about these requests and the attention list
-    printed = "".join(
-        ops_output(capsys, "show", "--tenant", tenant, "--request", request_id)
-        for tenant, request_id in (
-            ("east", pair["borrower"]["id"]),
-            ("west", pair["lender"]["id"]),
-            ("east", ghost["borrower"]["id"]),
+    printed = (
+        "".join(
+            ops_output(command, hrid, *extra)
+            for hrid in (pair["hrid"], ghost["hrid"])
+            for command in ("status", "history")
+            for extra in ((), ("--json",))
         )
-    ) + ops_output(capsys, "attention", "--tenant", "east")
+        + ops_output("attention")
+        + ops_output("attention", "--json")
+    )
     assert ghost["hrid"] in printed and "****" in printed
     assert leaks(printed) == []

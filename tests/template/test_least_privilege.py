@@ -32,6 +32,7 @@ WEBHOOK_SECRETS = (
 CONFIG = {("ssm:GetParameter", SETTINGS), ("secretsmanager:GetSecretValue", SECRETS)}
 WEBHOOK_CONFIG = {("ssm:GetParameter", SETTINGS), ("secretsmanager:GetSecretValue", WEBHOOK_SECRETS)}
 BUS = {("events:PutEvents", "BridgeBus")}
+NOTICES = {("sns:Publish", "AttentionTopic")}  # workflow/announce.py: functions that raise attention items
 ITEM_INDEX = "BridgeTable/index/by-item-barcode"
 
 
@@ -45,6 +46,7 @@ def step(queue: str) -> set[tuple[str, str]]:
         | table("Query", resource=ITEM_INDEX)  # find_by_item: a WMS check-in's mapping
         | table("GetItem", "PutItem", "UpdateItem", "DeleteItem", resource="IdempotencyTable")
         | BUS
+        | NOTICES
         | CONFIG
         | {("sqs:GetQueueUrl", queue), ("sqs:SendMessage", queue)}
     )
@@ -58,6 +60,7 @@ CALLS: dict[str, set[tuple[str, str]]] = {
     "WmsReconcilerFunction": table("GetItem", "PutItem", "DeleteItem")
     | table("Query", resource="BridgeTable/index/reconciliation")
     | BUS
+    | NOTICES
     | CONFIG,
     # webhook_seen/claim_webhook (Put, with its outbox entry in one transaction), the poller's last-seen write
     # with its outbox entry (Transitions), forget_event (Delete), find_by_item (index)
@@ -80,6 +83,8 @@ def of_type(kind: str) -> dict[str, dict[str, Any]]:
 
 def resource_key(resource: Any) -> str:
     """A policy Resource as the table above names it."""
+    if isinstance(resource, dict) and set(resource) == {"Ref"}:
+        return str(resource["Ref"])  # an SNS topic's Ref is its ARN
     if isinstance(resource, dict) and "Fn::GetAtt" in resource:
         target = resource["Fn::GetAtt"]
         name, attribute = target if isinstance(target, list) else target.split(".", 1)
@@ -129,10 +134,24 @@ def test_a_function_may_do_what_its_code_calls_and_nothing_more(function: str) -
     assert CALLS[function] - grants == set(), f"{function} cannot do what its code calls"
 
 
-def test_no_function_may_scan_publish_to_sns_or_read_by_path() -> None:
+def test_no_function_may_scan_or_read_by_path() -> None:
     actions = {action for function in CALLS for action, _ in granted(function)}
-    for forbidden in ("dynamodb:Scan", "dynamodb:BatchWriteItem", "sns:Publish", "ssm:GetParametersByPath"):
+    for forbidden in ("dynamodb:Scan", "dynamodb:BatchWriteItem", "ssm:GetParametersByPath"):
         assert forbidden not in actions
+
+
+def test_only_the_functions_that_raise_attention_items_may_publish_and_only_to_the_topic() -> None:
+    publishers = {f for f in CALLS if any(action == "sns:Publish" for action, _ in granted(f))}
+    assert publishers == {
+        "BorrowReceivedFunction",
+        "BorrowReturnedFunction",
+        "LendShippedFunction",
+        "LendReturnedFunction",
+        "RequestClosedFunction",
+        "WmsReconcilerFunction",
+    }
+    for function in publishers:
+        assert {r for a, r in granted(function) if a.startswith("sns:")} == {"AttentionTopic"}
 
 
 def senders(target: str) -> set[str]:

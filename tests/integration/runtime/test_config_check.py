@@ -10,7 +10,6 @@ import json
 import pytest
 import requests
 
-from illbridge import ops
 from illbridge.workflow import checks
 from illbridge.workflow.polling import poll_all
 from illbridge.workflow.services import current_services
@@ -19,6 +18,7 @@ from sandbox.demo import WEBHOOK_SECRETS
 from sandbox.reshare.relay import reshare_event, signed_headers
 from sandbox.runtime import Sandbox
 from tests.e2e.conftest import create_pair, sim
+from tests.staff_cli import illbridge
 
 
 @pytest.fixture(autouse=True)
@@ -35,9 +35,15 @@ def queued(sb: Sandbox, queue: str) -> int:
     return int(attributes["ApproximateNumberOfMessages"])
 
 
-def test_the_demo_libraries_pass_every_check(sb: Sandbox, capsys: pytest.CaptureFixture[str]) -> None:
-    assert ops.main(["check"]) == 0
-    findings = json.loads(capsys.readouterr().out)
+def check_config(*argv: str) -> tuple[int, list[dict]]:
+    """``illbridge check-config --json [LIBRARY]``: (exit code, findings)."""
+    code, output = illbridge("check-config", *argv, "--json")
+    return code, json.loads(output[: output.rindex("]") + 1])
+
+
+def test_the_demo_libraries_pass_every_check(sb: Sandbox) -> None:
+    code, findings = check_config()
+    assert code == 0
     assert {(f["library_id"], f["check"]) for f in findings} == {
         ("east", "reshare"),
         ("east", "wms"),
@@ -54,15 +60,14 @@ def test_the_demo_libraries_pass_every_check(sb: Sandbox, capsys: pytest.Capture
     )
 
 
-def test_the_check_says_when_wms_answers_neither_look_up(
-    sb: Sandbox, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_the_check_says_when_wms_answers_neither_look_up(sb: Sandbox) -> None:
     sim(sb, "wms", "POST", "options", lookup_user="unsupported")
     try:
-        assert ops.main(["check", "--library", "east"]) == 1
+        code, findings = check_config("east")
     finally:
         sim(sb, "wms", "POST", "options", lookup_user="supported")
-    [probe] = [f for f in json.loads(capsys.readouterr().out) if f["check"] == "wms-probe"]
+    assert code == 1
+    [probe] = [f for f in findings if f["check"] == "wms-probe"]
     assert not probe["ok"]
     assert (
         "neither LookupUser nor LookupItem" in probe["detail"] and "Update ReShare request" in probe["detail"]
@@ -71,10 +76,11 @@ def test_the_check_says_when_wms_answers_neither_look_up(
     # With LookupItem answered instead, the check names the probe that works
     sim(sb, "wms", "POST", "options", lookup_user="unsupported", lookup_item="supported")
     try:
-        assert ops.main(["check", "--library", "east"]) == 1
+        code, findings = check_config("east")
     finally:
         sim(sb, "wms", "POST", "options", lookup_user="supported", lookup_item="unsupported")
-    [probe] = [f for f in json.loads(capsys.readouterr().out) if f["check"] == "wms-probe"]
+    assert code == 1
+    [probe] = [f for f in findings if f["check"] == "wms-probe"]
     assert not probe["ok"] and "'lookup_item'" in probe["fix"]
 
 
@@ -88,16 +94,15 @@ def test_a_partner_without_an_agency_id_is_a_configuration_error(sb: Sandbox) ->
     assert broken.lending_agency_id(None) is None
 
 
-def test_a_tenant_that_calls_wms_itself_is_not_polled_until_it_is_switched_to_manual(
-    sb: Sandbox, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_tenant_that_calls_wms_itself_is_not_polled_until_it_is_switched_to_manual(sb: Sandbox) -> None:
     # Given west's ReShare tenant set to call WMS itself, and a pair west has shipped
     sim(sb, "reshare", "POST", "settings", tenant="west", key="host_lms_integration", value="wms2")
     pair = create_pair(sb, volumes=[{"item_barcode": "WEST-ITEM-0901"}], lender_state="RES_ITEM_SHIPPED")
     before = queued(sb, "LendShippedQueue")
     # When the check runs, Then it fails for west, naming the setting and the fix
-    assert ops.main(["check", "--library", "west"]) == 1
-    [reshare] = [f for f in json.loads(capsys.readouterr().out) if f["check"] == "reshare"]
+    code, findings = check_config("west")
+    assert code == 1
+    [reshare] = [f for f in findings if f["check"] == "reshare"]
     assert not reshare["ok"] and "'wms2'" in reshare["detail"] and "manual" in reshare["fix"]
     # When the poller runs, Then it refuses west (the run fails: retries, then the schedule's DLQ and alarm),
     # east is still polled, and nothing of west's reaches a step queue

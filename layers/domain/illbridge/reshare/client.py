@@ -282,6 +282,23 @@ class ReShareClient:
             self._fail(response, what)
         return _patron_request(self._json(response, what), what)
 
+    def find_by_hrid(self, hrid: str) -> PatronRequest | None:
+        """The tenant's request with this human-readable id (what staff know it by), or None.
+
+        ``GET /rs/patronrequests?filters=hrid==<hrid>`` (web-toolkit's filter grammar, as ``changed_since``
+        uses it); then the full record by id. A tenant holds one request per hrid (the lender's copy of a
+        request lives in the lender's tenant under the same hrid)."""
+        if not hrid.strip() or any(ch in hrid for ch in "=<>!&|()\\\n"):
+            return None  # not an hrid: nothing can match, and the filter grammar must not see it
+        path = "/rs/patronrequests"
+        what = f"GET {path} (hrid {hrid})"
+        response = self._request("GET", path, params=[("filters", f"hrid=={hrid}"), ("perPage", "2")])
+        if not response.ok:
+            self._fail(response, what)
+        found = [_patron_request(raw, what) for raw in _results(self._json(response, what), what)]
+        found = [request for request in found if request.hrid == hrid]
+        return self.get_request(found[0].id) if found else None
+
     def perform_action(
         self, request_id: str, action: str, params: dict[str, Any] | None = None
     ) -> dict[str, Any]:

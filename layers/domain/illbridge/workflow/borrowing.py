@@ -158,7 +158,7 @@ def pickup_branch(ctx: StepContext, request: PatronRequest) -> str:
             "has no WMS branch",
             "Add the pickup location to the library's pickup_branches (a 6-digit branch registry id), "
             "or give it an LMS location code in ReShare; then retry with: "
-            + retry_command(ctx.tenant, ctx.request_id, ctx.step),
+            + retry_command(ctx.config.library_id, ctx.hrid, ctx.step),
         )
     return branch
 
@@ -174,7 +174,7 @@ def check_patron(ctx: StepContext, mapping: Mapping) -> None:
             raise NeedsStaff(
                 f"WMS does not know patron {masked(barcode)} of request {ctx.hrid}",
                 "Correct the patron barcode in ReShare or add the patron to WMS, then retry with: "
-                + retry_command(ctx.tenant, ctx.request_id, ctx.step),
+                + retry_command(ctx.config.library_id, ctx.hrid, ctx.step),
             ) from exc
         flags = [flag for flag, on in (("blocked", patron.blocked), ("expired", _expired(ctx, patron))) if on]
         answer["summary"] = f"patron {masked(barcode)} found" + (f" ({', '.join(flags)})" if flags else "")
@@ -220,9 +220,9 @@ def accept_item(ctx: StepContext, request: PatronRequest, mapping: Mapping, item
         raise NeedsStaff(
             f"No WMS agency id for lender {mapping.partner_symbol or '(no symbol on the request)'} of request "
             f"{ctx.hrid} ({config.wms.lending_agency_scheme} scheme)",
-            "Add the lender's registry id to the library's partner_agency_ids (python -m illbridge.ops check "
+            "Add the lender's registry id to the library's partner_agency_ids (illbridge check-config "
             "lists every partner without one), then retry with: "
-            + retry_command(ctx.tenant, ctx.request_id, ctx.step),
+            + retry_command(ctx.config.library_id, ctx.hrid, ctx.step),
         )
     fields: dict[str, Any] = {
         "request_id": mapping.hrid,

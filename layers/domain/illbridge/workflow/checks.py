@@ -8,7 +8,7 @@
 - WMS: the WSKey gets a token and every partner account (the patron a lent item is checked out to) is a
   patron WMS knows.
 
-``python -m illbridge.ops check [--library ID]`` runs every check and prints what to fix.
+``illbridge check-config [LIBRARY]`` runs every check and prints what to fix (``workflow/staff.check``).
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@
   backoff (``retry_delay``: 30 s doubling to 15 min) until the library's ``outage_deadline_hours`` (24 h) have
   passed since the step began waiting - waiting consumes no SQS receives and no attempts; or ``FAILED`` with
   an attention item when a human is needed or the deadline has passed;
-- **announce**: an ``AttentionRaised`` event goes to the bus (and from there to staff's SNS topic).
+- **announce**: a new attention item is published once to staff's SNS topic (``workflow/announce.py``); an
+  ``AttentionRaised`` event goes to the bus as well.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from illbridge.errors import (
 from illbridge.models import AttentionItem, HistoryEntry, Outcome, StepName, StepRecord, StepStatus
 from illbridge.models.events import AttentionRaised, ReShareRequestChanged
 from illbridge.observability import OUTAGE_METRIC, logger, mask, metrics, redact
+from illbridge.workflow.announce import put_on_list
 from illbridge.workflow.services import Services
 
 
@@ -155,8 +157,9 @@ def describe_error(exc: BaseException) -> dict[str, Any]:
     return described
 
 
-def retry_command(tenant: str, request_id: str, step: StepName) -> str:
-    return f"python -m illbridge.ops retry --tenant {tenant} --request {request_id} --step {step.value}"
+def retry_command(library_id: str, hrid: str, step: StepName) -> str:
+    """What staff run once the cause is fixed (the operator's ``illbridge`` command, or the page's button)."""
+    return f"illbridge retry {hrid} --library {library_id} --step {step.value}"
 
 
 def staff_guidance(exc: BaseException, ctx: StepContext) -> tuple[str, str]:
@@ -296,10 +299,10 @@ def raise_attention(ctx: StepContext, reason: str, fix: str) -> AttentionItem:
         step=ctx.step.value,
         reason=reason,
         fix=fix,
-        retry=retry_command(ctx.tenant, ctx.request_id, ctx.step),
+        retry=retry_command(ctx.config.library_id, ctx.hrid, ctx.step),
         raised_at=services.clock(),
     )
-    services.store.raise_attention(item)
+    put_on_list(services.store, services.topic, item, ctx.config.name)
     ctx.note("attention raised", reason, Outcome.PROBLEM, fix=fix)
     services.bus.put([AttentionRaised(**item.model_dump(include=set(AttentionRaised.model_fields)))])
     logger.warning("attention raised", extra={"hrid": ctx.hrid, "step": ctx.step.value, "reason": reason})

@@ -176,7 +176,7 @@ def lending_mapping(ctx: StepContext, request: PatronRequest) -> Mapping:
         raise NeedsStaff(
             f"No WMS account for borrowing institution {request.requesting_institution_symbol!r}",
             "Add the partner to partner_accounts (or set default_partner_account), then retry with: "
-            + retry_command(ctx.tenant, ctx.request_id, ctx.step),
+            + retry_command(ctx.config.library_id, ctx.hrid, ctx.step),
         )
     mapping = Mapping(
         library_id=ctx.config.library_id,
@@ -220,7 +220,7 @@ def check_account(ctx: StepContext, mapping: Mapping) -> None:
     account = mapping.borrowing_institution_account or ""
     fix = (
         "Renew or unblock the account in WMS (or map the partner to another account), then retry with: "
-        + retry_command(ctx.tenant, ctx.request_id, ctx.step)
+        + retry_command(ctx.config.library_id, ctx.hrid, ctx.step)
     )
     with ctx.call("wms", "SCIM account look-up", {"account": account}) as answer:
         try:

@@ -4,7 +4,7 @@ A ``WmsItemCheckedIn`` event from the WMS webhook (``source="webhook"``) says on
 library's webhook secret claims the item was checked in. ReShare events are always re-read from ReShare; a
 WMS notice is checked the same way, by asking WMS through the library's check-in probe (the one the
 reconciler uses, ``reconcile.probe_item``). Events from the reconciler have just been confirmed by that probe,
-and ``ops`` events are staff's word (``ops retry``), so both are acted on as they are.
+and ``ops`` events are staff's word (``illbridge retry``), so both are acted on as they are.
 
 - WMS confirms the check-in -> the step runs (the item is marked checked in, ReShare is updated);
 - WMS shows the item still on loan (or held), lost or missing -> the notice is recorded in the request's
@@ -12,7 +12,7 @@ and ``ops`` events are staff's word (``ops retry``), so both are acted on as the
 - the library has no probe (``checkin_probe: none``), WMS does not answer the probe's service, or the answer
   cannot tell (WMS does not know the item; LookupUser no longer lists a temp item whose loan was never seen) -> the notice
   cannot be confirmed: recorded in the history, and the request goes on the attention list (the step is failed
-  with "confirm in WMS, then retry"): a person looks in WMS and runs ``ops retry``, whose event is trusted;
+  with "confirm in WMS, then retry"): a person looks in WMS and runs ``illbridge retry``, whose event is trusted;
 - WMS cannot be reached -> a transient fault: the record comes back through the queue and asks again.
 """
 
@@ -72,8 +72,9 @@ def confirm_notice(services: Services, event: WmsItemCheckedIn, step: StepName) 
     def needs_staff(ctx: StepContext) -> StepResult:
         raise NeedsStaff(
             reason,
-            f"Look the item up in WMS. If it is checked in, run `{retry_command(ctx.tenant, ctx.request_id, step)}`;"
-            " if it is still on loan, resolve this item (`ops resolve`).",
+            f"Look the item up in WMS. If it is checked in, run "
+            f"`{retry_command(ctx.config.library_id, ctx.hrid, step)}`; if it is still on loan, resolve this item "
+            f"(`illbridge resolve {ctx.hrid} --library {ctx.config.library_id} --step {step.value}`).",
         )
 
     outcome = run_step(

@@ -30,6 +30,7 @@ from illbridge.models.events import AttentionRaised
 from illbridge.models.mapping import MappedItem
 from illbridge.observability import logger, metrics, redact
 from illbridge.wms.probe import PROBE_OPERATION, CheckinProbe, ProbeResult, holder_of, probe_for
+from illbridge.workflow.announce import put_on_list
 from illbridge.workflow.common import next_check_time
 from illbridge.workflow.engine import describe_error
 from illbridge.workflow.polling import is_outage
@@ -162,10 +163,10 @@ def remind_when_due(services: Services, config: LibraryConfig, mapping: Mapping)
                 f"The lender's due date ({due.date()}) has passed and WMS cannot be asked whether the item was "
                 f"checked in at the desk. If it was, {action}; otherwise follow up the overdue item."
             ),
-            retry=f"python -m illbridge.ops show {mapping.tenant} {mapping.request_id}",
+            retry=f"illbridge status {mapping.hrid} --library {config.library_id}",
             raised_at=now,
         )
-        services.store.raise_attention(item)
+        put_on_list(services.store, services.topic, item, config.name)
         services.bus.put([AttentionRaised(**item.model_dump(include=set(AttentionRaised.model_fields)))])
         services.store.add_history(
             mapping.tenant,
@@ -193,7 +194,7 @@ def private_text(mapping: Mapping, exc: BridgeError) -> str:
 def record_failure(
     services: Services, mapping: Mapping, exc: BridgeError, probe_name: str = "lookup_user"
 ) -> None:
-    """A history line on the request, so `ops show` says why its check-in was not noticed."""
+    """A history line on the request, so `illbridge history` says why its check-in was not noticed."""
     services.store.add_history(
         mapping.tenant,
         mapping.request_id,

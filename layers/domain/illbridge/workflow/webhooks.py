@@ -150,7 +150,7 @@ def _signed_headers(headers: dict[str, str]) -> tuple[str, int, list[tuple[str, 
 def _key(secret: str) -> bytes | None:
     try:
         return Webhook(secret)._whsecret
-    except Exception:  # a configured secret that is not whsec_<base64>: ignored (ops check reports it)
+    except Exception:  # a secret that is not whsec_<base64>: ignored (illbridge check-config reports it)
         return None
 
 
