@@ -101,3 +101,13 @@ def test_the_tested_sdk_is_a_consistent_pair() -> None:
     assert botocore_range.contains(metadata.version("botocore")), (
         f"boto3 {metadata.version('boto3')} needs botocore {botocore_range}, has {metadata.version('botocore')}"
     )
+
+
+def test_the_built_layer_has_no_operator_code_and_no_typer_or_rich(layer: Path) -> None:
+    """The ``illbridge`` command (typer, rich) lives in illbridge_cli/, outside the layer (test_layer_contents)."""
+    from tests.template.test_layer_contents import OPERATOR_CODE, OPERATOR_PACKAGES, python_files
+
+    shipped = set(distributions(layer)) | {p.name.lower() for p in layer.iterdir()}
+    assert not shipped & set(OPERATOR_PACKAGES), sorted(shipped & set(OPERATOR_PACKAGES))
+    offenders = [str(p) for p in python_files(layer / "illbridge") if OPERATOR_CODE.search(p.read_text())]
+    assert offenders == []
