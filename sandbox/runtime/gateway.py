@@ -5,7 +5,8 @@ method ``any``). A request becomes the REST proxy event (payload version 1.0, th
 generate-event apigateway aws-proxy``), the function runs in-process, and its answer (``statusCode``,
 ``headers``, ``multiValueHeaders``, ``body``, ``isBase64Encoded``) becomes the HTTP response.
 
-As API Gateway: an unknown route (or a known path with another method) answers 403
+As API Gateway: a path with one trailing slash reaches the same resource (``/ops/`` -> ``/ops``); an unknown
+route (or a known path with another method) answers 403
 ``{"message":"Missing Authentication Token"}``; a body over 10 MiB answers 413; a function that fails, or
 answers something that is not a proxy response, gives 502 ``{"message": "Internal server error"}``.
 """
@@ -68,6 +69,10 @@ class Route:
 
     def match(self, path: str) -> dict[str, str] | None:
         found = self.pattern.match(path)
+        if found is None and len(path) > 1 and path.endswith("/"):
+            # as API Gateway (REST and HTTP APIs) routes /hello/ to the resource /hello: observed and reported in
+            # aws-powertools/powertools-lambda-python#1552; the event's path keeps the slash as sent
+            found = self.pattern.match(path[:-1])
         if found is None:
             return None
         return {name: unquote(found.group(f"p{i}")) for i, name in enumerate(self.names)}

@@ -69,6 +69,12 @@ CALLS: dict[str, set[tuple[str, str]]] = {
     | table("Query", resource=ITEM_INDEX)
     | BUS
     | WEBHOOK_CONFIG,
+    # the ops API: request views (GetItem mapping/attention, Query steps and history), the attention list
+    # (its index), a retry (UpdateItem release_step, PutEvents its trigger)
+    "OpsApiFunction": table("GetItem", "UpdateItem", "Query")
+    | table("Query", resource="BridgeTable/index/attention")
+    | BUS
+    | CONFIG,
     "BorrowReceivedFunction": step("BorrowReceivedQueue"),
     "BorrowReturnedFunction": step("BorrowReturnedQueue"),
     "LendShippedFunction": step("LendShippedQueue"),
