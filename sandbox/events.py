@@ -98,6 +98,32 @@ def api_proxy(path: str, body: dict[str, Any], secret: str, webhook_id: str) -> 
     return event
 
 
+def api_get(path: str, resource: str, query: dict[str, str], parameters: dict[str, str]) -> dict[str, Any]:
+    """A staff member's GET of the ops API (on AWS behind the staff's Cognito authorizer)."""
+    event = sam_event(
+        "apigateway", "aws-proxy", "--method", "GET", "--path", path.lstrip("/"), "--resource", resource
+    )
+    event.update(
+        body=None,
+        isBase64Encoded=False,
+        path=path,
+        queryStringParameters=query or None,
+        multiValueQueryStringParameters={k: [v] for k, v in query.items()} or None,
+        pathParameters=parameters or None,
+        stageVariables=None,
+    )
+    context = event["requestContext"]
+    context.update(
+        stage="Prod",
+        path=f"/Prod{path}",
+        resourcePath=resource,
+        httpMethod="GET",
+        requestTimeEpoch=int(AT.timestamp() * 1000),
+    )
+    context["requestTime"] = AT.strftime("%d/%b/%Y:%H:%M:%S +0000")
+    return event
+
+
 def bus_event(detail_type: str, detail: dict[str, Any]) -> dict[str, Any]:
     """A bus event as an EventBridge rule delivers it to an SQS target (the message body)."""
     return {
@@ -194,6 +220,13 @@ CATALOG: dict[str, Callable[[], dict[str, Any]]] = {
         {"registry_id": "128807", "item_barcode": HRID, "branch": "128807", "checked_in_at": AT_TEXT},
         _secret("east"),
         "msg_2Kx9sample0wms0checkin",
+    ),
+    "ops_api/attention.json": lambda: api_get("/ops/attention", "/ops/attention", {"library": "east"}, {}),
+    "ops_api/request.json": lambda: api_get(
+        f"/ops/requests/east/{HRID}",
+        "/ops/requests/{library}/{hrid}",
+        {},
+        {"library": "east", "hrid": HRID},
     ),
     "borrow_received/item-received.json": lambda: sqs_batch(
         "BorrowReceivedQueue", reshare_changed("borrowing", "REQ_CHECKED_IN", "REQ_SHIPPED")

@@ -17,6 +17,7 @@ import requests
 from lxml import html as lxml_html
 
 from illbridge.workflow.services import current_services
+from sandbox import events
 from sandbox.runtime import Sandbox
 from tests.e2e.conftest import create_pair, settle, ship_and_receive, sim
 
@@ -116,7 +117,9 @@ def test_a_failed_request_shows_on_the_page_and_its_retry_button_completes_it(
     screenshot(page, tmp_path / "profile", ARTIFACTS / "staff-page.png")
     assert (ARTIFACTS / "staff-page.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
-    # The ops API says the same as JSON
+    # The ops API says the same as JSON (and its sample event drives the function as API Gateway would)
+    sample = sb.invoke("OpsApiFunction", events.load("ops_api/attention.json"))
+    assert sample["statusCode"] == 200 and hrid in sample["body"]
     answer = requests.get(f"{gateway}/ops/attention", params={"library": "east"}, timeout=30)
     assert answer.status_code == 200
     assert [i["reason"] for i in answer.json()["items"] if i["hrid"] == hrid] == [item.reason]
