@@ -57,6 +57,9 @@ build: setup ## sam build (finds a Python 3.12 for the python3.12 runtime)
 run: setup ## start the whole bridge on one machine (moto + ReShare and WMS simulators + local gateway)
 	$(BIN)/python -m sandbox up
 
+demo: setup ## one interlibrary loan told as staff live it, on the sandbox; exits 0 only if every step came out right
+	$(BIN)/python -m sandbox demo
+
 bench: setup ## run the benchmarks and rewrite bench/RESULTS.md
 	$(BIN)/python -m bench
 

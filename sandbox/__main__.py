@@ -1,8 +1,9 @@
-"""``python -m sandbox up|wms|reshare``: the whole bridge locally, or one simulator on its own.
+"""``python -m sandbox up|demo|wms|reshare``: the whole bridge locally, the demo, or one simulator on its own.
 
     python -m sandbox up [--tick SECONDS] [--gateway-port 3000] [--reshare-port 9130] [--wms-port 9140]
                          [--moto-port 5055] [--time-scale 0.25] [--ports-auto] [--no-demo] [--quiet]
                          [--endpoints .sandbox/endpoints.json]
+    python -m sandbox demo [--option K=V ...]      (sandbox.walkthrough; `make demo`)
     python -m sandbox wms [--port 9140] ...        (sandbox.wms.cli)
     python -m sandbox reshare [--port 9130] ...    (sandbox.reshare.cli)
 
@@ -130,14 +131,23 @@ def _up(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"up": "run the whole bridge", "wms": "the WMS simulator", "reshare": "the ReShare simulator"}
+    commands = {
+        "up": "run the whole bridge",
+        "demo": "one interlibrary loan told as staff live it (make demo)",
+        "wms": "the WMS simulator",
+        "reshare": "the ReShare simulator",
+    }
     if not argv or argv[0] not in commands:
         usage = "\n".join(f"  {name:8} {text}" for name, text in commands.items())
-        print(f"usage: python -m sandbox {{up,wms,reshare}} [options]\n{usage}", file=sys.stderr)
+        print(f"usage: python -m sandbox {{up,demo,wms,reshare}} [options]\n{usage}", file=sys.stderr)
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     command, rest = argv[0], argv[1:]
     if command == "up":
         return _up(rest)
+    if command == "demo":
+        from sandbox.walkthrough import main as demo_main
+
+        return demo_main(rest)
     if command == "wms":
         from sandbox.wms.cli import main as wms_main
 

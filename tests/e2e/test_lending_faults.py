@@ -3,7 +3,7 @@
 2. Each refusal a lender meets on shipping is one clear attention item (what is wrong, what to fix, how to
    retry) with nothing half-done: an item barcode WMS does not know, an item on loan to someone else, an
    account WMS does not know, a blocked account, an expired account, a partner with no account mapped. After
-   staff fix the cause, ``ops retry`` completes the step, once.
+   staff fix the cause, ``illbridge retry`` completes the step, once.
 6. Multi-volume: one volume refused while the others go out leaves the loans that were made, one attention
    item for the one refused, and a retry that sends only that volume; the volumes come back together.
 7. Never twice: every event delivered twice and shuffled while WMS applies one CheckOutItem and its answer is
@@ -31,7 +31,6 @@ from tests.e2e.test_borrowing_faults import (
     attention_for,
     dead_letters,
     history,
-    ops_cli,
     step_queue_depth,
 )
 from tests.e2e.test_lending import (
@@ -45,6 +44,7 @@ from tests.e2e.test_lending import (
     step_status,
 )
 from tests.e2e.test_wms_matrix import WEST, wms_options
+from tests.staff_cli import illbridge
 
 pytestmark = pytest.mark.e2e
 
@@ -166,8 +166,8 @@ def test_a_refused_check_out_is_one_clear_attention_item_and_the_retry_completes
             assert words.lower() in needed.reason.lower(), needed.reason
         for words in spec["fix"]:
             assert words.lower() in needed.fix.lower(), needed.fix
-        retry = ["retry", "--tenant", "west", "--request", lender_id, "--step", "lend_shipped"]
-        assert needed.retry == "python -m illbridge.ops " + " ".join(retry)
+        retry = ["retry", hrid, "--library", "west", "--step", "lend_shipped"]
+        assert needed.retry == "illbridge " + " ".join(retry)
         assert "Traceback" not in needed.reason + needed.fix
         # and nothing half-done: no loan to the partner, the step FAILED (handled), nothing dead or in flight
         assert [loan["patron_barcode"] for loan in loans(sb, item) if loan["active"]] == (
@@ -179,7 +179,8 @@ def test_a_refused_check_out_is_one_clear_attention_item_and_the_retry_completes
 
         # When staff fix the cause and run the retry
         with setup["fix"]():
-            assert ops_cli(*retry)["released"] is True
+            code, said = illbridge(*retry, "--wait", "0")
+            assert code == 0 and "lend_shipped released" in said, said
             settle(sb)
 
     # Then the item is on loan to the partner's account, once; the attention item has left the list
@@ -218,7 +219,10 @@ def test_one_volume_refused_leaves_the_others_on_loan_and_the_retry_sends_only_i
 
     # When staff add the item to WMS and retry, Then only that volume is sent
     new_item_named(sb, missing)
-    ops_cli("retry", "--tenant", "west", "--request", lender_id, "--step", "lend_shipped")
+    code, said = illbridge(
+        "retry", pair["hrid"], "--library", "west", "--step", "lend_shipped", "--wait", "0"
+    )
+    assert code == 0, said
     settle(sb)
     sent = [(h.request["item_barcode"], h.outcome) for h in check_outs("west", lender_id)]
     assert sent == [

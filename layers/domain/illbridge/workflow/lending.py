@@ -156,7 +156,7 @@ def refusal_fix(ctx: StepContext, mapping: Mapping, refused: list[tuple[str, Wms
     text = "; ".join(fixes)
     return (
         f"{text[:1].upper()}{text[1:]}, then retry (only the items not checked out are sent) with: "
-        + retry_command(ctx.tenant, ctx.request_id, ctx.step)
+        + retry_command(ctx.config.library_id, ctx.hrid, ctx.step)
     )
 
 
