@@ -124,7 +124,7 @@ class Demo:
     def check(self, what: str, ok: bool, detail: str = "") -> bool:
         self.checks.append((what, ok, detail))
         mark = "[green]ok[/green]  " if ok else "[bold red]WRONG[/bold red]"
-        self.console.print(f"  {mark} {what}" + (f" [dim]({detail})[/dim]" if detail else ""))
+        self.console.print(f"  {mark} {what}" + (f" [dim] ({detail})[/dim]" if detail else ""))
         return ok
 
     # --- the story -----------------------------------------------------------------------------------------
@@ -254,7 +254,7 @@ class Demo:
         self.console.print(f"  WMS: {hrid} on loan to the patron, due {loan['loan']['due']}")
         sb.advance(DAY)  # a day later the reconciler looks at the loan
         self.console.print(
-            "  [dim](the sandbox's clock moves a day ahead: the reconciler asks WMS about the loan)[/dim]"
+            "  [dim] (the sandbox's clock moves a day ahead: the reconciler asks WMS about the loan)[/dim]"
         )
         self.settle()
         self.timeline()
@@ -267,7 +267,7 @@ class Demo:
         self.sim("wms", "POST", "checkin", barcode=hrid, branch=EAST, registry_id=EAST)
         sb.advance(2 * DAY)  # the reconciler's next look at the loan
         self.console.print(
-            "  [dim](two days later the reconciler asks WMS again and finds the item checked in)[/dim]"
+            "  [dim] (two days later the reconciler asks WMS again and finds the item checked in)[/dim]"
         )
         self.settle()
         self.timeline()
