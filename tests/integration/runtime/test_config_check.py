@@ -45,13 +45,12 @@ def test_the_demo_libraries_pass_every_check(sb: Sandbox) -> None:
     code, findings = check_config()
     assert code == 0
     assert {(f["library_id"], f["check"]) for f in findings} == {
-        ("east", "reshare"),
-        ("east", "wms"),
-        ("west", "reshare"),
-        ("west", "wms"),
-        ("east", "wms-probe"),
-        ("west", "wms-probe"),
+        (library, check)
+        for library in ("east", "west")
+        for check in ("secrets", "reshare", "wms-token", "wms", "wms-probe")
     }
+    tokens = [f["detail"] for f in findings if f["check"] == "wms-token" and f["library_id"] == "east"]
+    assert tokens == ["token for scope WMS_NCIP", "token for scope SCIM:read_user"]
     assert all(f["ok"] for f in findings), findings
     probe = next(f for f in findings if f["check"] == "wms-probe")
     assert (
@@ -128,3 +127,24 @@ def test_a_tenant_that_calls_wms_itself_is_not_polled_until_it_is_switched_to_ma
     sim(sb, "reshare", "POST", "settings", tenant="west", key="host_lms_integration", value="manual")
     assert sb.invoke("ReSharePollerFunction", events.load("reshare_poller/scheduled.json"))["failed"] == 0
     assert queued(sb, "LendShippedQueue") == before + 1
+
+
+def test_the_table_names_the_fix_and_an_expired_partner_account_fails(sb: Sandbox) -> None:
+    # Given west's tenant switched to call WMS itself: the table (not only --json) says what to set
+    sim(sb, "reshare", "POST", "settings", tenant="west", key="host_lms_integration", value="wms2")
+    try:
+        code, output = illbridge("check-config", "west")
+    finally:
+        sim(sb, "reshare", "POST", "settings", tenant="west", key="host_lms_integration", value="manual")
+    assert code == 1 and "FAIL" in output
+    assert "host_lms_integration to 'manual'" in output and "1 check(s) failed" in output
+    # Given east's partner account for west expired in east's WMS
+    sim(sb, "wms", "POST", "patrons", registry_id="128807", barcode="ILL-WEST", expires="2020-01-31")
+    try:
+        code, findings = check_config("east")
+    finally:
+        sim(sb, "wms", "POST", "patrons", registry_id="128807", barcode="ILL-WEST", expires="2030-12-31")
+    assert code == 1
+    [expired] = [f for f in findings if not f["ok"]]
+    assert "'ILL-WEST' is expired on 2020-01-31" in expired["detail"] and "Renew" in expired["fix"]
+    assert check_config("east")[0] == 0

@@ -366,6 +366,10 @@ class WmsClient:
                 raise problem
         raise WmsProtocolError(where)
 
+    def token(self, scope: str) -> str:
+        """An access token for ``scope`` (cached as every call's is): the configuration check asks for each."""
+        return self._token(scope)
+
     def _token(self, scope: str) -> str:
         return self._tokens.get(
             self._session,

@@ -5,8 +5,10 @@
   ``manual``. Any other value (``wms2``, ...) means mod-rs calls WMS itself at the same staff actions
   (docs/reshare.md#host-lms-integration), so both would create temp items and check items out: the poller refuses to poll such a
   library (its run fails, retries, and ends in the schedule's dead-letter queue, whose alarm tells staff).
-- WMS: the WSKey gets a token and every partner account (the patron a lent item is checked out to) is a
-  patron WMS knows.
+- Secrets: the WSKey secret and the ReShare password are there, webhook secrets are ``whsec_<base64>``.
+- WMS: the WSKey gets a token for every scope the bridge uses, and every partner account (the patron a lent
+  item is checked out to) is a patron WMS knows, neither expired nor blocked. (Pickup branches are not
+  checked: NCIP and SCIM offer no branch look-up; an unknown branch shows as AcceptItem's refusal.)
 
 ``illbridge check-config [LIBRARY]`` runs every check and prints what to fix (``workflow/staff.check``).
 """
@@ -76,13 +78,76 @@ def host_lms_finding(services: Services, config: LibraryConfig, *, outage_raises
     return Finding(config.library_id, "reshare", True, f"tenant {tenant!r}: logged in, {SETTING} = {MANUAL}")
 
 
+def secret_findings(config: LibraryConfig) -> list[Finding]:
+    """The library's secret holds what the bridge needs: the WSKey secret, the ReShare password, and webhook
+    secrets in the Standard Webhooks form (``whsec_`` + base64) when the library has any."""
+    from illbridge.workflow.webhooks import _key
+
+    missing = [
+        name
+        for name, value in (
+            ("wskey_secret", config.wms.wskey_secret.get_secret_value()),
+            ("reshare_password", config.reshare.password.get_secret_value()),
+        )
+        if not value.strip()
+    ]
+    unreadable = [n for n, s in enumerate(config.webhook_secrets, 1) if _key(s.get_secret_value()) is None]
+    if missing or unreadable:
+        what = [f"{', '.join(missing)} empty"] if missing else []
+        what += (
+            [f"webhook secret(s) #{', #'.join(map(str, unreadable))} not whsec_<base64>"]
+            if unreadable
+            else []
+        )
+        return [
+            Finding(
+                config.library_id,
+                "secrets",
+                False,
+                "; ".join(what),
+                "Put the value(s) in the library's secret in Secrets Manager (docs/configuration.md); the functions "
+                "read it again within CONFIG_MAX_AGE_SECONDS.",
+            )
+        ]
+    webhooks = f", {len(config.webhook_secrets)} webhook secret(s)" if config.webhook_secrets else ""
+    return [
+        Finding(config.library_id, "secrets", True, f"WSKey secret and ReShare password present{webhooks}")
+    ]
+
+
+def token_findings(services: Services, config: LibraryConfig) -> list[Finding]:
+    """The WSKey gets a token for every scope the bridge uses (NCIP circulation, SCIM patron look-ups)."""
+    from illbridge.wms.auth import NCIP_SCOPE, SCIM_SCOPE
+
+    wms = services.wms(config)
+    findings = []
+    for scope in (NCIP_SCOPE, SCIM_SCOPE):
+        try:
+            wms.token(scope)
+        except BridgeError as exc:
+            findings.append(
+                Finding(
+                    config.library_id,
+                    "wms-token",
+                    False,
+                    f"no token for scope {scope}: {exc}",
+                    f"Check the WSKey and its secret, and add the scope {scope} to the WSKey in OCLC's WSKey "
+                    "management.",
+                )
+            )
+        else:
+            findings.append(Finding(config.library_id, "wms-token", True, f"token for scope {scope}"))
+    return findings
+
+
 def wms_findings(services: Services, config: LibraryConfig) -> list[Finding]:
     wms = services.wms(config)
     accounts = sorted({*config.partner_accounts.values(), *filter(None, [config.default_partner_account])})
     findings = []
+    today = services.clock().date()
     for account in accounts:
         try:
-            wms.lookup_patron(account)
+            patron = wms.lookup_patron(account)
         except PatronNotFound:
             findings.append(
                 Finding(
@@ -105,7 +170,20 @@ def wms_findings(services: Services, config: LibraryConfig) -> list[Finding]:
             )
             return findings
         else:
-            findings.append(Finding(config.library_id, "wms", True, f"partner account {account!r} found"))
+            if patron.is_expired(today) or patron.blocked:
+                state = "blocked" if patron.blocked else f"expired on {patron.expires}"
+                findings.append(
+                    Finding(
+                        config.library_id,
+                        "wms",
+                        False,
+                        f"partner account {account!r} is {state} in WMS registry {config.wms.registry_id}: "
+                        "items lent to that library cannot be checked out to it",
+                        "Renew or unblock the partner library's ILL patron in WMS.",
+                    )
+                )
+            else:
+                findings.append(Finding(config.library_id, "wms", True, f"partner account {account!r} found"))
     return findings
 
 
@@ -198,7 +276,12 @@ def probe_findings(services: Services, config: LibraryConfig) -> list[Finding]:
 
 
 def check_library(services: Services, config: LibraryConfig) -> list[Finding]:
-    findings = [host_lms_finding(services, config), *wms_findings(services, config)]
+    findings = [
+        *secret_findings(config),
+        host_lms_finding(services, config),
+        *token_findings(services, config),
+    ]
+    findings += wms_findings(services, config)
     return [*findings, *agency_id_findings(config), *probe_findings(services, config)]
 
 

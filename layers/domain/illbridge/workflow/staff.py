@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from illbridge.config import LibraryConfig
-from illbridge.errors import BridgeError
+from illbridge.errors import BridgeError, ConfigurationError
 from illbridge.models import ReShareRequestChanged, StepName, StepStatus, WmsItemCheckedIn
 from illbridge.models.mapping import AttentionItem
 from illbridge.models.patron_request import PatronRequest
@@ -215,7 +215,23 @@ def resolve(services: Services, hrid: str, step: StepName, library_id: str | Non
 
 
 def check(services: Services, library_id: str | None = None) -> list[checks.Finding]:
-    """Every configuration check of one library, or of all; each with what to fix when it fails."""
-    return [
-        f for config in library_configs(services, library_id) for f in checks.check_library(services, config)
-    ]
+    """Every configuration check of one library, or of all; each with what to fix when it fails. A library whose
+    settings or secret cannot be read is one failed finding, and the others are still checked."""
+    findings: list[checks.Finding] = []
+    for name in [library_id] if library_id else services.configs.library_ids():
+        try:
+            config = services.configs.get(name)
+        except ConfigurationError as exc:
+            findings.append(
+                checks.Finding(
+                    name,
+                    "configuration",
+                    False,
+                    str(exc),
+                    "Put the library's settings in SSM and its secret (wskey_secret, reshare_password, "
+                    "webhook_secrets) in Secrets Manager as docs/configuration.md describes.",
+                )
+            )
+            continue
+        findings += checks.check_library(services, config)
+    return findings
