@@ -36,12 +36,13 @@ $(STAMP): requirements-dev.txt layers/domain/requirements.txt pyproject.toml
 
 setup: $(STAMP) ## create .venv with every dependency (idempotent)
 
-test: setup ## run every test suite (unit, integration, template, e2e)
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+test: setup ## run every test suite (unit, integration, template, e2e); prints the domain layer's line coverage
+	COVERAGE_CORE=sysmon $(BIN)/python -m pytest -n 2 --dist loadfile --cov=illbridge --cov-report=term
 
-lint: setup
+lint: setup ## ruff, and the import contract (pyproject.toml [tool.importlinter], docs/architecture.md#code-layout)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	PYTHONPATH=layers/domain:. $(BIN)/lint-imports --config pyproject.toml --no-cache
 
 typecheck: setup
 	$(BIN)/mypy
@@ -49,7 +50,7 @@ typecheck: setup
 validate: setup
 	$(BIN)/sam validate --lint --region $(REGION)
 
-check: lint typecheck validate test ## the one gate: ruff, mypy, sam validate --lint, tests
+check: lint typecheck validate test ## the one gate: ruff, import contract, mypy, sam validate --lint, tests
 
 build: setup ## sam build (finds a Python 3.12 for the python3.12 runtime)
 	PATH="$(dir $(abspath $(BIN)/python)):$$PATH" $(BIN)/sam build --cached --parallel

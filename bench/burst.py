@@ -40,10 +40,10 @@ def run_burst(
 ) -> dict[str, Any]:
     """Drive the burst in ``sb`` (a started sandbox with the demo libraries, its simulator's clock not past
     ``start``); the poller's results."""
+    from illbridge.intake.outbox import deliver_pending
+    from illbridge.intake.polling import poll_side
     from illbridge.models import ReShareRequestChanged, Side
-    from illbridge.workflow.outbox import deliver_pending
-    from illbridge.workflow.polling import poll_side
-    from illbridge.workflow.services import current_services
+    from illbridge.wiring import current_services
 
     store = sb.reshare.store
     store.set_clock(_iso(start), step_ms=1000)

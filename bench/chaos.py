@@ -353,7 +353,7 @@ class Chaos:
 
     def story(self, numbers: list[int]) -> dict[str, list[str]]:
         """The bridge's history and steps of a few pairs (what to look at when one is late)."""
-        from illbridge.workflow.services import current_services
+        from illbridge.wiring import current_services
 
         store = current_services().store
         told: dict[str, list[str]] = {}
@@ -377,7 +377,7 @@ class Chaos:
 
     def count(self) -> dict[str, Any]:
         from illbridge.models import StepStatus
-        from illbridge.workflow.services import current_services
+        from illbridge.wiring import current_services
 
         store = current_services().store
         self.faults_off("wms")
@@ -468,7 +468,7 @@ class Chaos:
 def slow_wms_answers(sb: Any) -> None:
     """Each library's ``wms.timeout_seconds`` set to WMS_READ_TIMEOUT (so a held WMS call times out quickly)."""
     from illbridge.config.loader import settings_parameter
-    from illbridge.workflow.services import current_services
+    from illbridge.wiring import current_services
 
     ssm = sb.boto3_client("ssm")
     for library_id in sb.libraries:
@@ -492,7 +492,7 @@ def invocation_totals(sb: Any) -> dict[str, list[float]]:
 def pauses_in_simulated_time(sb: Any) -> None:
     """The bridge's ReShare clients pause between read tries in simulated time (``sb.advance``), not real time:
     the pauses are part of the budget the timings test checks; here they would only make the run slower."""
-    from illbridge.workflow.services import current_services
+    from illbridge.wiring import current_services
 
     services = current_services()
     factory = services.reshare_factory

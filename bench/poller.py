@@ -31,8 +31,8 @@ def measure(size: int) -> dict[str, Any]:
     try:
         with requests.Session() as http:
             create_shipped_pairs(http, sb.urls["reshare"], size, "WEST-BENCH")
-        from illbridge.workflow.polling import poll_all
-        from illbridge.workflow.services import current_services
+        from illbridge.intake.polling import poll_all
+        from illbridge.wiring import current_services
 
         services = current_services()
         client = services.bus.client

@@ -29,8 +29,8 @@ def measure(size: int, probe: str) -> dict[str, Any]:
 
     sb = Sandbox(background=False, visibility=1, wms_options={"lookup_item": "supported"}).start()
     try:
-        from illbridge.workflow.reconcile import reconcile_library
-        from illbridge.workflow.services import current_services
+        from illbridge.intake.reconcile import reconcile_library
+        from illbridge.wiring import current_services
 
         with requests.Session() as http:
             for n in range(size):
@@ -41,7 +41,7 @@ def measure(size: int, probe: str) -> dict[str, Any]:
                 ).raise_for_status()
             pairs = create_shipped_pairs(http, sb.urls["reshare"], size, "WEST-RC")
         services = current_services()
-        from illbridge.workflow.polling import poll_all
+        from illbridge.intake.polling import poll_all
 
         poll_all(services)  # west checks each item out to ILL-EAST
         sb.drain()

@@ -1,11 +1,10 @@
 """Borrowed item received (REQ_CHECKED_IN): temp item + hold in WMS, per volume."""
 
-from illbridge.models import ReShareRequestChanged
+from illbridge.intake.queue import step_handler
 from illbridge.observability import logger, metrics, tracer
-from illbridge.workflow.borrowing import on_item_received
-from illbridge.workflow.queue import step_handler
+from illbridge.workflow.steps import routes
 
-_handle = step_handler({ReShareRequestChanged.DETAIL_TYPE: on_item_received})
+_handle = step_handler(routes("borrow_received"))  # the steps declared for this function (workflow.steps)
 
 
 @logger.inject_lambda_context

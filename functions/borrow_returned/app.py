@@ -1,16 +1,10 @@
 """Borrowed item returned: check temp items in at WMS (ReShare first) or update ReShare (WMS first)."""
 
-from illbridge.models import ReShareRequestChanged, WmsItemCheckedIn
+from illbridge.intake.queue import step_handler
 from illbridge.observability import logger, metrics, tracer
-from illbridge.workflow.borrowing import on_item_returned, on_wms_check_in
-from illbridge.workflow.queue import step_handler
+from illbridge.workflow.steps import routes
 
-_handle = step_handler(
-    {
-        ReShareRequestChanged.DETAIL_TYPE: on_item_returned,
-        WmsItemCheckedIn.DETAIL_TYPE: on_wms_check_in,
-    }
-)
+_handle = step_handler(routes("borrow_returned"))  # the steps declared for this function (workflow.steps)
 
 
 @logger.inject_lambda_context

@@ -1,16 +1,10 @@
 """Lent item back: check it in at WMS (RES_COMPLETE), or complete the ReShare request (WMS first)."""
 
-from illbridge.models import ReShareRequestChanged, WmsItemCheckedIn
+from illbridge.intake.queue import step_handler
 from illbridge.observability import logger, metrics, tracer
-from illbridge.workflow.lending import on_request_complete, on_wms_check_in
-from illbridge.workflow.queue import step_handler
+from illbridge.workflow.steps import routes
 
-_handle = step_handler(
-    {
-        ReShareRequestChanged.DETAIL_TYPE: on_request_complete,
-        WmsItemCheckedIn.DETAIL_TYPE: on_wms_check_in,
-    }
-)
+_handle = step_handler(routes("lend_returned"))  # the steps declared for this function (workflow.steps)
 
 
 @logger.inject_lambda_context

@@ -1,12 +1,11 @@
 """Lent item shipped (RES_ITEM_SHIPPED, or first seen in RES_AWAITING_RETURN_SHIPPING / RES_OVERDUE): check it
 out in WMS to the borrowing institution's account."""
 
-from illbridge.models import ReShareRequestChanged
+from illbridge.intake.queue import step_handler
 from illbridge.observability import logger, metrics, tracer
-from illbridge.workflow.lending import on_item_shipped
-from illbridge.workflow.queue import step_handler
+from illbridge.workflow.steps import routes
 
-_handle = step_handler({ReShareRequestChanged.DETAIL_TYPE: on_item_shipped})
+_handle = step_handler(routes("lend_shipped"))  # the steps declared for this function (workflow.steps)
 
 
 @logger.inject_lambda_context

@@ -1,11 +1,10 @@
 """Cancelled, unfilled, closed or completed requests: end the mapping (check in what is left in WMS)."""
 
-from illbridge.models import ReShareRequestChanged
+from illbridge.intake.queue import step_handler
 from illbridge.observability import logger, metrics, tracer
-from illbridge.workflow.closing import on_request_closed
-from illbridge.workflow.queue import step_handler
+from illbridge.workflow.steps import routes
 
-_handle = step_handler({ReShareRequestChanged.DETAIL_TYPE: on_request_closed})
+_handle = step_handler(routes("request_closed"))  # the steps declared for this function (workflow.steps)
 
 
 @logger.inject_lambda_context

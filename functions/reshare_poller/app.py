@@ -1,13 +1,9 @@
 """Scheduled: poll every library's ReShare tenant (both sides) and put ReShareRequestChanged events."""
 
-from illbridge.errors import BridgeError
+from illbridge.errors import PollFailed
+from illbridge.intake.polling import poll_all
 from illbridge.observability import OUTAGE_METRIC, logger, metrics, tracer
-from illbridge.workflow.polling import poll_all
-from illbridge.workflow.services import current_services
-
-
-class PollFailed(BridgeError):
-    transient = True
+from illbridge.wiring import current_services
 
 
 @logger.inject_lambda_context

@@ -9,17 +9,25 @@ import binascii
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 
-from illbridge.errors import BadInput, BridgeError
+from illbridge.errors import BadInput, BridgeError, HostLmsIntegrationOn, TooLarge, Unauthorized
+from illbridge.intake import webhooks
 from illbridge.observability import logger, metrics, tracer
-from illbridge.workflow import webhooks
-from illbridge.workflow.checks import HostLmsIntegrationOn
-from illbridge.workflow.services import current_services
+from illbridge.wiring import current_services
 
 app = APIGatewayRestResolver()
 
 
+# what became of a delivery -> its HTTP status (docs/operations.md, "Webhook answers"): a replay is answered
+# 200 and changes nothing; a delivery taken (or taken and ignored) 202
+STATUS_OF = {"accepted": 202, "ignored": 202, "duplicate": 200}
+
+
 def _answer(status: int, body: dict) -> Response:
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
+
+
+def _taken(answer: webhooks.WebhookAnswer) -> Response:
+    return _answer(STATUS_OF[answer.outcome], answer.body)
 
 
 def _request() -> tuple[dict, bytes]:
@@ -38,24 +46,22 @@ def _request() -> tuple[dict, bytes]:
 
 @app.post("/webhooks/reshare")
 def reshare_event() -> Response:
-    answer = webhooks.handle_reshare_event(current_services(), *_request())
-    return _answer(answer.status, answer.body)
+    return _taken(webhooks.handle_reshare_event(current_services(), *_request()))
 
 
 @app.post("/webhooks/wms")
 def wms_check_in() -> Response:
-    answer = webhooks.handle_wms_check_in(current_services(), *_request())
-    return _answer(answer.status, answer.body)
+    return _taken(webhooks.handle_wms_check_in(current_services(), *_request()))
 
 
-@app.exception_handler(webhooks.Unauthorized)
-def unauthorized(exc: webhooks.Unauthorized) -> Response:
+@app.exception_handler(Unauthorized)
+def unauthorized(exc: Unauthorized) -> Response:
     logger.warning("webhook refused", extra={"reason": exc.message})
     return _answer(401, {"error": "unauthorized", "message": exc.message})
 
 
-@app.exception_handler(webhooks.TooLarge)
-def too_large(exc: webhooks.TooLarge) -> Response:
+@app.exception_handler(TooLarge)
+def too_large(exc: TooLarge) -> Response:
     return _answer(413, {"error": "payload_too_large", "message": exc.message})
 
 

@@ -132,7 +132,7 @@ class MotoServer:
 
 def client(service: str, endpoint: str, region: str) -> Any:
     return boto3.session.Session().client(
-        service,
+        service,  # type: ignore[call-overload]  # any service name; the stubs overload each literal
         endpoint_url=endpoint,
         region_name=region,
         aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],

@@ -456,7 +456,7 @@ class Sandbox:
 
     def _simulate_bridge_time(self) -> None:
         """The functions' shared services (one per process here) read the simulated clock."""
-        from illbridge.workflow.services import current_services
+        from illbridge.wiring import current_services
 
         services = current_services()
         services.clock = self.now

@@ -91,6 +91,6 @@ def install() -> None:
     # moto's module reads ``copy.deepcopy`` through its ``copy`` global: give it one that backs tables up cheaply
     shim = types.SimpleNamespace(**{name: getattr(copy, name) for name in ("copy", "deepcopy", "Error")})
     shim.deepcopy = _deepcopy
-    models.copy = shim  # type: ignore[attr-defined]
+    models.copy = shim  # type: ignore[attr-defined,assignment]
     models.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
     _installed = True

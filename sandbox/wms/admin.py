@@ -348,6 +348,6 @@ class AdminState(StateBase):
                 "loans": self.list_loans(),
                 "notices": self.list_notices(),
                 "tokens": [t.to_dict() for t in self.tokens.values() if t.expires_at > now],
-                "faults": self.list_faults(),
+                "faults": self.list_faults(),  # type: ignore[attr-defined]  # FaultState's, in WmsState
                 "requests_log": self.list_requests_log(),
             }

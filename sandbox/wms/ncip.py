@@ -263,7 +263,7 @@ def validate(root: Any, operation: str) -> None:
         _SCHEMA = etree.XMLSchema(etree.parse(str(NCIP_XSD)))
     if _SCHEMA.validate(root):
         return
-    error = _SCHEMA.error_log.last_error
+    error = _SCHEMA.error_log.last_error  # type: ignore[attr-defined]  # lxml has it; the stubs do not
     path = (error.path or "").replace(f"{{{NS}}}", "") if error is not None else ""
     detail = error.message if error is not None else "the message does not validate against NCIP 2.02"
     raise MessageRejected(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from .circulation import CirculationState
 from .records import (
@@ -37,7 +38,7 @@ class SeedingState(CirculationState):
                 },
                 policies={"patron_loan_days": 28, "ill_loan_days": 42},
             )
-            east = [
+            east: list[dict[str, Any]] = [
                 {
                     "barcode": "EAST-P-0001",
                     "expires": "2030-12-31",

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from illbridge.models import AttentionItem, StepName, StepStatus
-from illbridge.workflow.announce import subject
+from illbridge.announce import subject
 from illbridge.workflow.services import current_services
 from sandbox.runtime import Sandbox
 from tests.e2e.conftest import Library, create_pair, library_settings, settle, ship_and_receive, sim

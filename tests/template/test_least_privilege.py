@@ -7,7 +7,7 @@ history, attention, webhook ids and mapping rows, ``UpdateItem`` for claims, las
 ``DeleteItem`` for item rows and reverted last-seen, ``Query`` on the index it looks things up by), Powertools
 idempotency (steps only), ``EventBus.put`` (``PutEvents``), the configuration loader (``ssm:GetParameter``
 and ``secretsmanager:GetSecretValue`` under the configuration's name) and a waiting step's send back to its
-own queue (``workflow/queue.py``). A function whose policy grants more (or less) than its row fails here;
+own queue (``intake/queue.py``). A function whose policy grants more (or less) than its row fails here;
 so does a policy written with a SAM policy template (it cannot be checked action by action) or a wildcard.
 """
 
@@ -32,7 +32,7 @@ WEBHOOK_SECRETS = (
 CONFIG = {("ssm:GetParameter", SETTINGS), ("secretsmanager:GetSecretValue", SECRETS)}
 WEBHOOK_CONFIG = {("ssm:GetParameter", SETTINGS), ("secretsmanager:GetSecretValue", WEBHOOK_SECRETS)}
 BUS = {("events:PutEvents", "BridgeBus")}
-NOTICES = {("sns:Publish", "AttentionTopic")}  # workflow/announce.py: functions that raise attention items
+NOTICES = {("sns:Publish", "AttentionTopic")}  # illbridge/announce.py: functions that raise attention items
 ITEM_INDEX = "BridgeTable/index/by-item-barcode"
 
 

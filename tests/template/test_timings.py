@@ -17,7 +17,7 @@ import pytest
 from illbridge import timings
 from illbridge.reshare.client import ReShareClient
 from illbridge.settings import BridgeSettings
-from illbridge.workflow.services import Services
+from illbridge.wiring import Services
 from sandbox.template import load_template
 from sandbox.timescale import api_gateway_limit, scale_timings
 

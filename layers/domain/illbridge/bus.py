@@ -10,21 +10,11 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel
 
-from illbridge.errors import BridgeError
+from illbridge.errors import EventsNotDelivered
 from illbridge.models.events import EVENT_SOURCE
 from illbridge.observability import logger
 
 MAX_ENTRIES_PER_CALL = 10  # PutEvents takes at most 10 entries
-
-
-class EventsNotDelivered(BridgeError):
-    """Some events could not be put on the bus after retries (failed entries, or the call itself failed)."""
-
-    transient = True
-
-    def __init__(self, failed: Sequence[Any], reason: str) -> None:
-        super().__init__(f"{len(failed)} event(s) not put on the bus: {reason}")
-        self.failed = list(failed)
 
 
 @dataclass(frozen=True, slots=True)

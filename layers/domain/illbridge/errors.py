@@ -1,10 +1,23 @@
-"""Typed errors of the bridge.
+"""Typed errors of the bridge: every error the bridge raises on purpose is declared here, and nowhere else.
 
 Every error says whether retrying can help (``transient``) so the queue-driven steps know whether to let the
 message come back (backoff through the visibility timeout) or to hand over to staff at once.
+
+Three shared bases cut across the systems (WMS, ReShare, the store and the bus alike); the engine and the
+intake classify with ``isinstance`` on them, never by a type's name:
+
+- ``Refused``: the other side answered and said no (an NCIP Problem, a rejected action, an unknown record).
+  Nothing was done; sending the same again gets the same answer.
+- ``OutcomeUnknown``: a change was sent and no answer came back: it may have been done. Verify before
+  re-sending.
+- ``Unavailable``: the other side could not be reached, was overloaded or failed before acting: nothing was
+  done, try again later.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
 
 
 class BridgeError(Exception):
@@ -15,6 +28,22 @@ class BridgeError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class Refused(BridgeError):
+    """The other system answered and said no: nothing was done, and the same request gets the same answer."""
+
+
+class OutcomeUnknown(BridgeError):
+    """A change was sent but no answer came back: it may have been done; verify before re-sending."""
+
+    transient = True
+
+
+class Unavailable(BridgeError):
+    """The other system could not be reached or failed before acting: nothing was done, safe to retry."""
+
+    transient = True
 
 
 # --- configuration -------------------------------------------------------------------------------------
@@ -46,7 +75,7 @@ class WmsError(BridgeError):
     """Base of errors talking to WMS."""
 
 
-class WmsProblem(WmsError):
+class WmsProblem(WmsError, Refused):
     """WMS answered, and said no: an NCIP Problem (or a SCIM error) with its type and detail."""
 
     def __init__(
@@ -73,16 +102,12 @@ class WmsAuthError(WmsError):
     """The WSKey was refused (bad key or secret, or missing scope)."""
 
 
-class WmsUnavailable(WmsError):
+class WmsUnavailable(WmsError, Unavailable):
     """WMS could not be reached or answered 5xx before acting: safe to retry."""
 
-    transient = True
 
-
-class WmsOutcomeUnknown(WmsError):
+class WmsOutcomeUnknown(WmsError, OutcomeUnknown):
     """The request was sent but no answer came back (timeout, connection lost): verify before re-sending."""
-
-    transient = True
 
 
 class WmsProtocolError(WmsError):
@@ -91,7 +116,7 @@ class WmsProtocolError(WmsError):
     transient = True
 
 
-class PatronNotFound(WmsError):
+class PatronNotFound(WmsError, Refused):
     """WMS does not know this patron barcode."""
 
 
@@ -102,7 +127,7 @@ class ReShareError(BridgeError):
     """Base of errors talking to ReShare."""
 
 
-class ReShareActionRejected(ReShareError):
+class ReShareActionRejected(ReShareError, Refused):
     """ReShare refused a performAction (not valid in the request's current state, or bad parameters)."""
 
     def __init__(self, action: str, message: str, *, status: int = 400) -> None:
@@ -119,7 +144,7 @@ class ReShareBusy(ReShareError):
     transient = True
 
 
-class ReShareNotFound(ReShareError):
+class ReShareNotFound(ReShareError, Refused):
     """ReShare does not know this request."""
 
 
@@ -127,16 +152,12 @@ class ReShareAuthError(ReShareError):
     """ReShare refused the service user's credentials."""
 
 
-class ReShareUnavailable(ReShareError):
+class ReShareUnavailable(ReShareError, Unavailable):
     """ReShare could not be reached or answered 5xx: safe to retry."""
 
-    transient = True
 
-
-class ReShareOutcomeUnknown(ReShareError):
+class ReShareOutcomeUnknown(ReShareError, OutcomeUnknown):
     """An action was sent but no answer came back: re-read the request before sending again."""
-
-    transient = True
 
 
 class ReShareProtocolError(ReShareError):
@@ -150,6 +171,10 @@ class ReShareProtocolError(ReShareError):
 
 class StoreError(BridgeError):
     """Base of errors of the bridge's DynamoDB store."""
+
+
+class StoreUnavailable(StoreError, Unavailable):
+    """DynamoDB throttled, failed (5xx) or could not be reached: safe to retry."""
 
 
 class StepAlreadyClaimed(StoreError):
@@ -168,11 +193,34 @@ class StaleMapping(StoreError):
     transient = True
 
 
+# --- the bus --------------------------------------------------------------------------------------------
+
+
+class EventsNotDelivered(Unavailable):
+    """Some events could not be put on the bus after retries (failed entries, or the call itself failed)."""
+
+    def __init__(self, failed: Sequence[Any], reason: str) -> None:
+        super().__init__(f"{len(failed)} event(s) not put on the bus: {reason}")
+        self.failed = list(failed)
+
+
+class WaitingForEarlierStep(StaleMapping):
+    """An earlier step of this request has not finished: try again later (events arrived out of order)."""
+
+
 # --- input ----------------------------------------------------------------------------------------------
 
 
 class BadInput(BridgeError):
     """Input from outside (a webhook, an event) is malformed: answer 400 and change nothing."""
+
+
+class Unauthorized(BadInput):
+    """A webhook delivery is not signed by a configured secret (or is stale)."""
+
+
+class TooLarge(BadInput):
+    """A webhook delivery's body is over the size limit."""
 
 
 class UnsafeXml(BadInput):
@@ -189,6 +237,28 @@ class NeedsStaff(BridgeError):
         super().__init__(reason)
         self.reason = reason
         self.fix = fix
+
+
+class HostLmsIntegrationOn(BridgeError):
+    """The ReShare tenant calls WMS itself (or cannot be asked): the bridge must not act as well.
+
+    Transient: once staff set the tenant to ``manual`` the next poll, or the webhook sender's next try (503),
+    goes through."""
+
+    transient = True
+
+
+class PollFailed(BridgeError):
+    """A poll run could not poll some library for a reason other than an outage: the run fails (and is retried,
+    then dead-lettered with an alarm)."""
+
+    transient = True
+
+
+class ReconcileFailed(BridgeError):
+    """A reconciliation run could not ask WMS about some request (WMS refused to answer): the run fails."""
+
+    transient = True
 
 
 class StepDeferred(BridgeError):

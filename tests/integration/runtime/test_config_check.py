@@ -10,9 +10,9 @@ import json
 import pytest
 import requests
 
-from illbridge.workflow import checks
-from illbridge.workflow.polling import poll_all
-from illbridge.workflow.services import current_services
+from illbridge.intake import checks
+from illbridge.intake.polling import poll_all
+from illbridge.wiring import current_services
 from sandbox import events
 from sandbox.demo import WEBHOOK_SECRETS
 from sandbox.reshare.relay import reshare_event, signed_headers

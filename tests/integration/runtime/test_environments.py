@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-import illbridge.workflow.queue as step_queue
+import illbridge.intake.queue as step_queue
 from illbridge.errors import BadInput
 from sandbox.runtime import HandlerError, Sandbox
 

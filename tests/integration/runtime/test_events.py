@@ -131,7 +131,7 @@ def invoke_step(sb: Sandbox, name: str, **detail: Any) -> None:
 
 
 def history(tenant: str, request_id: str) -> list[str]:
-    from illbridge.workflow.services import current_services
+    from illbridge.wiring import current_services
 
     return [
         f"{h.step}:{h.operation}:{h.outcome.value}"

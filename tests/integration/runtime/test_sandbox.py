@@ -367,7 +367,7 @@ def test_an_event_reaches_exactly_the_matching_step_queues(
                 )
     assert got == expected
     # and no bus event reaches staff's topic: the functions publish each new attention item themselves, once
-    # (workflow/announce.py), so an AttentionRaised on the bus is not mailed a second time
+    # (illbridge/announce.py), so an AttentionRaised on the bus is not mailed a second time
     sb.pump_sns()
     assert take_all(sqs, sb.resources.inboxes["AttentionTopic"]) == []  # type: ignore[union-attr]
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import requests
 
-from illbridge.workflow.services import current_services
+from illbridge.wiring import current_services
 from sandbox import events
 from sandbox.demo import WEBHOOK_SECRETS
 from sandbox.reshare.relay import signed_headers

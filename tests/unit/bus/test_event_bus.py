@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
-from illbridge.bus import EventBus, EventsNotDelivered
+from illbridge.bus import EventBus
+from illbridge.errors import EventsNotDelivered
 from illbridge.models import ReShareRequestChanged
 
 

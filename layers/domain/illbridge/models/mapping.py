@@ -140,4 +140,4 @@ class AttentionItem(BaseModel):
     retry: str
     raised_at: datetime = Field(default_factory=utcnow)
     resolved: bool = False
-    notified_at: datetime | None = None  # when its notice went to the attention topic (workflow/announce.py)
+    notified_at: datetime | None = None  # when its notice went to the attention topic (illbridge/announce.py)

@@ -60,6 +60,7 @@ from illbridge.observability import logger, mask
 from illbridge.timeutil import iso, to_utc, utcnow
 from illbridge.wms import ncip, scim
 from illbridge.wms.auth import DEFAULT_TOKENS, NCIP_SCOPE, SCIM_SCOPE, TokenCache
+from illbridge.wms.messages import AcceptItem, CheckInItem, CheckOutItem
 from illbridge.wms.ncip import AcceptItemResult, CheckInResult, CheckOutResult, ItemStatus, UserItems
 from illbridge.wms.scim import Patron
 from illbridge.wms.transport import HttpAnswer, new_session, post
@@ -230,6 +231,17 @@ class WmsClient:
             f"shipped={_when(shipped_at)}"
         )
         return self._ncip("CheckOutItem", body, summary, ncip.parse_check_out_item_response, mutating=True)
+
+    # --- the messages as values (illbridge.wms.messages): what the steps send -----------------------------
+
+    def accept(self, message: AcceptItem) -> AcceptItemResult:
+        return self.accept_item(**message.fields())
+
+    def check_out(self, message: CheckOutItem) -> CheckOutResult:
+        return self.check_out_item(**message.fields())
+
+    def check_in(self, message: CheckInItem) -> CheckInResult:
+        return self.check_in_item(**message.fields())
 
     def check_in_item(
         self,

@@ -49,8 +49,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from illbridge.config.library import WmsSettings
 from illbridge.errors import WmsProblem
-from illbridge.wms.client import WmsClient
-from illbridge.wms.ncip import UserItems
+from illbridge.wms.ncip import ItemStatus, UserItems
 
 if TYPE_CHECKING:
     from illbridge.models import Mapping
@@ -112,6 +111,14 @@ def verdict(status: str | None, *, seen_on_loan: bool) -> bool | None:
     return normalized in RETURNED_WITHOUT_SEEN_LOAN
 
 
+class WmsLookups(Protocol):
+    """What a probe asks WMS (``WmsClient`` is one; the step-rule tests' fake WMS another)."""
+
+    def lookup_user(self, user_barcode: str) -> UserItems: ...
+
+    def lookup_item(self, barcode: str, *, current_borrower: bool = False) -> ItemStatus: ...
+
+
 @runtime_checkable
 class CheckinProbe(Protocol):
     """``holder``: the patron barcode (borrowing) or borrowing-institution account (lending) the item is
@@ -143,7 +150,7 @@ class LookupUserProbe:
     holder -> ``found=False``, undecided. ``calls`` counts the LookupUser calls made.
     """
 
-    client: WmsClient
+    client: WmsLookups
     name: str = "lookup_user"
     calls: int = 0
     _answers: dict[str, UserItems | WmsProblem] = field(default_factory=dict)
@@ -213,7 +220,7 @@ class LookupItemProbe:
 
     name = "lookup_item"
 
-    def __init__(self, client: WmsClient) -> None:
+    def __init__(self, client: WmsLookups) -> None:
         self._client = client
         self.calls = 0
 
@@ -240,7 +247,7 @@ class LookupItemProbe:
         )
 
 
-def probe_for(settings: WmsSettings, client: WmsClient) -> CheckinProbe:
+def probe_for(settings: WmsSettings, client: WmsLookups) -> CheckinProbe:
     """The probe the library's settings ask for (``checkin_probe``: ``lookup_user``, ``lookup_item``, ``none``).
 
     Make one per run (a reconciliation run, a step): a LookupUser probe keeps its answers for its life.

@@ -5,38 +5,25 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Any
 
 from illbridge.errors import NeedsStaff, PatronNotFound, WmsProblem
-from illbridge.models import (
-    MappedItem,
-    Mapping,
-    Outcome,
-    PatronRequest,
-    ReShareRequestChanged,
-    Side,
-    StepName,
-    StepStatus,
-    WmsItemCheckedIn,
-)
+from illbridge.models import MappedItem, Mapping, PatronRequest, Side, StepName, StepStatus
+from illbridge.wms.messages import AcceptItem
 from illbridge.wms.ncip import DUPLICATE_ITEM
-from illbridge.wms.probe import PROBE_OPERATION, NoProbe, probe_for
 from illbridge.workflow.common import (
     calendar_day,
     check_in,
     end_of_library_day,
-    fetch_request,
-    mark_checked_in,
+    existing_mapping,
     masked,
-    next_check,
-    plain,
+    new_mapping,
+    perform,
     save,
-    skipped_by_configuration,
-    wait_for,
+    send_each,
+    state_after_wms_check_in,
+    verify_with_probe,
 )
-from illbridge.workflow.engine import StepContext, StepResult, retry_command, run_for_change, run_step
-from illbridge.workflow.notices import confirm_notice
-from illbridge.workflow.services import Services
+from illbridge.workflow.engine import StepContext, StepResult, retry_command
 
 RECEIVED_STATES = frozenset({"REQ_CHECKED_IN", "REQ_OVERDUE"})  # patron may still have it
 # The patron is done with the item (returned, shipped back) or the request ended: no temp item any more.
@@ -57,33 +44,13 @@ BRANCH_ID = re.compile(r"^\d{6}$")
 # --- 1. received: temp item + hold ---------------------------------------------------------------------
 
 
-def on_item_received(services: Services, change: ReShareRequestChanged) -> StepResult:
-    return run_for_change(services, change, StepName.BORROW_RECEIVED, create_temp_items)
-
-
 def create_temp_items(ctx: StepContext) -> StepResult:
-    if not ctx.config.steps.create_temp_item_on_received:
-        return StepResult(skipped_by_configuration(ctx, "create_temp_item_on_received"))
-    request = fetch_request(ctx)
-    state = request.state.code
-    if state in PAST_RECEIVED_STATES and ctx.services.store.get_mapping(ctx.tenant, ctx.request_id) is None:
-        # A late (or out-of-order) delivery: the returned/closed steps may already have run and found nothing
-        # to check in, so a temp item created now would keep its hold forever. Nothing was sent before (no
-        # mapping), so there is nothing in WMS to account for.
-        ctx.note("nothing to create", f"ReShare already shows {state}: no temp item or hold", Outcome.SKIPPED)
-        return StepResult(StepStatus.SKIPPED, {"reshare_state": state})
+    """AcceptItem per volume (the engine has checked the switch and the late-delivery guard, and verifies each
+    item before re-sending after an attempt whose outcome is unknown: ``verify_accepted``)."""
+    request = ctx.reshare_request()
     mapping = borrowing_mapping(ctx, request)
     check_patron(ctx, mapping)
-    for barcode in [i.barcode for i in mapping.items if not i.created_in_wms]:
-        item = mapping.item(barcode)
-        assert item is not None
-        if ctx.reclaimed and found_in_wms(ctx, mapping, item):
-            item.created_in_wms = True
-        else:
-            accept_item(ctx, request, mapping, item)
-        mapping = save(ctx, mapping)
-    next_check(ctx, mapping)
-    mapping = save(ctx, mapping)
+    mapping = send_each(ctx, mapping, lambda mapping, item: accept_item(ctx, request, mapping, item))
     return StepResult(
         StepStatus.SUCCEEDED,
         {"temp_items": [i.barcode for i in mapping.items], "pickup_branch": mapping.pickup_branch},
@@ -92,8 +59,7 @@ def create_temp_items(ctx: StepContext) -> StepResult:
 
 def borrowing_mapping(ctx: StepContext, request: PatronRequest) -> Mapping:
     """The request's mapping, created on first sight with the temp barcodes and the pickup branch."""
-    store = ctx.services.store
-    existing = store.get_mapping(ctx.tenant, ctx.request_id)
+    existing = existing_mapping(ctx)
     if existing is not None:
         return existing
     try:
@@ -112,14 +78,10 @@ def borrowing_mapping(ctx: StepContext, request: PatronRequest) -> Mapping:
         if lender_day is not None
         else None
     )
-    mapping = Mapping(
-        library_id=ctx.config.library_id,
-        tenant=ctx.tenant,
-        request_id=ctx.request_id,
-        hrid=request.hrid or ctx.hrid,
-        side=Side.BORROWING,
-        registry_id=ctx.config.wms.registry_id,
-        reshare_state=request.state.code,
+    mapping = new_mapping(
+        ctx,
+        request,
+        Side.BORROWING,
         items=[
             MappedItem(
                 barcode=barcode,
@@ -134,14 +96,13 @@ def borrowing_mapping(ctx: StepContext, request: PatronRequest) -> Mapping:
         pickup_branch=pickup_branch(ctx, request),
         lender_due_date=lender_due,
         date_for_return=date_for_return,
-        created_at=ctx.services.clock(),
     )
     if not mapping.patron_barcode:
         raise NeedsStaff(
             f"Request {ctx.hrid} has no patron barcode (patronIdentifier)",
             "Add the patron's barcode to the request in ReShare, then retry.",
         )
-    return store.create_mapping(mapping)
+    return ctx.store.create_mapping(mapping)
 
 
 def pickup_branch(ctx: StepContext, request: PatronRequest) -> str:
@@ -165,7 +126,7 @@ def pickup_branch(ctx: StepContext, request: PatronRequest) -> str:
 
 def check_patron(ctx: StepContext, mapping: Mapping) -> None:
     """Make sure WMS knows the patron before creating anything (a clear message beats a Problem later)."""
-    wms = ctx.services.wms(ctx.config)
+    wms = ctx.wms
     barcode = mapping.patron_barcode or ""
     with ctx.call("wms", "SCIM patron look-up", {"patron_barcode": masked(barcode)}) as answer:
         try:
@@ -177,43 +138,28 @@ def check_patron(ctx: StepContext, mapping: Mapping) -> None:
                 + retry_command(ctx.config.library_id, ctx.hrid, ctx.step),
             ) from exc
         flags = [flag for flag, on in (("blocked", patron.blocked), ("expired", _expired(ctx, patron))) if on]
-        answer["summary"] = f"patron {masked(barcode)} found" + (f" ({', '.join(flags)})" if flags else "")
-        answer["response"] = {"blocked": patron.blocked, "expired": "expired" in flags}
+        answer.summary = f"patron {masked(barcode)} found" + (f" ({', '.join(flags)})" if flags else "")
+        answer.response = {"blocked": patron.blocked, "expired": "expired" in flags}
 
 
 def _expired(ctx: StepContext, patron: object) -> bool:
     expires = getattr(patron, "expires", None)
-    return bool(expires and expires < ctx.services.clock().date())
+    return bool(expires and expires < ctx.clock().date())
 
 
-def found_in_wms(ctx: StepContext, mapping: Mapping, item: MappedItem) -> bool:
-    """After an attempt whose outcome is unknown: does WMS already hold this temp item? (Verify first.)
+def verify_accepted(ctx: StepContext, mapping: Mapping, item: MappedItem) -> bool:
+    """Verify before re-sending AcceptItem: does WMS already hold this temp item?
 
     Asks the library's probe: LookupUser lists the temp item among the patron's requested items (its hold)
     once AcceptItem was applied; LookupItem finds the item. With no probe, or one WMS does not answer, the
     bridge re-sends, and the AcceptItem answer decides (``Duplicate Item`` for our own temp barcode).
     """
-    probe = probe_for(ctx.config.wms, ctx.services.wms(ctx.config))
-    if isinstance(probe, NoProbe):
-        return False
-    operation = f"{PROBE_OPERATION[probe.name]} (verify before re-sending)"
-    with ctx.call("wms", operation, {"item_barcode": item.barcode}) as answer:
-        result = probe.is_checked_in(item.barcode, holder=mapping.patron_barcode)
-        answer["response"] = {"found": result.found, "status": result.circulation_status or result.detail}
-        if not result.supported:
-            answer["summary"] = f"WMS cannot be asked ({result.detail}): AcceptItem will be sent"
-            return False
-        if not result.found:
-            answer["summary"] = f"{item.barcode} is not in WMS: AcceptItem will be sent"
-            return False
-        answer["summary"] = (
-            f"{item.barcode} is already in WMS ({result.circulation_status or result.detail}): not sent again"
-        )
-        return True
+    return verify_with_probe(
+        ctx, mapping, item, message="AcceptItem", holder=mapping.patron_barcode, lending=False
+    )
 
 
 def accept_item(ctx: StepContext, request: PatronRequest, mapping: Mapping, item: MappedItem) -> None:
-    wms = ctx.services.wms(ctx.config)
     config = ctx.config
     agency_id = config.lending_agency_id(mapping.partner_symbol)
     if agency_id is None:
@@ -224,106 +170,65 @@ def accept_item(ctx: StepContext, request: PatronRequest, mapping: Mapping, item
             "lists every partner without one), then retry with: "
             + retry_command(ctx.config.library_id, ctx.hrid, ctx.step),
         )
-    fields: dict[str, Any] = {
-        "request_id": mapping.hrid,
-        "temp_item_barcode": item.barcode,
-        "lending_agency_id": agency_id,
-        "lending_agency_scheme": config.wms.lending_agency_scheme,
-        "patron_barcode": mapping.patron_barcode,
-        "pickup_branch": mapping.pickup_branch,
-        "date_for_return": mapping.date_for_return,
-        "title": request.title,
-        "author": request.author,
-        "publisher": request.publisher,
-        "publication_date": request.publication_date,
-        "call_number": item.call_number,
-    }
-    logged = {**fields, "patron_barcode": masked(mapping.patron_barcode)}
-    with ctx.call("wms", "AcceptItem", {k: plain(v) for k, v in logged.items()}) as answer:
+    message = AcceptItem(
+        request_id=mapping.hrid,
+        temp_item_barcode=item.barcode,
+        lending_agency_id=agency_id,
+        lending_agency_scheme=config.wms.lending_agency_scheme,
+        patron_barcode=mapping.patron_barcode or "",
+        pickup_branch=mapping.pickup_branch or "",
+        date_for_return=mapping.date_for_return,
+        title=request.title,
+        author=request.author,
+        publisher=request.publisher,
+        publication_date=request.publication_date,
+        call_number=item.call_number,
+    )
+    with ctx.call("wms", message.operation, message.logged()) as answer:
         try:
-            wms.accept_item(**fields)
-            answer["summary"] = (
-                f"temp item {item.barcode} and a hold for the patron at branch {mapping.pickup_branch} created"
-            )
+            ctx.wms.accept(message)
+            answer.summary = f"temp item {item.barcode} and a hold for the patron at branch {mapping.pickup_branch} created"
         except WmsProblem as problem:
             if problem.problem_type != DUPLICATE_ITEM:
                 raise
             # Our own temp barcode (derived from this request's hrid): an earlier attempt created it.
-            answer["summary"] = f"temp item {item.barcode} already exists in WMS (Duplicate Item): success"
-            answer["response"] = {"problem_type": problem.problem_type}
+            answer.summary = f"temp item {item.barcode} already exists in WMS (Duplicate Item): success"
+            answer.response = {"problem_type": problem.problem_type}
     item.created_in_wms = True
 
 
 # --- 3a. returned in ReShare first: check the temp items in --------------------------------------------
 
 
-def on_item_returned(services: Services, change: ReShareRequestChanged) -> StepResult:
-    return run_for_change(services, change, StepName.BORROW_RETURNED, check_in_temp_items)
-
-
 def check_in_temp_items(ctx: StepContext) -> StepResult:
-    if not ctx.config.steps.check_in_on_returned:
-        return StepResult(skipped_by_configuration(ctx, "check_in_on_returned"))
-    store = ctx.services.store
-    if store.get_step(ctx.tenant, ctx.request_id, StepName.BORROW_RECEIVED) is None and (
-        store.get_mapping(ctx.tenant, ctx.request_id) is None
-    ):
+    store = ctx.store
+    received = store.get_step(ctx.tenant, ctx.request_id, StepName.BORROW_RECEIVED)
+    mapping = existing_mapping(ctx)
+    if received is None and mapping is None:
         # Received and returned between two polls (or the received event is still on its way): ReShare is
-        # already past receipt, so borrow_received will create nothing either (create_temp_items), and
+        # already past receipt, so borrow_received will create nothing either (its late-delivery guard), and
         # waiting for it could only end in an attention item about nothing.
         ctx.note("nothing to check in", "returned before the bridge saw it received: no temp item was made")
         return StepResult(StepStatus.SUCCEEDED, {"checked_in": []})
-    received = wait_for(ctx, StepName.BORROW_RECEIVED)
-    mapping = store.get_mapping(ctx.tenant, ctx.request_id)
     created = [i for i in mapping.items if i.created_in_wms] if mapping else []
     if mapping is None or not created:
-        ctx.note("nothing to check in", f"no temp item was created in WMS (received step {received})")
+        status = received.status if received else None
+        ctx.note("nothing to check in", f"no temp item was created in WMS (received step {status})")
         return StepResult(StepStatus.SUCCEEDED, {"checked_in": []})
     for barcode in [i.barcode for i in created if not i.checked_in]:
         mapping = check_in(ctx, mapping, barcode, why="returned in ReShare")
     mapping.next_check_at = None  # nothing left for reconciliation to notice
     mapping = save(ctx, mapping)
     # If staff were asked to update ReShare after a WMS-first check-in, ReShare now shows it done.
-    ctx.services.store.resolve_attention(ctx.tenant, ctx.request_id, StepName.BORROW_WMS_RETURNED.value)
+    ctx.store.resolve_attention(ctx.tenant, ctx.request_id, StepName.BORROW_WMS_RETURNED.value)
     return StepResult(StepStatus.SUCCEEDED, {"checked_in": [i.barcode for i in created]})
 
 
 # --- 3b. checked in at WMS first: update ReShare --------------------------------------------------------
 
 
-def on_wms_check_in(services: Services, event: WmsItemCheckedIn) -> StepResult:
-    confirmation = confirm_notice(
-        services, event, StepName.BORROW_WMS_RETURNED
-    )  # a webhook notice: ask WMS first
-    if not confirmation.confirmed:
-        assert confirmation.result is not None
-        return confirmation.result
-    mapping = mark_checked_in(services, event, Side.BORROWING)
-    if mapping is None:
-        return StepResult(StepStatus.SKIPPED, {"reason": "no open borrowing mapping for this item"})
-    if not all(i.checked_in for i in mapping.items if i.created_in_wms):
-        waiting = [i.barcode for i in mapping.items if i.created_in_wms and not i.checked_in]
-        return StepResult(StepStatus.SKIPPED, {"reason": "waiting for other volumes", "waiting": waiting})
-    return run_step(
-        services,
-        services.configs.get(mapping.library_id),
-        tenant=mapping.tenant,
-        request_id=mapping.request_id,
-        hrid=mapping.hrid,
-        step=StepName.BORROW_WMS_RETURNED,
-        trigger=f"WmsItemCheckedIn {event.item_barcode}",
-        act=update_reshare_after_wms_check_in,
-    )
-
-
 def update_reshare_after_wms_check_in(ctx: StepContext) -> StepResult:
-    store = ctx.services.store
-    mapping = store.get_mapping(ctx.tenant, ctx.request_id)
-    if mapping is not None and mapping.next_check_at is not None:
-        mapping.next_check_at = None
-        save(ctx, mapping)
-    request = fetch_request(ctx)
-    state = request.state.code
+    state = state_after_wms_check_in(ctx)
     if state not in RECEIVED_STATES:
         ctx.note("ReShare already up to date", f"ReShare shows {state}: nothing to update")
         return StepResult(StepStatus.SUCCEEDED, {"reshare_state": state})
@@ -332,8 +237,4 @@ def update_reshare_after_wms_check_in(ctx: StepContext) -> StepResult:
             f"Update ReShare request {ctx.hrid}",
             f"The temp item was checked in at WMS; mark request {ctx.hrid} returned by patron in ReShare.",
         )
-    reshare = ctx.services.reshare(ctx.config)
-    with ctx.call("reshare", "performAction patronReturnedItem", {"from_state": state}) as answer:
-        reshare.perform_action(ctx.request_id, "patronReturnedItem", {})
-        answer["summary"] = f"{ctx.hrid} marked returned by patron in ReShare"
-    return StepResult(StepStatus.SUCCEEDED, {"action": "patronReturnedItem"})
+    return perform(ctx, "patronReturnedItem", state, f"{ctx.hrid} marked returned by patron in ReShare")

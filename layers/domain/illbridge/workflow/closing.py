@@ -10,31 +10,17 @@ one WMS would not cancel) goes to staff.
 from __future__ import annotations
 
 from illbridge.errors import WmsError, WmsProblem
-from illbridge.models import Mapping, Outcome, ReShareRequestChanged, Side, StepName, StepStatus
+from illbridge.models import Mapping, Outcome, Side, StepStatus
 from illbridge.wms.probe import PROBE_OPERATION, REQUESTED, NoProbe, holder_of, normalize_status, probe_for
-from illbridge.workflow.common import PENDING, WaitingForEarlierStep, check_in, save
-from illbridge.workflow.engine import StepContext, StepResult, outcome_of, raise_attention, run_for_change
-from illbridge.workflow.services import Services
-
-# The step that puts things into WMS for each side: closing waits for it when it is still going to run.
-CREATING_STEP = {Side.BORROWING: StepName.BORROW_RECEIVED, Side.LENDING: StepName.LEND_SHIPPED}
+from illbridge.workflow.common import check_in, existing_mapping, save
+from illbridge.workflow.engine import StepContext, StepResult, outcome_of, raise_attention
 
 
-def on_request_closed(services: Services, change: ReShareRequestChanged) -> StepResult:
-    return run_for_change(
-        services,
-        change,
-        StepName.REQUEST_CLOSED,
-        lambda ctx: end_mapping(ctx, Side(change.side), change.state),
-    )
-
-
-def end_mapping(ctx: StepContext, side: Side, state: str) -> StepResult:
-    store = ctx.services.store
-    creating = store.get_step(ctx.tenant, ctx.request_id, CREATING_STEP[side])
-    if creating is not None and creating.status in PENDING:
-        raise WaitingForEarlierStep(f"{CREATING_STEP[side].value} of {ctx.hrid} is still running")
-    mapping = store.get_mapping(ctx.tenant, ctx.request_id)
+def end_mapping(ctx: StepContext) -> StepResult:
+    """End the request's mapping (the engine has waited for the step that puts things into WMS for its side,
+    ``borrow_received`` or ``lend_shipped``, when that is still going to run)."""
+    state = ctx.trigger
+    mapping = existing_mapping(ctx)
     if mapping is None:
         ctx.note("request closed", f"{ctx.hrid} ended as {state}; nothing of it is in WMS")
         return StepResult(StepStatus.SUCCEEDED, {"checked_in": []})
@@ -42,7 +28,7 @@ def end_mapping(ctx: StepContext, side: Side, state: str) -> StepResult:
     for barcode in [i.barcode for i in mapping.items if i.created_in_wms and not i.checked_in]:
         mapping = check_in(ctx, mapping, barcode, why=f"request ended as {state}")
         checked_in.append(barcode)
-    held = still_held(ctx, mapping, checked_in) if side == Side.BORROWING else []
+    held = still_held(ctx, mapping, checked_in) if mapping.side == Side.BORROWING else []
     if held:
         held = cancel_holds(ctx, mapping, held)
     mapping.open = False
@@ -69,7 +55,7 @@ def still_held(ctx: StepContext, mapping: Mapping, barcodes: list[str]) -> list[
     """
     if not barcodes:
         return []
-    probe = probe_for(ctx.config.wms, ctx.services.wms(ctx.config))
+    probe = probe_for(ctx.config.wms, ctx.wms)
     if isinstance(probe, NoProbe):
         return []
     held = []
@@ -83,7 +69,7 @@ def still_held(ctx: StepContext, mapping: Mapping, barcodes: list[str]) -> list[
                 or normalize_status(result.circulation_status) == "available for pickup"
             ):
                 held.append(barcode)
-        answer["summary"] = f"still held: {', '.join(held)}" if held else "no hold left"
+        answer.summary = f"still held: {', '.join(held)}" if held else "no hold left"
     return held
 
 
@@ -95,7 +81,6 @@ def cancel_holds(ctx: StepContext, mapping: Mapping, barcodes: list[str]) -> lis
     """Cancel the patron's hold on each temp item WMS kept (CancelRequestItem by ILL request id and item),
     then look again: the temp items still held, or whose cancel WMS refused or did not answer (what staff must
     see to; a retry of this step would not find them again, since they are checked in already)."""
-    client = ctx.services.wms(ctx.config)
     patron = mapping.patron_barcode
     if not patron:
         return barcodes
@@ -108,25 +93,25 @@ def cancel_holds(ctx: StepContext, mapping: Mapping, barcodes: list[str]) -> lis
         }
         with ctx.call("wms", "CancelRequestItem", request) as answer:
             try:
-                result = client.cancel_request_item(
+                result = ctx.wms.cancel_request_item(
                     request_id=mapping.hrid, patron_barcode=patron, item_barcode=barcode
                 )
             except WmsProblem as problem:
-                answer["response"] = {"problem_type": problem.problem_type, "detail": problem.detail}
+                answer.response = {"problem_type": problem.problem_type, "detail": problem.detail}
                 if problem.problem_type in HOLD_ALREADY_GONE:
-                    answer["summary"] = f"no hold left to cancel on {barcode} ({problem.problem_type})"
+                    answer.summary = f"no hold left to cancel on {barcode} ({problem.problem_type})"
                     continue
-                answer["outcome"] = Outcome.PROBLEM
-                answer["summary"] = f"WMS refused to cancel the hold on {barcode}: {problem.problem_type}"
+                answer.outcome = Outcome.PROBLEM
+                answer.summary = f"WMS refused to cancel the hold on {barcode}: {problem.problem_type}"
                 failed.append(barcode)
                 continue
             except WmsError as exc:  # a fault: not retried here, staff are told (and the history shows it)
-                answer["outcome"] = outcome_of(exc)
-                answer["summary"] = f"cancelling the hold on {barcode} failed: {exc}"
+                answer.outcome = outcome_of(exc)
+                answer.summary = f"cancelling the hold on {barcode} failed: {exc}"
                 failed.append(barcode)
                 continue
-            answer["summary"] = result.summary()
-            answer["response"] = {"request_id": result.request_id, "item": result.item_barcode}
+            answer.summary = result.summary()
+            answer.response = {"request_id": result.request_id, "item": result.item_barcode}
     left = (
         still_held(ctx, mapping, [b for b in barcodes if b not in failed])
         if len(failed) < len(barcodes)

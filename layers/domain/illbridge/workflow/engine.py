@@ -8,7 +8,7 @@
   backoff (``retry_delay``: 30 s doubling to 15 min) until the library's ``outage_deadline_hours`` (24 h) have
   passed since the step began waiting - waiting consumes no SQS receives and no attempts; or ``FAILED`` with
   an attention item when a human is needed or the deadline has passed;
-- **announce**: a new attention item is published once to staff's SNS topic (``workflow/announce.py``); an
+- **announce**: a new attention item is published once to staff's SNS topic (``illbridge/announce.py``); an
   ``AttentionRaised`` event goes to the bus as well.
 """
 
@@ -19,29 +19,56 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, cast
 
 from illbridge.config import LibraryConfig
 from illbridge.errors import (
     BridgeError,
     ConfigurationError,
     NeedsStaff,
-    PatronNotFound,
+    OutcomeUnknown,
+    Refused,
     ReShareActionRejected,
-    ReShareNotFound,
     StepAlreadyClaimed,
     StepAlreadyDone,
     StepDeferred,
+    WaitingForEarlierStep,
     WmsAuthError,
-    WmsOutcomeUnknown,
     WmsProblem,
 )
-from illbridge.models import AttentionItem, HistoryEntry, Outcome, StepName, StepRecord, StepStatus
+from illbridge.models import (
+    AttentionItem,
+    HistoryEntry,
+    MappedItem,
+    Mapping,
+    Outcome,
+    PatronRequest,
+    StepName,
+    StepRecord,
+    StepStatus,
+)
 from illbridge.models.events import AttentionRaised, ReShareRequestChanged
 from illbridge.observability import OUTAGE_METRIC, logger, mask, metrics, redact
-from illbridge.workflow.announce import put_on_list
-from illbridge.workflow.services import Services
+from illbridge.announce import put_on_list
+from illbridge.wiring import Services
+from illbridge.workflow.declaration import StepDeclaration
+from illbridge.workflow.ports import ReSharePort, StorePort, WmsPort
+
+
+@dataclass
+class Exchange:
+    """One call to WMS or ReShare as its history line keeps it: what was asked (``request``), what came back
+    (``summary``, ``response``), how it ended (``outcome``: success unless the body says otherwise or it
+    raises) and how long it took. ``StepContext.call`` yields it; the body fills in the answer."""
+
+    system: str
+    operation: str
+    request: dict[str, Any]
+    summary: str | None = None
+    response: dict[str, Any] | None = None
+    outcome: Outcome = Outcome.SUCCESS
+    duration_ms: int | None = None
 
 
 @dataclass
@@ -63,6 +90,10 @@ class StepContext:
     record: StepRecord | None = None
     # personal data this run has seen (the patron's barcode): masked in every history line and attention item
     private: set[str] = field(default_factory=set)
+    declaration: StepDeclaration | None = None
+    trigger: str = ""  # what started this run: the ReShare state, or the WMS check-in
+    # what this run has read already (the ReShare request, a probe): asked once per run
+    cache: dict[str, Any] = field(default_factory=dict)
 
     def keep_private(self, *values: str | None) -> None:
         self.private.update(v for v in values if v)
@@ -78,6 +109,42 @@ class StepContext:
     def reclaimed(self) -> bool:
         """A previous attempt may have sent something whose outcome is unknown: verify before re-sending."""
         return bool(self.record and (self.record.attempt > 1))
+
+    @property
+    def wms(self) -> WmsPort:
+        """The library's WMS (NCIP and SCIM), within the function's budget."""
+        return self.services.wms(self.config)
+
+    @property
+    def reshare(self) -> ReSharePort:
+        """The library's ReShare tenant."""
+        return self.services.reshare(self.config)
+
+    @property
+    def store(self) -> StorePort:
+        return self.services.store
+
+    def clock(self) -> datetime:
+        """The function's clock (the sandbox's simulated one in tests)."""
+        return self.services.clock()
+
+    def reshare_request(self) -> PatronRequest:
+        """The full request, re-read from ReShare once per run (never trust an event's payload)."""
+        if "request" not in self.cache:
+            reshare = self.reshare
+            with self.call("reshare", "GET patron request", {"id": self.request_id}) as answer:
+                request = reshare.get_request(self.request_id)
+                self.keep_private(request.patron_identifier)
+                answer.summary = f"{request.hrid} is {request.state.code}"
+                answer.response = {"state": request.state.code, "volumes": len(request.volumes or [])}
+            self.cache["request"] = request
+        return cast(PatronRequest, self.cache["request"])
+
+    def already_done(self, mapping: Mapping, item: MappedItem) -> bool:
+        """Verify before re-sending: after an attempt whose outcome is unknown (this is a re-claim), the step's
+        declared ``verify`` hook asks WMS whether the item's message was applied already. False: send it."""
+        verify = self.declaration.verify if self.declaration else None
+        return bool(self.reclaimed and verify is not None and verify(self, mapping, item))
 
     def note(self, operation: str, summary: str, outcome: Outcome = Outcome.INFO, **extra: Any) -> None:
         self.services.store.add_history(
@@ -96,36 +163,34 @@ class StepContext:
         )
 
     @contextmanager
-    def call(self, system: str, operation: str, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        """Time one external call and write its history line, whatever happens.
-
-        The body fills the yielded dict (``summary``, ``response``; ``outcome`` to override success).
-        """
-        answer: dict[str, Any] = {}
+    def call(self, system: str, operation: str, request: dict[str, Any]) -> Iterator[Exchange]:
+        """Time one external call and write its history line (an ``Exchange``), whatever happens."""
+        exchange = Exchange(system, operation, request)
         started = time.perf_counter()
-        outcome = Outcome.SUCCESS
         try:
-            yield answer
-            outcome = answer.get("outcome", Outcome.SUCCESS)
+            yield exchange
         except BaseException as exc:
-            outcome = outcome_of(exc)
-            answer.setdefault("summary", str(exc))
-            answer.setdefault("response", describe_error(exc))
+            exchange.outcome = outcome_of(exc)
+            if exchange.summary is None:
+                exchange.summary = str(exc)
+            if exchange.response is None:
+                exchange.response = describe_error(exc)
             raise
         finally:
+            exchange.duration_ms = int((time.perf_counter() - started) * 1000)
             self.services.store.add_history(
                 self.tenant,
                 self.request_id,
                 HistoryEntry(
                     at=self.services.clock(),
                     step=self.step.value,
-                    system=system,
-                    operation=operation,
-                    outcome=outcome,
-                    summary=self.redacted(answer.get("summary", "")),
-                    request=self.redacted(request),
-                    response=self.redacted(answer.get("response", {})),
-                    duration_ms=int((time.perf_counter() - started) * 1000),
+                    system=exchange.system,
+                    operation=exchange.operation,
+                    outcome=exchange.outcome,
+                    summary=self.redacted(exchange.summary or ""),
+                    request=self.redacted(exchange.request),
+                    response=self.redacted(exchange.response or {}),
+                    duration_ms=exchange.duration_ms,
                     attempt=self.attempt,
                 ),
             )
@@ -133,9 +198,9 @@ class StepContext:
 
 def outcome_of(exc: BaseException) -> Outcome:
     # NeedsStaff raised inside a call: the answer was a definite "no" (e.g. an unknown patron), not a fault
-    if isinstance(exc, WmsProblem | ReShareActionRejected | PatronNotFound | ReShareNotFound | NeedsStaff):
+    if isinstance(exc, Refused | NeedsStaff):
         return Outcome.PROBLEM
-    if isinstance(exc, WmsOutcomeUnknown) or type(exc).__name__ == "ReShareOutcomeUnknown":
+    if isinstance(exc, OutcomeUnknown):
         return Outcome.UNKNOWN
     return Outcome.ERROR
 
@@ -209,7 +274,7 @@ def run_step(
 ) -> StepResult:
     """Run ``act`` exactly once for (request, step); see the module docstring."""
     store = services.store
-    ctx = StepContext(services, config, tenant, request_id, hrid, step)
+    ctx = StepContext(services, config, tenant, request_id, hrid, step, trigger=trigger)
     try:
         ctx.record = store.claim_step(
             tenant,
@@ -260,22 +325,79 @@ def run_step(
     return result
 
 
-def run_for_change(
+# Steps that are still going to happen (a later step must wait for them rather than skip their work).
+PENDING = frozenset({StepStatus.IN_PROGRESS, StepStatus.RETRYABLE})
+
+
+def skipped_by_configuration(ctx: StepContext, switch: str) -> StepStatus:
+    ctx.note("skipped by configuration", f"the library's switch {switch} is off", Outcome.SKIPPED)
+    return StepStatus.SKIPPED
+
+
+def declared_rules(declaration: StepDeclaration, ctx: StepContext) -> StepResult | None:
+    """What the engine does for every step before its action, as its declaration says: the switch, the waits
+    for earlier steps, the late-delivery guard. A result ends the run there; None: the action runs."""
+    store = ctx.store
+    switch = declaration.switch
+    if switch is not None and switch.skip and not getattr(ctx.config.steps, switch.name):
+        return StepResult(skipped_by_configuration(ctx, switch.name))
+    for wait in declaration.waits_for:
+        record = store.get_step(ctx.tenant, ctx.request_id, wait.step)
+        if record is not None and record.status in PENDING:
+            raise WaitingForEarlierStep(f"{wait.step.value} of {ctx.hrid} is still running")
+        if record is None and wait.until_done:
+            if wait.unless_unseen and store.get_mapping(ctx.tenant, ctx.request_id) is None:
+                continue  # the bridge never saw the earlier change and made nothing: nothing to wait for
+            raise WaitingForEarlierStep(f"{wait.step.value} has not finished for {ctx.hrid} yet")
+    late = declaration.late
+    if late is not None:
+        state = ctx.reshare_request().state.code
+        if state in late.states and store.get_mapping(ctx.tenant, ctx.request_id) is None:
+            ctx.note(late.operation, f"ReShare already shows {state}: {late.consequence}", Outcome.SKIPPED)
+            return StepResult(StepStatus.SKIPPED, {"reshare_state": state})
+    return None
+
+
+def run_declared(
     services: Services,
-    change: ReShareRequestChanged,
-    step: StepName,
-    act: Callable[[StepContext], StepResult],
+    declaration: StepDeclaration,
+    config: LibraryConfig,
+    *,
+    tenant: str,
+    request_id: str,
+    hrid: str,
+    trigger: str,
 ) -> StepResult:
-    """Run a step triggered by a ReShare state change, for the library the change belongs to."""
+    """Run a declared step: its declared rules (``declared_rules``), then its action, exactly once."""
+
+    def act(ctx: StepContext) -> StepResult:
+        ctx.declaration = declaration
+        return declared_rules(declaration, ctx) or declaration.action(ctx)
+
     return run_step(
         services,
+        config,
+        tenant=tenant,
+        request_id=request_id,
+        hrid=hrid,
+        step=declaration.name,
+        trigger=trigger,
+        act=act,
+    )
+
+
+def run_for_change(
+    services: Services, change: ReShareRequestChanged, declaration: StepDeclaration
+) -> StepResult:
+    """Run a declared step triggered by a ReShare state change, for the library the change belongs to."""
+    return run_declared(
+        services,
+        declaration,
         services.configs.get(change.library_id),
         tenant=change.tenant,
         request_id=change.request_id,
         hrid=change.hrid,
-        step=step,
         trigger=change.state,
-        act=act,
     )
 
 

@@ -3,7 +3,7 @@
 A ``WmsItemCheckedIn`` event from the WMS webhook (``source="webhook"``) says only that someone holding a
 library's webhook secret claims the item was checked in. ReShare events are always re-read from ReShare; a
 WMS notice is checked the same way, by asking WMS through the library's check-in probe (the one the
-reconciler uses, ``reconcile.probe_item``). Events from the reconciler have just been confirmed by that probe,
+reconciler uses, ``probing.probe_item``). Events from the reconciler have just been confirmed by that probe,
 and ``ops`` events are staff's word (``illbridge retry``), so both are acted on as they are.
 
 - WMS confirms the check-in -> the step runs (the item is marked checked in, ReShare is updated);
@@ -21,11 +21,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from illbridge.errors import NeedsStaff
-from illbridge.models import HistoryEntry, Mapping, Outcome, StepName, StepStatus, WmsItemCheckedIn
+from illbridge.models import HistoryEntry, Mapping, Outcome, Side, StepName, StepStatus, WmsItemCheckedIn
 from illbridge.observability import logger, mask, metrics
-from illbridge.workflow.engine import StepContext, StepResult, retry_command, run_step
-from illbridge.workflow.reconcile import probe_item
-from illbridge.workflow.services import Services
+from illbridge.wiring import Services
+from illbridge.workflow.common import mark_checked_in
+from illbridge.workflow.declaration import StepDeclaration
+from illbridge.workflow.engine import StepContext, StepResult, retry_command, run_declared, run_step
+from illbridge.workflow.probing import probe_item
 
 
 @dataclass(frozen=True)
@@ -111,4 +113,33 @@ def _note(
                 "supported": getattr(result, "supported", None),
             },
         ),
+    )
+
+
+def on_wms_check_in(services: Services, event: WmsItemCheckedIn, declaration: StepDeclaration) -> StepResult:
+    """The entry of a WMS-first step (``borrow_wms_returned``, ``lend_wms_returned``): a webhook notice is
+    confirmed with WMS first; the check-in is marked on the mapping; once every item the bridge put into WMS
+    is checked in, the engine runs the declared step."""
+    side = declaration.triggers[0].side
+    confirmation = confirm_notice(services, event, declaration.name)
+    if not confirmation.confirmed:
+        assert confirmation.result is not None
+        return confirmation.result
+    mapping = mark_checked_in(services, event, side)
+    if mapping is None:
+        return StepResult(StepStatus.SKIPPED, {"reason": f"no open {side.value} mapping for this item"})
+    # a temp item that was never created cannot come back; a lent item is in WMS from the start
+    waiting = [
+        i.barcode for i in mapping.items if (i.created_in_wms or side == Side.LENDING) and not i.checked_in
+    ]
+    if waiting:
+        return StepResult(StepStatus.SKIPPED, {"reason": "waiting for other volumes", "waiting": waiting})
+    return run_declared(
+        services,
+        declaration,
+        services.configs.get(mapping.library_id),
+        tenant=mapping.tenant,
+        request_id=mapping.request_id,
+        hrid=mapping.hrid,
+        trigger=f"WmsItemCheckedIn {event.item_barcode}",
     )

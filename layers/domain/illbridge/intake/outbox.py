@@ -16,10 +16,10 @@ the step's own claim (``SUCCEEDED`` is final) would refuse it anyway.
 
 from __future__ import annotations
 
-from illbridge.bus import EventsNotDelivered
+from illbridge.errors import EventsNotDelivered
 from illbridge.observability import logger, metrics
 from illbridge.store import PendingEvent
-from illbridge.workflow.services import Services
+from illbridge.wiring import Services
 
 DRAIN_PAGE = 100  # outbox entries read per Query while draining
 

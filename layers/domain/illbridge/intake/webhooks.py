@@ -11,7 +11,7 @@ A ReShare event is never trusted: the bridge re-reads the request from ReShare a
 ``ReShareRequestChanged`` the poller would (the same "did the state change" write dedupes the two).
 A WMS check-in notice is not trusted either: it becomes a ``WmsItemCheckedIn`` event (``source="webhook"``)
 whose step asks WMS through the check-in probe before acting on it (``illbridge.workflow.notices``).
-What a delivery announces enters the outbox in the same write that records it (``illbridge.workflow.outbox``),
+What a delivery announces enters the outbox in the same write that records it (``illbridge.intake.outbox``),
 so once it is answered 202 it reaches the bus even if the bus is down right now.
 Replay protection is one conditional write per endpoint and library (``BridgeStore.claim_webhook``): of ten
 parallel copies of one delivery exactly one is answered 202, the others 200 ``duplicate``.
@@ -33,15 +33,14 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from standardwebhooks.webhooks import Webhook
 
-from illbridge.bus import EventsNotDelivered
 from illbridge.config import LibraryConfig
-from illbridge.errors import BadInput, ReShareNotFound
+from illbridge.errors import BadInput, EventsNotDelivered, ReShareNotFound, TooLarge, Unauthorized
+from illbridge.intake.checks import require_manual_integration
+from illbridge.intake.outbox import deliver
+from illbridge.intake.seen import Transitions
 from illbridge.models import WmsItemCheckedIn
 from illbridge.observability import logger, metrics
-from illbridge.workflow.checks import require_manual_integration
-from illbridge.workflow.outbox import deliver
-from illbridge.workflow.polling import Transitions
-from illbridge.workflow.services import Services
+from illbridge.wiring import Services
 
 MAX_BODY_BYTES = 256 * 1024
 MAX_JSON_DEPTH = 32
@@ -61,16 +60,14 @@ _SIGNATURE = re.compile(r"^v[0-9]+,[A-Za-z0-9+/]+={0,2}$")
 
 @dataclass
 class WebhookAnswer:
-    status: int
+    """What became of a delivery (``body["status"]``: ``accepted``, ``ignored`` or ``duplicate``) and what to
+    answer the sender; the HTTP status is chosen by the handler (``functions/webhook/app.py``)."""
+
     body: dict[str, Any]
 
-
-class Unauthorized(BadInput):
-    """The delivery is not signed by a configured secret (or is stale): 401."""
-
-
-class TooLarge(BadInput):
-    """The body is over the size limit: 413."""
+    @property
+    def outcome(self) -> str:
+        return str(self.body["status"])
 
 
 class ReShareEventPayload(BaseModel):
@@ -266,7 +263,7 @@ def handle_reshare_event(services: Services, headers: dict[str, str], body: byte
     }
     if changed and not delivered:
         body_out["delivery"] = "pending"
-    return WebhookAnswer(202, body_out)
+    return WebhookAnswer(body_out)
 
 
 def handle_wms_check_in(services: Services, headers: dict[str, str], body: bytes | str) -> WebhookAnswer:
@@ -282,7 +279,7 @@ def handle_wms_check_in(services: Services, headers: dict[str, str], body: bytes
         if not services.store.claim_webhook(WMS_ENDPOINT, config.library_id, webhook_id).taken:
             return _duplicate(webhook_id)
         return WebhookAnswer(
-            202, {"status": "ignored", "reason": f"no open ILL request uses item {notice.item_barcode}"}
+            {"status": "ignored", "reason": f"no open ILL request uses item {notice.item_barcode}"}
         )
     checked_in = WmsItemCheckedIn(
         library_id=config.library_id,
@@ -308,9 +305,9 @@ def handle_wms_check_in(services: Services, headers: dict[str, str], body: bytes
     except EventsNotDelivered as exc:
         logger.warning("webhook: event left in the outbox for the next poll", extra={"error": exc.message})
         answer["delivery"] = "pending"
-    return WebhookAnswer(202, answer)
+    return WebhookAnswer(answer)
 
 
 def _duplicate(webhook_id: str) -> WebhookAnswer:
     metrics.add_metric(name="WebhookReplays", unit="Count", value=1)
-    return WebhookAnswer(200, {"status": "duplicate", "webhook_id": webhook_id})
+    return WebhookAnswer({"status": "duplicate", "webhook_id": webhook_id})

@@ -25,16 +25,16 @@ from datetime import timedelta
 
 from illbridge.config import LibraryConfig
 from illbridge.errors import BridgeError
+from illbridge.intake.polling import is_outage
 from illbridge.models import AttentionItem, HistoryEntry, Mapping, Outcome, Side, StepName, WmsItemCheckedIn
 from illbridge.models.events import AttentionRaised
-from illbridge.models.mapping import MappedItem
 from illbridge.observability import logger, metrics, redact
-from illbridge.wms.probe import PROBE_OPERATION, CheckinProbe, ProbeResult, holder_of, probe_for
-from illbridge.workflow.announce import put_on_list
+from illbridge.wiring import Services
+from illbridge.wms.probe import PROBE_OPERATION, CheckinProbe, probe_for
+from illbridge.announce import put_on_list
 from illbridge.workflow.common import next_check_time
 from illbridge.workflow.engine import describe_error
-from illbridge.workflow.polling import is_outage
-from illbridge.workflow.services import Services
+from illbridge.workflow.probing import probe_item
 
 
 @dataclass
@@ -77,27 +77,6 @@ def reconcile_library(services: Services, config: LibraryConfig, *, limit: int =
     report.calls = int(getattr(probe, "calls", 0))
     metrics.add_metric(name="ReconciledRequests", unit="Count", value=report.checked)
     return report
-
-
-def probe_item(
-    services: Services,
-    config: LibraryConfig,
-    mapping: Mapping,
-    item: MappedItem,
-    probe: CheckinProbe | None = None,
-) -> ProbeResult:
-    """Ask WMS, through the library's check-in probe, whether one item was checked in; kept on the item.
-
-    Used by reconciliation (one probe for the whole run) and to confirm WMS check-in notices
-    (``workflow.notices``). The probe is asked about the item's holder (``holder_of``: the patron, or the
-    partner's account). Transient faults raise.
-    """
-    probe = probe or probe_for(config.wms, services.wms(config))
-    seen_on_loan = item.seen_on_loan or mapping.side == Side.LENDING
-    result = probe.is_checked_in(item.barcode, seen_on_loan=seen_on_loan, holder=holder_of(mapping))
-    item.wms_status = result.circulation_status or result.detail
-    item.seen_on_loan = item.seen_on_loan or result.on_loan
-    return result
 
 
 def probe_mapping(

@@ -7,23 +7,23 @@ overlapping pollers wins, and notes or messages, which move ``lastUpdated`` but 
 That same write (one DynamoDB transaction) adds the transition's ``ReShareRequestChanged`` to the tenant's
 outbox, so a transition is never recorded as seen without its event; the cursor then moves. The events are
 put on the bus 10 per call, and every run first delivers whatever is still pending in the outbox
-(``illbridge.workflow.outbox``): whatever fails between "seen" and "on the bus", the next poll delivers it.
+(``illbridge.intake.outbox``): whatever fails between "seen" and "on the bus", the next poll delivers it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from illbridge.config import LibraryConfig
 from illbridge.errors import BridgeError, ReShareError, WmsError
-from illbridge.models import PatronRequest, ReShareRequestChanged, Side
+from illbridge.intake.checks import require_manual_integration
+from illbridge.intake.outbox import deliver_pending
+from illbridge.intake.seen import Transitions
+from illbridge.models import Side
 from illbridge.observability import logger, metrics
 from illbridge.reshare.client import Listing
-from illbridge.store import PendingEvent
-from illbridge.workflow.checks import require_manual_integration
-from illbridge.workflow.outbox import deliver, deliver_pending
-from illbridge.workflow.services import Services
+from illbridge.wiring import Services
 
 OVERLAP = timedelta(minutes=2)  # re-read a little before the cursor: clocks and commits are not instant
 FIRST_LOOKBACK = timedelta(days=1)  # how far back a brand-new deployment looks
@@ -40,51 +40,6 @@ class PollReport:
     cursor: datetime | None = None
     error: str | None = None
     outage: bool = False  # the error is ReShare (or WMS) being unreachable: the next run waits it out
-
-
-@dataclass
-class Transitions:
-    """Transitions recorded as seen (each with its event in the outbox) and not yet put on the bus."""
-
-    pending: list[PendingEvent] = field(default_factory=list)
-
-    def observe(self, services: Services, config: LibraryConfig, request: PatronRequest, source: str) -> bool:
-        """Record the request's state as seen; if that is a real transition, its event enters the outbox in
-        the same write. Returns whether it was a transition."""
-        assert request.last_updated is not None
-        store = services.store
-        tenant = config.reshare.tenant
-        before = store.seen_state(tenant, request.id)
-        if before is not None and before.covers(request.state.code, request.last_updated):
-            # seen already (the cursor's overlap re-reads it) or a stale read: record_state_change would refuse
-            # it too, so skip its writes; the common case of a repeat poll costs one read
-            return False
-        previous = before.state if before is not None else None
-        event = ReShareRequestChanged(
-            library_id=config.library_id,
-            tenant=tenant,
-            side=request.side,
-            request_id=request.id,
-            hrid=request.hrid or request.id,
-            state=request.state.code,
-            previous_state=previous,
-            last_updated=request.last_updated,
-            source=source,
-        )
-        change = store.record_state_change(
-            tenant, request.id, request.state.code, request.last_updated, event=event, previous_state=previous
-        )
-        if not change.changed:
-            return False
-        assert change.pending is not None
-        self.pending.append(change.pending)
-        return True
-
-    def flush(self, services: Services) -> int:
-        """Put the recorded transitions' events on the bus; what the bus does not take stays in the outbox
-        (``EventsNotDelivered``) for the next poll."""
-        pending, self.pending = self.pending, []
-        return deliver(services, pending)
 
 
 def poll_side(services: Services, config: LibraryConfig, side: Side) -> PollReport:

@@ -34,8 +34,8 @@ from illbridge.errors import BadInput, BridgeError, StepDeferred
 from illbridge.models import ReShareRequestChanged, WmsItemCheckedIn
 from illbridge.observability import OUTAGE_METRIC, logger, metrics
 from illbridge.settings import current_settings
+from illbridge.wiring import Services, current_services
 from illbridge.workflow.engine import MAX_DELAY_SECONDS, StepResult, retry_delay
-from illbridge.workflow.services import Services, current_services
 
 EVENT_MODELS: dict[str, type[BaseModel]] = {
     ReShareRequestChanged.DETAIL_TYPE: ReShareRequestChanged,

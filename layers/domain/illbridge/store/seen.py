@@ -1,0 +1,181 @@
+"""What the bridge has seen of ReShare: the last-seen state of each request (``SEEN``, the one conditional
+write that decides a transition) and the poll cursors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from illbridge.store import keys
+from illbridge.store.dynamo import _Cancelled, _ConditionFailed, _Expression, _name
+from illbridge.store.outbox import OutboxRecords, PendingEvent
+from illbridge.timeutil import epoch_ms, to_utc
+
+
+@dataclass(frozen=True, slots=True)
+class StateChange:
+    """What ``record_state_change`` decided: ``changed`` is True for exactly one observer of a transition."""
+
+    changed: bool
+    previous_state: str | None
+    pending: PendingEvent | None = None  # the outbox entry written with the transition (``event=``)
+
+
+@dataclass(frozen=True, slots=True)
+class SeenState:
+    """The stored last-seen state of a request: the state, the ``lastUpdated`` it was seen at, and every
+    state seen at exactly that ``lastUpdated`` (mod-rs renders it to the second: several changes can share
+    one)."""
+
+    state: str
+    last_updated: datetime
+    states_at: frozenset[str]
+
+    def covers(self, state: str, last_updated: datetime) -> bool:
+        """Whether an observation adds nothing: older than the stored one, or of a state already seen then."""
+        observed = epoch_ms(last_updated)
+        stored = epoch_ms(self.last_updated)
+        return observed < stored or (observed == stored and state in self.states_at)
+
+
+# --- encoding ------------------------------------------------------------------------------------------
+
+
+class SeenRecords(OutboxRecords):
+    # -- last seen ReShare state
+
+    def record_state_change(
+        self,
+        tenant: str,
+        request_id: str,
+        state: str,
+        last_updated: datetime,
+        *,
+        event: BaseModel | None = None,
+        previous_state: str | None = None,
+    ) -> StateChange:
+        """Remember ``state`` as seen at ``last_updated``; ``changed`` only for a real, new transition.
+
+        One conditional write decides, so of two observers that see the same transition exactly one gets
+        ``changed=True``. A transition is a state other than the stored one, seen either later than the stored
+        observation or at the very same ``lastUpdated`` but not yet seen then: mod-rs renders ``lastUpdated``
+        to the second, so two changes inside one second share it, and the item keeps ``states_at``, every
+        state seen at its ``last_updated``, so that neither is lost and a stale read of the first never counts
+        again. (A request that leaves a state and comes back to it inside one second shows nothing new.)
+
+        ``event``: the transition's bus event, written to the tenant's outbox in the SAME transaction as the
+        new state (TransactWriteItems), so a transition is never recorded as seen without its pending
+        event, whatever fails afterwards (``pending_events``/``forget_event`` deliver it). Then
+        ``previous_state`` (what the caller read before) is what the answer reports as the previous state.
+        """
+        key = self._key(keys.request_pk(tenant, request_id), keys.SEEN_SK)
+        observed = to_utc(last_updated)
+        assert observed is not None
+        millis = epoch_ms(observed)
+        now = self._now()
+
+        # 1. later than what is stored (or nothing stored): a transition if the state differs
+        expr = _Expression()
+        state_n, millis_n = expr.n("state"), expr.n("last_updated_ms")
+        condition = (
+            f"attribute_not_exists(pk) OR ({state_n} <> {expr.v(state)} AND {millis_n} < {expr.v(millis)})"
+        )
+        expr.set("kind", "seen").set("state", state).set("last_updated", observed)
+        expr.set("last_updated_ms", millis).set("changed_at", now).set("states_at", {state})
+        try:
+            return self._transition(tenant, key, expr, condition, event, previous_state)
+        except _ConditionFailed:
+            pass
+
+        # 2. in the same second as what is stored, a state not yet seen in it: a transition too
+        expr = _Expression()
+        states_n = expr.n("states_at")
+        condition = (
+            f"{expr.n('state')} <> {expr.v(state)} AND {expr.n('last_updated_ms')} = {expr.v(millis)} "
+            f"AND NOT contains({states_n}, {expr.v(state)})"
+        )
+        expr.set("state", state).set("changed_at", now)
+        expr.set_raw(f"{states_n} = list_append(if_not_exists({states_n}, {expr.v([])}), {expr.v([state])})")
+        try:
+            return self._transition(tenant, key, expr, condition, event, previous_state)
+        except _ConditionFailed:
+            pass
+
+        # 3. not a transition: if it is the same state seen later, move the watermark silently
+        expr = _Expression()
+        millis_n = expr.n("last_updated_ms")
+        condition = f"{expr.n('state')} = {expr.v(state)} AND {millis_n} < {expr.v(millis)}"
+        expr.set("last_updated", observed).set("last_updated_ms", millis).set("states_at", [state])
+        try:
+            self._update_if(key, expr, condition)
+            return StateChange(False, state)
+        except _ConditionFailed as failed:
+            stored = failed.item.get("state") if failed.item else None
+            return StateChange(False, str(stored) if stored is not None else None)
+
+    def _transition(
+        self,
+        tenant: str,
+        key: dict[str, str],
+        expr: _Expression,
+        condition: str,
+        event: BaseModel | None,
+        previous_state: str | None,
+    ) -> StateChange:
+        """Write a transition of the SEEN item if ``condition`` holds (else ``_ConditionFailed``); with
+        ``event``, in one transaction with its outbox entry."""
+        if event is None:
+            previous = self._update_if(key, expr, condition, ReturnValues="UPDATED_OLD").get("state")
+            return StateChange(True, str(previous) if previous is not None else None)
+        update = {
+            "TableName": self.table_name,
+            "Key": key,
+            "UpdateExpression": expr.update(),
+            "ConditionExpression": condition,
+            **expr.params(),
+        }
+        put, pending = self._outbox_put(tenant, event)
+        try:
+            self._transact("record_state_change", [{"Update": update}, put])
+        except _Cancelled as cancelled:
+            if cancelled.condition_failed_first:
+                raise _ConditionFailed(None) from cancelled
+            raise cancelled.as_error() from cancelled
+        return StateChange(True, previous_state, pending)
+
+    def seen_state(self, tenant: str, request_id: str) -> SeenState | None:
+        """The stored last-seen state, with every state seen at its ``lastUpdated``."""
+        row = self._get(keys.request_pk(tenant, request_id), keys.SEEN_SK)
+        if not row:
+            return None
+        at = to_utc(row["last_updated"])
+        assert at is not None
+        state = str(row["state"])
+        states = frozenset(str(value) for value in row.get("states_at") or [state])
+        return SeenState(state, at, states | {state})
+
+    def last_seen(self, tenant: str, request_id: str) -> tuple[str, datetime] | None:
+        row = self._get(keys.request_pk(tenant, request_id), keys.SEEN_SK)
+        if not row:
+            return None
+        at = to_utc(row["last_updated"])
+        assert at is not None
+        return str(row["state"]), at
+
+    # -- poll cursors
+
+    def get_cursor(self, tenant: str, side: str) -> datetime | None:
+        row = self._get(keys.cursor_pk(tenant, _name(side)), keys.CURSOR_SK)
+        return to_utc(row["cursor_at"]) if row else None
+
+    def advance_cursor(self, tenant: str, side: str, value: datetime) -> bool:
+        """Move the cursor to ``value`` if that is later than the stored one; whether it moved."""
+        expr = _Expression()
+        cursor = expr.n("cursor_at")
+        condition = f"attribute_not_exists(pk) OR {cursor} < {expr.v(value)}"
+        expr.set("kind", "cursor").set("cursor_at", value).set("updated_at", self._now())
+        return self._updated_if(
+            self._key(keys.cursor_pk(tenant, _name(side)), keys.CURSOR_SK), expr, condition
+        )

@@ -1,0 +1,113 @@
+"""The collaborators a workflow step needs, built once per function instance (lazily: no I/O at import)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from illbridge import timings
+from illbridge.bus import EventBus
+from illbridge.config import ConfigStore, LibraryConfig
+from illbridge.reshare.client import ReShareClient
+from illbridge.settings import BridgeSettings, current_settings
+from illbridge.store import BridgeStore
+from illbridge.timeutil import utcnow
+from illbridge.wms.client import WmsClient
+
+
+def _fingerprint(config: LibraryConfig) -> str:
+    """Changes whenever any setting or secret of the library changes (so rotated secrets take effect)."""
+    secrets = (
+        config.wms.wskey_secret.get_secret_value(),
+        config.reshare.password.get_secret_value(),
+    )
+    return hashlib.sha256((config.model_dump_json() + "|".join(secrets)).encode()).hexdigest()
+
+
+@dataclass
+class Services:
+    settings: BridgeSettings
+    configs: ConfigStore
+    store: BridgeStore
+    bus: EventBus
+    clock: Callable[[], datetime] = utcnow
+    _reshare: dict[str, tuple[str, ReShareClient]] = field(default_factory=dict)
+    _wms: dict[str, tuple[str, WmsClient]] = field(default_factory=dict)
+    reshare_factory: Callable[[LibraryConfig], Any] = lambda config: ReShareClient(config.reshare)
+    wms_factory: Callable[[LibraryConfig], Any] = lambda config: WmsClient(config.wms)
+
+    _webhook_configs: ConfigStore | None = None
+
+    @property
+    def webhook_configs(self) -> ConfigStore:
+        """The libraries as the public webhook may read them: each one's webhook secret (signing secrets and
+        the ReShare password), never the library secret with the WSKey secret (config/loader.py). The webhook
+        reads configuration only through this; its role can read nothing else (template.yaml)."""
+        if self._webhook_configs is None:
+            configs = self.configs
+            self._webhook_configs = ConfigStore(
+                configs.prefix,
+                max_age=configs.max_age,
+                ssm=configs.ssm,
+                secrets=configs.secrets,
+                scope="webhook",
+            )
+        return self._webhook_configs
+
+    def reshare(self, config: LibraryConfig) -> ReShareClient:
+        return self._client(self._reshare, config, self.reshare_factory)
+
+    def wms(self, config: LibraryConfig) -> WmsClient:
+        return self._client(self._wms, config, self.wms_factory)
+
+    @staticmethod
+    def _client(cache: dict[str, tuple[str, Any]], config: LibraryConfig, factory: Callable) -> Any:
+        fingerprint = _fingerprint(config)
+        cached = cache.get(config.library_id)
+        if cached is None or cached[0] != fingerprint:
+            cached = (fingerprint, factory(config))
+            cache[config.library_id] = cached
+        return cached[1]
+
+    @classmethod
+    def from_settings(cls, settings: BridgeSettings) -> Services:
+        """The services of a function, every outbound client within the function's budgets (``timings``)."""
+        return cls(
+            settings=settings,
+            configs=ConfigStore(settings.config_prefix, max_age=settings.config_max_age_seconds),
+            store=BridgeStore(
+                settings.table_name,
+                history_ttl_days=settings.history_ttl_days,
+                botocore_config=timings.botocore_config(settings),
+            ),
+            bus=EventBus(settings.event_bus_name, timings=timings.bus_timings(settings)),
+            reshare_factory=lambda config: reshare_client(settings, config),
+            wms_factory=lambda config: wms_client(settings, config),
+        )
+
+
+def reshare_client(settings: BridgeSettings, config: LibraryConfig) -> ReShareClient:
+    """A library's ReShare client with the function's ReShare budget (timeouts, read tries)."""
+    return ReShareClient(
+        config.reshare,
+        timeout=(settings.reshare_connect_timeout, settings.reshare_read_timeout),
+        read_retries=settings.reshare_read_tries - 1,
+        backoff=settings.reshare_backoff_seconds,
+    )
+
+
+def wms_client(settings: BridgeSettings, config: LibraryConfig) -> WmsClient:
+    """A library's WMS client; its read timeout (``wms.timeout_seconds``) capped by the function's budget."""
+    read = timings.wms_read_timeout(settings, config.wms.timeout_seconds)
+    capped = config.wms.model_copy(update={"timeout_seconds": read})
+    return WmsClient(capped, connect_timeout=min(settings.wms_connect_timeout, read))
+
+
+@lru_cache(maxsize=1)
+def current_services() -> Services:
+    """The services of this function instance, built at the first handler call."""
+    return Services.from_settings(current_settings())
