@@ -1,7 +1,7 @@
 """``illbridge``: the operator's and library staff's command for the ReShare <-> WMS bridge.
 
 It lives outside the Lambda layer (typer and rich are development dependencies, never shipped to Lambda) and
-uses the layer's domain code (``illbridge.workflow.staff``). Installed editable by ``make setup``
+uses the layer's domain code (``illbridge.staff``). Installed editable by ``make setup``
 (``pip install -e .``), it finds the layer in the repository it is installed from.
 """
 

@@ -116,7 +116,7 @@ def main_options(
 @app.command()
 def status(hrid: str, library: LibraryOption = None, as_json: JsonOption = False) -> None:
     """Where a request is: ReShare state, the bridge's mapping and WMS items, its steps and open items."""
-    from illbridge.workflow import staff
+    from illbridge import staff
 
     views = guarded(lambda: staff.request_views(services(), hrid, library))
     if as_json:
@@ -129,7 +129,7 @@ def status(hrid: str, library: LibraryOption = None, as_json: JsonOption = False
 @app.command()
 def history(hrid: str, library: LibraryOption = None, as_json: JsonOption = False) -> None:
     """A request's timeline: time, step, system, operation, outcome, duration, summary."""
-    from illbridge.workflow import staff
+    from illbridge import staff
 
     views = guarded(lambda: staff.request_views(services(), hrid, library))
     if as_json:
@@ -145,7 +145,7 @@ def history(hrid: str, library: LibraryOption = None, as_json: JsonOption = Fals
 @app.command()
 def attention(library: LibraryOption = None, as_json: JsonOption = False) -> None:
     """The attention list, newest first: the reason, the fix and the retry command of each item."""
-    from illbridge.workflow import staff
+    from illbridge import staff
 
     items = [i.model_dump(mode="json") for i in guarded(lambda: staff.attention(services(), library))]
     if as_json:
@@ -167,7 +167,7 @@ def retry(
     ] = 60.0,
 ) -> None:
     """Run a failed step again once its cause is fixed (every failed step of the request when none is named)."""
-    from illbridge.workflow import staff
+    from illbridge import staff
 
     chosen = step_name(step)
     svc = services()
@@ -219,7 +219,7 @@ def resolve_item(
     library: LibraryOption = None,
 ) -> None:
     """Take an item off the attention list: staff dealt with it by hand."""
-    from illbridge.workflow import staff
+    from illbridge import staff
 
     chosen = step_name(step)
     if guarded(lambda: staff.resolve(services(), hrid, chosen, library)):
@@ -234,7 +234,7 @@ def check_config(
     as_json: JsonOption = False,
 ) -> None:
     """Each library's configuration against ReShare and WMS; exit 1 when any check fails."""
-    from illbridge.workflow import staff
+    from illbridge import staff
 
     rows = [f.as_dict() for f in guarded(lambda: staff.check(services(), library))]
     if as_json:
@@ -272,7 +272,7 @@ def poll_once() -> None:
     if guarded(target).kind == "stack":
         out.print_json(json.dumps(_invoke("ReSharePollerFunction")))
         return
-    from illbridge.workflow.polling import poll_all
+    from illbridge.intake.polling import poll_all
 
     reports = guarded(lambda: poll_all(services()))
     table = Table(title="Poll", title_justify="left")
@@ -291,7 +291,7 @@ def reconcile_once() -> None:
     if guarded(target).kind == "stack":
         out.print_json(json.dumps(_invoke("WmsReconcilerFunction")))
         return
-    from illbridge.workflow.reconcile import reconcile_all
+    from illbridge.intake.reconcile import reconcile_all
 
     reports = guarded(lambda: reconcile_all(services()))
     table = Table(title="Reconciliation", title_justify="left")

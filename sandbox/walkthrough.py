@@ -224,7 +224,7 @@ class Demo:
         self.sim(
             "wms", "POST", "patrons", registry_id=EAST, barcode=PATRON, expires="2030-12-31", home_branch=EAST
         )
-        from illbridge.workflow import staff
+        from illbridge import staff
 
         with contextlib.redirect_stdout(io.StringIO()):
             retried = staff.retry_request(self.services, hrid, "east")

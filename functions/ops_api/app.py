@@ -15,11 +15,11 @@ from urllib.parse import parse_qs, urlencode
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 
+from illbridge import staff
 from illbridge import staffpage as page
 from illbridge.errors import BridgeError, ConfigurationError
 from illbridge.models import StepName
 from illbridge.observability import logger, metrics, tracer
-from illbridge.workflow import staff
 from illbridge.workflow.services import current_services
 
 app = APIGatewayRestResolver()

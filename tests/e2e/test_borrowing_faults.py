@@ -26,8 +26,8 @@ from typing import Any
 
 import pytest
 
-from illbridge.models import AttentionItem, StepName, StepStatus
 from illbridge.announce import subject
+from illbridge.models import AttentionItem, StepName, StepStatus
 from illbridge.workflow.services import current_services
 from sandbox.runtime import Sandbox
 from tests.e2e.conftest import Library, create_pair, library_settings, settle, ship_and_receive, sim

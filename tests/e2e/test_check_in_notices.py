@@ -13,8 +13,8 @@ from typing import Any
 
 import requests
 
+from illbridge import staff
 from illbridge.models import StepName
-from illbridge.workflow import staff
 from illbridge.workflow.services import current_services
 from sandbox.demo import WEBHOOK_SECRETS
 from sandbox.reshare.relay import signed_headers

@@ -10,6 +10,7 @@ from functools import lru_cache
 from typing import Any
 
 from illbridge import timings
+from illbridge.announce import AttentionTopic
 from illbridge.bus import EventBus
 from illbridge.config import ConfigStore, LibraryConfig
 from illbridge.reshare.client import ReShareClient
@@ -35,6 +36,7 @@ class Services:
     store: BridgeStore
     bus: EventBus
     clock: Callable[[], datetime] = utcnow
+    topic: AttentionTopic | None = None  # staff's notices (None: none are sent, e.g. in unit tests)
     _reshare: dict[str, tuple[str, ReShareClient]] = field(default_factory=dict)
     _wms: dict[str, tuple[str, WmsClient]] = field(default_factory=dict)
     reshare_factory: Callable[[LibraryConfig], Any] = lambda config: ReShareClient(config.reshare)
@@ -85,6 +87,11 @@ class Services:
                 botocore_config=timings.botocore_config(settings),
             ),
             bus=EventBus(settings.event_bus_name, timings=timings.bus_timings(settings)),
+            topic=AttentionTopic(
+                settings.attention_topic_arn, botocore_config=timings.botocore_config(settings)
+            )
+            if settings.attention_topic_arn
+            else None,
             reshare_factory=lambda config: reshare_client(settings, config),
             wms_factory=lambda config: wms_client(settings, config),
         )

@@ -10,7 +10,7 @@
   item is checked out to) is a patron WMS knows, neither expired nor blocked. (Pickup branches are not
   checked: NCIP and SCIM offer no branch look-up; an unknown branch shows as AcceptItem's refusal.)
 
-``illbridge check-config [LIBRARY]`` runs every check and prints what to fix (``workflow/staff.check``).
+``illbridge check-config [LIBRARY]`` runs every check and prints what to fix (``illbridge/staff.check``).
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def host_lms_finding(services: Services, config: LibraryConfig, *, outage_raises
 def secret_findings(config: LibraryConfig) -> list[Finding]:
     """The library's secret holds what the bridge needs: the WSKey secret, the ReShare password, and webhook
     secrets in the Standard Webhooks form (``whsec_`` + base64) when the library has any."""
-    from illbridge.workflow.webhooks import _key
+    from illbridge.intake.webhooks import _key
 
     missing = [
         name

@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from illbridge.announce import put_on_list
 from illbridge.config import LibraryConfig
 from illbridge.errors import BridgeError
 from illbridge.intake.polling import is_outage
@@ -31,7 +32,6 @@ from illbridge.models.events import AttentionRaised
 from illbridge.observability import logger, metrics, redact
 from illbridge.wiring import Services
 from illbridge.wms.probe import PROBE_OPERATION, CheckinProbe, probe_for
-from illbridge.announce import put_on_list
 from illbridge.workflow.common import next_check_time
 from illbridge.workflow.engine import describe_error
 from illbridge.workflow.probing import probe_item

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
+from illbridge.announce import put_on_list
 from illbridge.config import LibraryConfig
 from illbridge.errors import (
     BridgeError,
@@ -50,7 +51,6 @@ from illbridge.models import (
 )
 from illbridge.models.events import AttentionRaised, ReShareRequestChanged
 from illbridge.observability import OUTAGE_METRIC, logger, mask, metrics, redact
-from illbridge.announce import put_on_list
 from illbridge.wiring import Services
 from illbridge.workflow.declaration import StepDeclaration
 from illbridge.workflow.ports import ReSharePort, StorePort, WmsPort

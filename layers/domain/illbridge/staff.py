@@ -14,12 +14,12 @@ from typing import Any
 
 from illbridge.config import LibraryConfig
 from illbridge.errors import BridgeError, ConfigurationError
+from illbridge.intake import checks
 from illbridge.models import ReShareRequestChanged, StepName, StepStatus, WmsItemCheckedIn
 from illbridge.models.mapping import AttentionItem
 from illbridge.models.patron_request import PatronRequest
 from illbridge.observability import mask, redact
-from illbridge.workflow import checks
-from illbridge.workflow.services import Services
+from illbridge.wiring import Services
 
 WMS_TRIGGERED = {StepName.BORROW_WMS_RETURNED, StepName.LEND_WMS_RETURNED}
 
