@@ -210,6 +210,9 @@ class FakeStore:
         self.attention[(item.tenant, item.request_id, item.step)] = item
         return item
 
+    def get_attention(self, tenant: str, request_id: str, step: str) -> AttentionItem | None:
+        return self.attention.get((tenant, request_id, step))
+
     def resolve_attention(
         self, tenant: str, request_id: str, step: str, *, raised_before: datetime | None = None
     ) -> bool:

@@ -168,7 +168,7 @@ def test_an_unknown_patron_goes_to_staff_without_an_accept_item(world: World) ->
     assert result.status == StepStatus.FAILED
     assert world.wms.temp_items == {}
     [item] = world.store.open_attention()
-    assert "does not know patron" in item.reason and "ops retry" in item.fix
+    assert "does not know patron" in item.reason and "illbridge retry" in item.fix
     assert "NOBODY" not in item.reason  # masked
     assert world.bus.events and world.bus.events[0].reason == item.reason
 
