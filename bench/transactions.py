@@ -18,6 +18,22 @@ SIZES = (300, 3000)
 TRANSACTIONS = 200
 
 
+def create_table(client: Any, name: str = "t") -> None:
+    """A table keyed like the bridge's (``pk``, ``sk``), on demand."""
+    client.create_table(
+        TableName=name,
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
 def measure(variant: str, size: int) -> dict[str, Any]:
     from sandbox.runtime import aws, motofix
 
@@ -27,18 +43,7 @@ def measure(variant: str, size: int) -> dict[str, Any]:
     url = server.start()
     try:
         client = aws.client("dynamodb", url, "eu-west-1")
-        client.create_table(
-            TableName="t",
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_table(client)
         for n in range(size):
             item = {"pk": {"S": f"p{n // 10}"}, "sk": {"S": f"s{n}"}, "v": {"S": "x" * 200}}
             client.put_item(TableName="t", Item=item)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from rich.console import Group
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
+
+from illbridge.staffpage import duration, when
 
 OUTCOME_STYLE = {
     "success": "green",
@@ -25,23 +26,6 @@ STATUS_STYLE = {
     "RETRYABLE": "yellow",
     "IN_PROGRESS": "cyan",
 }
-
-
-def when(value: Any) -> str:
-    """An ISO time as staff read it: date and time to the second, UTC."""
-    if not value:
-        return ""
-    try:
-        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return str(value)
-    return moment.strftime("%Y-%m-%d %H:%M:%S")
-
-
-def duration(ms: Any) -> str:
-    if ms is None:
-        return ""
-    return f"{ms} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
 
 
 def timeline(history: list[dict[str, Any]], title: str = "Timeline") -> Table:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from bench.transactions import create_table
 from sandbox.runtime import aws
 
 
@@ -19,18 +20,7 @@ def dynamodb() -> Iterator[Any]:
     url = server.start()
     try:
         client = aws.client("dynamodb", url, "eu-west-1")
-        client.create_table(
-            TableName="t",
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_table(client)
         for n in range(20):
             client.put_item(
                 TableName="t", Item={"pk": {"S": f"p{n % 4}"}, "sk": {"S": f"s{n}"}, "v": {"N": "1"}}
