@@ -63,7 +63,7 @@ def target() -> Target:
 def services() -> Any:
     target()
     from illbridge.settings import BridgeSettings
-    from illbridge.workflow.services import Services
+    from illbridge.wiring import Services
 
     return Services.from_settings(BridgeSettings.from_environ())
 

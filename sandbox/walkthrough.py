@@ -95,7 +95,7 @@ class Demo:
 
     @property
     def services(self) -> Any:
-        from illbridge.workflow.services import current_services
+        from illbridge.wiring import current_services
 
         return current_services()
 

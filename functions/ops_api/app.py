@@ -20,7 +20,7 @@ from illbridge import staffpage as page
 from illbridge.errors import BridgeError, ConfigurationError
 from illbridge.models import StepName
 from illbridge.observability import logger, metrics, tracer
-from illbridge.workflow.services import current_services
+from illbridge.wiring import current_services
 
 app = APIGatewayRestResolver()
 

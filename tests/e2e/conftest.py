@@ -14,7 +14,7 @@ import requests
 from illbridge.config import ReShareSettings
 from illbridge.config.loader import settings_parameter
 from illbridge.reshare.client import ReShareClient
-from illbridge.workflow.services import current_services
+from illbridge.wiring import current_services
 from sandbox.runtime import Sandbox
 
 DEMO_PASSWORDS = {"east": "east-password", "west": "west-password"}

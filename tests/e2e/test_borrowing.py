@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from illbridge.models import StepName, StepStatus
-from illbridge.workflow.services import current_services
+from illbridge.wiring import current_services
 from sandbox.runtime import Sandbox
 from tests.e2e.conftest import Library, create_pair, reconciliation_due, settle, ship, ship_and_receive, sim
 

@@ -28,7 +28,7 @@ import pytest
 
 from illbridge.announce import subject
 from illbridge.models import AttentionItem, StepName, StepStatus
-from illbridge.workflow.services import current_services
+from illbridge.wiring import current_services
 from sandbox.runtime import Sandbox
 from tests.e2e.conftest import Library, create_pair, library_settings, settle, ship_and_receive, sim
 from tests.staff_cli import illbridge, illbridge_json

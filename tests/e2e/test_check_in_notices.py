@@ -15,7 +15,7 @@ import requests
 
 from illbridge import staff
 from illbridge.models import StepName
-from illbridge.workflow.services import current_services
+from illbridge.wiring import current_services
 from sandbox.demo import WEBHOOK_SECRETS
 from sandbox.reshare.relay import signed_headers
 from sandbox.runtime import Sandbox

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from illbridge.models import StepName, StepStatus
-from illbridge.workflow.services import current_services
+from illbridge.wiring import current_services
 from sandbox.demo import WEBHOOK_SECRETS
 from sandbox.reshare.relay import signed_headers
 from sandbox.runtime import Sandbox

@@ -22,7 +22,7 @@ import pytest
 
 from illbridge.models import Mapping, StepName, StepStatus
 from illbridge.reshare.client import ReShareClient
-from illbridge.workflow.services import current_services
+from illbridge.wiring import current_services
 from sandbox.runtime import Sandbox
 from tests.e2e.conftest import (
     Library,

@@ -23,7 +23,7 @@ import pytest
 import requests
 
 from illbridge.models import HistoryEntry, Outcome, StepName, StepStatus
-from illbridge.workflow.services import current_services
+from illbridge.wiring import current_services
 from sandbox.runtime import Sandbox
 from tests.e2e.conftest import Library, create_pair, library_settings, other_library, settle, sim
 from tests.e2e.test_borrowing_faults import (

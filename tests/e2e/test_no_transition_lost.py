@@ -27,7 +27,7 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
 from illbridge.models import StepName, StepStatus
-from illbridge.workflow.services import Services, current_services
+from illbridge.wiring import Services, current_services
 from sandbox import events
 from sandbox.demo import WEBHOOK_SECRETS
 from sandbox.reshare.relay import reshare_event

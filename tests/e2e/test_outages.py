@@ -13,7 +13,7 @@ import requests
 
 from illbridge.models import StepName, StepStatus
 from illbridge.reshare.client import ReShareClient
-from illbridge.workflow.services import current_services
+from illbridge.wiring import current_services
 from sandbox.runtime import Sandbox
 from tests.e2e.conftest import Library, create_pair, library_settings, sim
 
@@ -190,7 +190,7 @@ def test_a_poll_whose_host_lms_check_falls_due_during_a_reshare_outage_waits_ins
     """Found by the full suite on a loaded machine: the poller re-reads each tenant's host_lms_integration every
     15 minutes (real time); when that fell due during a ReShare outage, the unreachable ReShare was reported as
     a misconfigured tenant, so the poll failed (retries, ScheduleDeadLetterQueue) instead of waiting."""
-    from illbridge.workflow import checks
+    from illbridge.intake import checks
 
     sb = sandbox
     outage(sb, "reshare")

@@ -19,7 +19,7 @@ import pytest
 from boto3.dynamodb.types import TypeDeserializer
 
 from illbridge.observability import logger as bridge_logger
-from illbridge.workflow.services import current_services
+from illbridge.wiring import current_services
 from sandbox.demo import DEMO_LIBRARIES, WEBHOOK_SECRETS
 from sandbox.runtime import Sandbox
 from tests.e2e.conftest import create_pair, settle, ship_and_receive, sim

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from illbridge.workflow.services import current_services
+from illbridge.wiring import current_services
 from sandbox.runtime import Sandbox
 from tests.e2e.conftest import create_pair, reconciliation_due, ship_and_receive, sim
 

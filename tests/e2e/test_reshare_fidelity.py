@@ -23,8 +23,8 @@ import pytest
 
 from illbridge.errors import ReShareBusy, StepDeferred
 from illbridge.models import StepName, StepStatus
+from illbridge.wiring import current_services
 from illbridge.workflow.engine import StepResult, run_step
-from illbridge.workflow.services import current_services
 from sandbox.runtime import Sandbox
 from tests.e2e.conftest import Library, create_pair, reconciliation_due, settle, ship_and_receive, sim
 

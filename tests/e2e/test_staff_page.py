@@ -16,7 +16,7 @@ import pytest
 import requests
 from lxml import html as lxml_html
 
-from illbridge.workflow.services import current_services
+from illbridge.wiring import current_services
 from sandbox import events
 from sandbox.runtime import Sandbox
 from tests.e2e.conftest import create_pair, settle, ship_and_receive, sim

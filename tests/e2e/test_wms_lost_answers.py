@@ -22,7 +22,7 @@ import pytest
 import requests
 
 from illbridge.models import StepName, StepStatus
-from illbridge.workflow.services import current_services
+from illbridge.wiring import current_services
 from sandbox.runtime import Sandbox
 from tests.e2e.conftest import create_pair, ship_and_receive, sim
 from tests.e2e.test_wms_matrix import EAST, WEST, wms_options

@@ -51,7 +51,7 @@ from typing import Any
 import pytest
 
 from illbridge.models import StepName
-from illbridge.workflow.services import current_services
+from illbridge.wiring import current_services
 from sandbox.runtime import Sandbox
 from tests.e2e.conftest import library_settings, reconciliation_due, settle, ship_and_receive, sim
 
