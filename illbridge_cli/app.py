@@ -249,7 +249,11 @@ def check_config(
         )
         raise typer.Exit(1)
     if not as_json:
-        out.print("[green]every check passed[/green]")
+        by_hand = [r for r in rows if not r.get("checked", True)]
+        out.print(
+            "[green]every check passed[/green]"
+            + (f"; [yellow]{len(by_hand)} to check by hand in WMS[/yellow] (see the table)" if by_hand else "")
+        )
 
 
 def _invoke(function: str) -> dict[str, Any]:

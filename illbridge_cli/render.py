@@ -125,7 +125,12 @@ def findings(rows: list[dict[str, Any]]) -> list[Table]:
         for column in ("check", "", "detail", "fix"):
             table.add_column(column, overflow="fold")
         for row in (r for r in rows if r["library_id"] == library):
-            mark = Text("ok", style="green") if row["ok"] else Text("FAIL", style="bold red")
-            table.add_row(row["check"], mark, row["detail"], "" if row["ok"] else row.get("fix", ""))
+            by_hand = row["ok"] and not row.get("checked", True)
+            if by_hand:  # nothing the bridge can ask tells: a person checks it (never a silent pass)
+                mark = Text("by hand", style="bold yellow")
+            else:
+                mark = Text("ok", style="green") if row["ok"] else Text("FAIL", style="bold red")
+            shown_fix = row.get("fix", "") if by_hand or not row["ok"] else ""
+            table.add_row(row["check"], mark, row["detail"], shown_fix)
         tables.append(table)
     return tables

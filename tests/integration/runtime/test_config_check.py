@@ -47,11 +47,20 @@ def test_the_demo_libraries_pass_every_check(sb: Sandbox) -> None:
     assert {(f["library_id"], f["check"]) for f in findings} == {
         (library, check)
         for library in ("east", "west")
-        for check in ("secrets", "reshare", "wms-token", "wms", "wms-probe")
+        for check in ("secrets", "reshare", "wms-token", "wms", "wms-branch", "wms-probe")
     }
     tokens = [f["detail"] for f in findings if f["check"] == "wms-token" and f["library_id"] == "east"]
     assert tokens == ["token for scope WMS_NCIP", "token for scope SCIM:read_user"]
     assert all(f["ok"] for f in findings), findings
+    # every mapped pickup branch is its own visible "check by hand" row, never a silent pass: WMS has no look-up
+    branches = {(f["library_id"], f["detail"]): f for f in findings if f["check"] == "wms-branch"}
+    assert set(branches) == {
+        ("east", "pickup branch 128807 (east-main): not checkable, WMS offers no branch look-up"),
+        ("east", "pickup branch 262630 (east-science): not checkable, WMS offers no branch look-up"),
+        ("west", "pickup branch 262626 (west-main): not checkable, WMS offers no branch look-up"),
+    }
+    assert all(not f["checked"] and f["fix"].startswith("Check by hand in WMS") for f in branches.values())
+    assert all(f["checked"] for f in findings if f["check"] != "wms-branch")
     probe = next(f for f in findings if f["check"] == "wms-probe")
     assert (
         "check-in probe lookup_user" in probe["detail"]
@@ -138,6 +147,10 @@ def test_the_table_names_the_fix_and_an_expired_partner_account_fails(sb: Sandbo
         sim(sb, "reshare", "POST", "settings", tenant="west", key="host_lms_integration", value="manual")
     assert code == 1 and "FAIL" in output
     assert "host_lms_integration to 'manual'" in output and "1 check(s) failed" in output
+    # the branch rows show as "by hand" with what to check, in the table as in --json
+    assert "by hand" in output and "Check by hand in WMS that 262626" in " ".join(output.split())
+    code, output = illbridge("check-config", "west")
+    assert code == 0 and "every check passed; 1 to check by hand in WMS" in " ".join(output.split())
     # Given east's partner account for west expired in east's WMS
     sim(sb, "wms", "POST", "patrons", registry_id="128807", barcode="ILL-WEST", expires="2020-01-31")
     try:

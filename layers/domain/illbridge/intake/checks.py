@@ -7,8 +7,10 @@
   library (its run fails, retries, and ends in the schedule's dead-letter queue, whose alarm tells staff).
 - Secrets: the WSKey secret and the ReShare password are there, webhook secrets are ``whsec_<base64>``.
 - WMS: the WSKey gets a token for every scope the bridge uses, and every partner account (the patron a lent
-  item is checked out to) is a patron WMS knows, neither expired nor blocked. (Pickup branches are not
-  checked: NCIP and SCIM offer no branch look-up; an unknown branch shows as AcceptItem's refusal.)
+  item is checked out to) is a patron WMS knows, neither expired nor blocked.
+- Pickup branches cannot be checked: WMS offers no branch look-up to a WSKey (docs/wms.md#branches), so each
+  mapped branch is a row of its own marked "check by hand" (``checked`` false), never a silent pass; a branch
+  WMS does not know shows later as AcceptItem's refusal (an attention item naming it).
 
 ``illbridge check-config [LIBRARY]`` runs every check and prints what to fix (``illbridge/staff.check``).
 """
@@ -35,6 +37,7 @@ class Finding:
     ok: bool
     detail: str
     fix: str = ""
+    checked: bool = True  # False: nothing the bridge can ask tells; ``fix`` says what to check by hand
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -178,6 +181,28 @@ def wms_findings(services: Services, config: LibraryConfig) -> list[Finding]:
     return findings
 
 
+def branch_findings(config: LibraryConfig) -> list[Finding]:
+    """One "check by hand" row per mapped pickup branch. WMS documents no service that names its branches to
+    a WSKey: NCIP's LookupAgency is in the schema but not among the services OCLC lists for WMS, OCLC's Circ/ILL
+    profile (circill-toolkit's circillv2_0 binding) has no LookupAgency, and SCIM reads patrons only
+    (docs/wms.md#branches). So the check shows each branch and says where to confirm it, and passes nothing."""
+    locations: dict[str, list[str]] = {}
+    for location, branch in sorted(config.pickup_branches.items()):
+        locations.setdefault(branch, []).append(location)
+    return [
+        Finding(
+            config.library_id,
+            "wms-branch",
+            True,
+            f"pickup branch {branch} ({', '.join(names)}): not checkable, WMS offers no branch look-up",
+            f"Check by hand in WMS that {branch} is a branch registry id of institution "
+            f"{config.wms.registry_id} and a pickup location for holds, or correct pickup_branches.",
+            checked=False,
+        )
+        for branch, names in sorted(locations.items())
+    ]
+
+
 def agency_id_findings(config: LibraryConfig) -> list[Finding]:
     """Every partner needs an agency id WMS knows the lender by (AcceptItem's ItemId/AgencyId): with the
     ``institution`` scheme that is a registry id from ``partner_agency_ids``; with ``symbol`` the ReShare
@@ -273,7 +298,12 @@ def check_library(services: Services, config: LibraryConfig) -> list[Finding]:
         *token_findings(services, config),
     ]
     findings += wms_findings(services, config)
-    return [*findings, *agency_id_findings(config), *probe_findings(services, config)]
+    return [
+        *findings,
+        *branch_findings(config),
+        *agency_id_findings(config),
+        *probe_findings(services, config),
+    ]
 
 
 RECHECK_SECONDS = 900.0  # a warm instance asks ReShare again this often: a switched setting is seen soon
