@@ -252,7 +252,11 @@ def check_config(
         by_hand = [r for r in rows if not r.get("checked", True)]
         out.print(
             "[green]every check passed[/green]"
-            + (f"; [yellow]{len(by_hand)} to check by hand in WMS[/yellow] (see the table)" if by_hand else "")
+            + (
+                f"; [yellow]{len(by_hand)} to check by hand in WMS[/yellow] (see the table)"
+                if by_hand
+                else ""
+            )
         )
 
 
