@@ -12,7 +12,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import burst, chaos, coldstart, environments, layer, poller, reconcile, transactions
+from bench import burst, calls, chaos, coldstart, environments, layer, poller, reconcile, transactions
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 RECONCILE_INTRO = """N request pairs west lends to east: west's bridge watches N items on loan to one partner account
@@ -27,6 +27,7 @@ def main() -> int:
         return chaos.main(sys.argv[2:], results=RESULTS)
     layer_result = layer.run()
     coldstart_result = coldstart.run()
+    calls_result = calls.run()
     results = poller.run()
     transaction_results = transactions.run()
     reconcile_results = reconcile.run()
@@ -99,6 +100,7 @@ the first invocation costs over a warm one is what the handler builds lazily. Me
 
 {coldstart.table(coldstart_result)}
 
+{calls.section(calls_result)}
 ## WMS calls per reconciliation run (`bench/reconcile.py`)
 
 {RECONCILE_INTRO}

@@ -72,7 +72,8 @@ def poll_side(services: Services, config: LibraryConfig, side: Side) -> PollRepo
             extra={"library_id": config.library_id, "side": side.value, "second": listing.unsure_from},
         )
         highest = listing.unsure_from
-    if highest is not None:
+    if highest is not None and (cursor is None or highest > cursor):
+        # a quiet run (only the overlap re-read) makes no write: the cursor moves only forward
         store.advance_cursor(tenant, side.value, highest)
     report.cursor = highest
     metrics.add_metric(name="TransitionsSeen", unit="Count", value=report.transitions)

@@ -44,7 +44,13 @@ class Transitions:
             source=source,
         )
         change = store.record_state_change(
-            tenant, request.id, request.state.code, request.last_updated, event=event, previous_state=previous
+            tenant,
+            request.id,
+            request.state.code,
+            request.last_updated,
+            event=event,
+            previous_state=previous,
+            stored=before,
         )
         if not change.changed:
             return False

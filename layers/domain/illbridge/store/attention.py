@@ -40,15 +40,26 @@ class AttentionRecords(DynamoTable):
 
         ``raised_before``: only an item raised before then (a step that succeeds resolves what earlier attempts
         raised, not a warning it raised itself in this run).
+
+        The item is read first (a strongly consistent GetItem): a step that succeeds mostly has nothing to
+        resolve, and a read costs less than a conditional write DynamoDB refuses (docs/performance.md). The
+        write keeps its condition, so an item resolved meanwhile by someone else is not resolved twice.
         """
+        key = self._key(keys.request_pk(tenant, request_id), keys.attention_sk(_name(step)))
+        with _dynamodb("GetItem"):  # read first: a step that succeeds mostly has nothing to resolve
+            row = self._table.get_item(
+                Key=key, ConsistentRead=True, ProjectionExpression="attention_key, attention_at"
+            ).get("Item")
+        if not row or "attention_key" not in row:
+            return False
+        if raised_before is not None and str(row.get("attention_at", "")) >= keys.timestamp(raised_before):
+            return False
         expr = _Expression()
         condition = f"attribute_exists({expr.n('attention_key')})"
         if raised_before is not None:
             condition += f" AND {expr.n('attention_at')} < {expr.v(keys.timestamp(raised_before))}"
         expr.set("resolved", True).set("resolved_at", self._now()).remove("attention_key", "attention_at")
-        return self._updated_if(
-            self._key(keys.request_pk(tenant, request_id), keys.attention_sk(_name(step))), expr, condition
-        )
+        return self._updated_if(key, expr, condition)
 
     def get_attention(self, tenant: str, request_id: str, step: str) -> AttentionItem | None:
         """The request's attention item for this step (resolved or not), if there is one."""

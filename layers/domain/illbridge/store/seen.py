@@ -55,6 +55,7 @@ class SeenRecords(OutboxRecords):
         *,
         event: BaseModel | None = None,
         previous_state: str | None = None,
+        stored: SeenState | None = None,
     ) -> StateChange:
         """Remember ``state`` as seen at ``last_updated``; ``changed`` only for a real, new transition.
 
@@ -69,6 +70,11 @@ class SeenRecords(OutboxRecords):
         new state (TransactWriteItems), so a transition is never recorded as seen without its pending
         event, whatever fails afterwards (``pending_events``/``forget_event`` deliver it). Then
         ``previous_state`` (what the caller read before) is what the answer reports as the previous state.
+
+        ``stored``: the last-seen state the caller read just before (``seen_state``), if it did. The three
+        conditional writes below are then tried in the order that read makes likely, so the happy path makes
+        no write DynamoDB refuses; each keeps its condition, so a read that is stale by now only costs a
+        refused write, never a wrong decision.
         """
         key = self._key(keys.request_pk(tenant, request_id), keys.SEEN_SK)
         observed = to_utc(last_updated)
@@ -76,44 +82,52 @@ class SeenRecords(OutboxRecords):
         millis = epoch_ms(observed)
         now = self._now()
 
-        # 1. later than what is stored (or nothing stored): a transition if the state differs
-        expr = _Expression()
-        state_n, millis_n = expr.n("state"), expr.n("last_updated_ms")
-        condition = (
-            f"attribute_not_exists(pk) OR ({state_n} <> {expr.v(state)} AND {millis_n} < {expr.v(millis)})"
-        )
-        expr.set("kind", "seen").set("state", state).set("last_updated", observed)
-        expr.set("last_updated_ms", millis).set("changed_at", now).set("states_at", {state})
-        try:
+        def later() -> StateChange:
+            # 1. later than what is stored (or nothing stored): a transition if the state differs
+            expr = _Expression()
+            state_n, millis_n = expr.n("state"), expr.n("last_updated_ms")
+            newer = f"{state_n} <> {expr.v(state)} AND {millis_n} < {expr.v(millis)}"
+            condition = f"attribute_not_exists(pk) OR ({newer})"
+            expr.set("kind", "seen").set("state", state).set("last_updated", observed)
+            expr.set("last_updated_ms", millis).set("changed_at", now).set("states_at", {state})
             return self._transition(tenant, key, expr, condition, event, previous_state)
-        except _ConditionFailed:
-            pass
 
-        # 2. in the same second as what is stored, a state not yet seen in it: a transition too
-        expr = _Expression()
-        states_n = expr.n("states_at")
-        condition = (
-            f"{expr.n('state')} <> {expr.v(state)} AND {expr.n('last_updated_ms')} = {expr.v(millis)} "
-            f"AND NOT contains({states_n}, {expr.v(state)})"
-        )
-        expr.set("state", state).set("changed_at", now)
-        expr.set_raw(f"{states_n} = list_append(if_not_exists({states_n}, {expr.v([])}), {expr.v([state])})")
-        try:
+        def same_second() -> StateChange:
+            # 2. in the same second as what is stored, a state not yet seen in it: a transition too
+            expr = _Expression()
+            states_n = expr.n("states_at")
+            condition = (
+                f"{expr.n('state')} <> {expr.v(state)} AND {expr.n('last_updated_ms')} = {expr.v(millis)} "
+                f"AND NOT contains({states_n}, {expr.v(state)})"
+            )
+            expr.set("state", state).set("changed_at", now)
+            expr.set_raw(
+                f"{states_n} = list_append(if_not_exists({states_n}, {expr.v([])}), {expr.v([state])})"
+            )
             return self._transition(tenant, key, expr, condition, event, previous_state)
-        except _ConditionFailed:
-            pass
 
-        # 3. not a transition: if it is the same state seen later, move the watermark silently
-        expr = _Expression()
-        millis_n = expr.n("last_updated_ms")
-        condition = f"{expr.n('state')} = {expr.v(state)} AND {millis_n} < {expr.v(millis)}"
-        expr.set("last_updated", observed).set("last_updated_ms", millis).set("states_at", [state])
-        try:
+        def watermark() -> StateChange:
+            # 3. not a transition: if it is the same state seen later, move the watermark silently
+            expr = _Expression()
+            millis_n = expr.n("last_updated_ms")
+            condition = f"{expr.n('state')} = {expr.v(state)} AND {millis_n} < {expr.v(millis)}"
+            expr.set("last_updated", observed).set("last_updated_ms", millis).set("states_at", [state])
             self._update_if(key, expr, condition)
             return StateChange(False, state)
-        except _ConditionFailed as failed:
-            stored = failed.item.get("state") if failed.item else None
-            return StateChange(False, str(stored) if stored is not None else None)
+
+        attempts = [later, same_second, watermark]
+        if stored is not None and stored.state == state:
+            attempts = [watermark, later, same_second]
+        elif stored is not None and epoch_ms(stored.last_updated) == millis:
+            attempts = [same_second, later, watermark]
+        failed: _ConditionFailed | None = None
+        for attempt in attempts:
+            try:
+                return attempt()
+            except _ConditionFailed as refused:
+                failed = refused if attempt is watermark else failed or refused
+        stored_state = failed.item.get("state") if failed is not None and failed.item else None
+        return StateChange(False, str(stored_state) if stored_state is not None else None)
 
     def _transition(
         self,
