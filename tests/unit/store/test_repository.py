@@ -456,6 +456,69 @@ def test_record_state_change_reports_only_real_newer_transitions(store: BridgeSt
     assert store.last_seen(TENANT, "req-1") == ("REQ_CHECKED_IN", newer)
 
 
+def refusals(store: BridgeStore) -> list[str]:
+    """The conditional writes DynamoDB refuses from now on (filled in as they happen)."""
+    refused: list[str] = []
+
+    def after_call(http_response: Any, parsed: dict[str, Any], model: Any, **_: Any) -> None:
+        code = parsed.get("Error", {}).get("Code", "")
+        if code in ("ConditionalCheckFailedException", "TransactionCanceledException"):
+            refused.append(model.name)
+
+    for client in {store._client, store._table.meta.client}:
+        client.meta.events.register("after-call.dynamodb", after_call)
+    return refused
+
+
+def test_a_transition_written_with_the_stored_state_read_before_is_not_refused_and_a_wrong_hint_is_harmless(
+    store: BridgeStore,
+) -> None:
+    t0 = datetime(2025, 3, 1, 8, 0, 7, tzinfo=UTC)
+    refused = refusals(store)
+    # Given REQ_SHIPPED seen, and then each kind of observation written with the state read just before
+    assert store.record_state_change(TENANT, "req-1", "REQ_SHIPPED", t0, stored=None).changed is True
+    # the same state seen later (a note moved lastUpdated): the watermark moves, no transition
+    later = t0 + timedelta(seconds=3)
+    change = store.record_state_change(
+        TENANT, "req-1", "REQ_SHIPPED", later, stored=store.seen_state(TENANT, "req-1")
+    )
+    assert change == StateChange(False, "REQ_SHIPPED")
+    # another state in the very same second: a transition
+    change = store.record_state_change(
+        TENANT, "req-1", "REQ_CHECKED_IN", later, stored=store.seen_state(TENANT, "req-1")
+    )
+    assert change == StateChange(True, "REQ_SHIPPED")
+    # a later state: a transition
+    latest = later + timedelta(seconds=1)
+    change = store.record_state_change(
+        TENANT, "req-1", "REQ_AWAITING_RETURN_SHIPPING", latest, stored=store.seen_state(TENANT, "req-1")
+    )
+    assert change.changed is True
+    # Then DynamoDB refused none of those writes
+    assert refused == []
+    # When a hint is stale (another poller moved the state since it was read)
+    stale = store.seen_state(TENANT, "req-1")
+    assert store.record_state_change(TENANT, "req-1", "REQ_SHIPPED_RETURN", latest + timedelta(seconds=1))
+    # Then the same observation written with it decides as without any hint: no transition twice
+    again = store.record_state_change(
+        TENANT, "req-1", "REQ_SHIPPED_RETURN", latest + timedelta(seconds=1), stored=stale
+    )
+    assert again == StateChange(False, "REQ_SHIPPED_RETURN")
+    assert store.last_seen(TENANT, "req-1") == ("REQ_SHIPPED_RETURN", latest + timedelta(seconds=1))
+
+
+def test_resolving_attention_where_there_is_none_writes_nothing(store: BridgeStore, clock: Any) -> None:
+    # Given a request with no attention item, and one with an item already resolved
+    store.raise_attention(attention("r2", "borrow_received", clock.now - timedelta(minutes=5)))
+    assert store.resolve_attention(TENANT, "r2", "borrow_received") is True
+    refused = refusals(store)
+    # When a step that succeeds resolves its step's attention
+    # Then there is nothing to resolve, and no conditional write was refused on the way
+    assert store.resolve_attention(TENANT, "r1", "borrow_received", raised_before=clock.now) is False
+    assert store.resolve_attention(TENANT, "r2", "borrow_received", raised_before=clock.now) is False
+    assert refused == []
+
+
 def test_two_changes_inside_one_second_are_two_transitions_and_stale_reads_are_not(
     store: BridgeStore,
 ) -> None:
