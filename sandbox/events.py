@@ -124,6 +124,35 @@ def api_get(path: str, resource: str, query: dict[str, str], parameters: dict[st
     return event
 
 
+def authorizer_request(path: str, resource: str) -> dict[str, Any]:
+    """What API Gateway asks the ops routes' REQUEST authorizer (``StaffSignIn``) before a staff member's GET:
+    the request's headers (the page's session cookie; a sample holds no real ID token, so it is refused) and the
+    stage variables naming the staff app client and the sign-in domain."""
+    event = sam_event("apigateway", "request-authorizer")
+    api = "abcdef123"
+    headers = {
+        "Host": f"{api}.execute-api.{REGION}.amazonaws.com",
+        "Accept": "text/html",
+        "Cookie": "illbridge_staff=sample-not-a-token",
+        "User-Agent": "Mozilla/5.0",
+    }
+    event.update(
+        methodArn=f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{api}/Prod/GET{path}",
+        resource=resource,
+        path=path,
+        headers=headers,
+        queryStringParameters={},
+        stageVariables={
+            "StaffClientId": "5ra91i9p4trq42m2vnjs0pv06q",
+            "StaffSignInDomain": f"illbridge-staff-00000000-0000-0000-0000-000000000000.auth.{REGION}.amazoncognito.com",
+        },
+    )
+    event["requestContext"].update(
+        path=f"/Prod{path}", accountId=ACCOUNT, stage="Prod", resourcePath=resource, apiId=api
+    )
+    return event
+
+
 def bus_event(detail_type: str, detail: dict[str, Any]) -> dict[str, Any]:
     """A bus event as an EventBridge rule delivers it to an SQS target (the message body)."""
     return {
@@ -228,6 +257,7 @@ CATALOG: dict[str, Callable[[], dict[str, Any]]] = {
         {},
         {"library": "east", "hrid": HRID},
     ),
+    "ops_authorizer/staff-page.json": lambda: authorizer_request("/ops", "/ops"),
     "borrow_received/item-received.json": lambda: sqs_batch(
         "BorrowReceivedQueue", reshare_changed("borrowing", "REQ_CHECKED_IN", "REQ_SHIPPED")
     ),

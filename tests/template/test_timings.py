@@ -101,12 +101,29 @@ def test_a_step_s_lease_outlives_its_run_and_ends_before_its_message_comes_back(
     assert at.timeout_of(name) * timings.VISIBILITY_PER_FUNCTION_TIMEOUT <= visibility, name
 
 
+# the ops routes' authorizer builds none of the bridge's clients: its one outbound call is the user pool's JWKS
+AUTHORIZER = "OpsAuthorizerFunction"
+
+
 @pytest.mark.parametrize("factor", FACTORS)
-@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+@pytest.mark.parametrize("name", sorted(set(FUNCTIONS) - {AUTHORIZER}))
 def test_each_outbound_call_fits_in_its_function_s_timeout(name: str, factor: float) -> None:
     at = Timed(factor)
     for budget in timings.budgets(at.settings_of(name)):
         assert budget.worst_case_seconds <= at.timeout_of(name), (name, budget)
+
+
+def test_the_authorizer_s_one_key_fetch_fits_in_its_timeout() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "ops_authorizer_timing", ROOT / "functions/ops_authorizer/app.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    # one JWKS fetch (once per instance), no retries, well inside the function's timeout and API Gateway's 29 s
+    assert module.JWKS_TIMEOUT_SECONDS < AS_DEPLOYED.timeout_of(AUTHORIZER) <= 29
 
 
 @pytest.mark.parametrize("factor", FACTORS)

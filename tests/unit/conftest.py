@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).resolve().parent
-LOOPBACK_ONLY = {"wms", "reshare", "store", "bus"}  # folders whose tests run their own 127.0.0.1 servers
+LOOPBACK_ONLY = {
+    "wms",
+    "reshare",
+    "store",
+    "bus",
+    "staff",
+}  # folders whose tests run their own 127.0.0.1 servers
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -15,7 +15,8 @@ from urllib.parse import quote, urlencode
 
 STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1d2125;background:#f6f7f9}
-header{background:#1f3a5f;color:#fff;padding:.8rem 1.5rem}header h1{margin:0;font-size:1.25rem}
+header{background:#1f3a5f;color:#fff;padding:.8rem 1.5rem;display:flex;justify-content:space-between;
+align-items:center}header h1{margin:0;font-size:1.25rem}header .who{margin:0}header .who a{color:#fff}
 main{padding:1rem 1.5rem;max-width:110rem}section{background:#fff;border:1px solid #d9dde3;border-radius:6px;
 padding:1rem;margin-bottom:1rem}h2{margin:.2rem 0 .8rem;font-size:1.1rem}
 table{border-collapse:collapse;width:100%;font-size:.9rem}th,td{text-align:left;vertical-align:top;
@@ -28,6 +29,10 @@ padding:.35rem .5rem;border-bottom:1px solid #e6e8eb}th{background:#eef1f5}
 .empty{color:#1b7a35}form.inline{display:inline}button{cursor:pointer}
 dl{display:grid;grid-template-columns:max-content auto;gap:.2rem 1rem;margin:0}dt{font-weight:600}
 """
+
+# On AWS the page's session: the staff member's StaffUserPool ID token, set by GET /ops/callback and read by the
+# ops routes' authorizer (functions/ops_authorizer); Secure, HttpOnly, SameSite=Lax, Path <base>
+SESSION_COOKIE = "illbridge_staff"
 
 OUTCOMES = ("success", "problem", "error", "unknown", "skipped", "info")
 STATUSES = ("SUCCEEDED", "SKIPPED", "FAILED", "RETRYABLE", "IN_PROGRESS")
@@ -164,12 +169,17 @@ def _request(base: str, view: dict[str, Any]) -> str:
     )
 
 
-def _document(title: str, body: str) -> str:
+def _document(title: str, body: str, signed_in: str | None = None, base: str = "") -> str:
+    who = (
+        f'<p class="who">{_e(signed_in)} &middot; <a href="{_e(base)}/signout">Sign out</a></p>'
+        if signed_in
+        else ""
+    )
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{_e(title)}</title><style>{STYLE}</style></head><body>"
-        f"<header><h1>ReShare &#8644; WMS bridge: staff</h1></header><main>{body}</main></body></html>"
+        f"<header><h1>ReShare &#8644; WMS bridge: staff</h1>{who}</header><main>{body}</main></body></html>"
     )
 
 
@@ -181,17 +191,19 @@ def render(
     items: list[dict[str, Any]],
     views: list[dict[str, Any]],
     notice: str | None = None,
+    signed_in: str | None = None,
 ) -> str:
+    """The page; ``signed_in`` (on AWS: the staff member's e-mail) adds a Sign out link."""
     parts = [f'<p class="notice">{_e(notice)}</p>'] if notice else []
     parts.append(_search(base, libraries, library, hrid))
     parts += [_request(base, view) for view in views]
     parts.append(_attention(base, items, library))
     title = f"{hrid} - bridge staff page" if hrid else "Bridge staff page"
-    return _document(title, "".join(parts))
+    return _document(title, "".join(parts), signed_in, base)
 
 
-def error(base: str, message: str) -> str:
+def error(base: str, message: str, *, link: str = "/", link_text: str = "Back to the staff page") -> str:
     return _document(
         "Bridge staff page",
-        f'<p class="notice">{_e(message)}</p><p><a href="{_e(base)}/">Back to the staff page</a></p>',
+        f'<p class="notice">{_e(message)}</p><p><a href="{_e(base)}{_e(link)}">{_e(link_text)}</a></p>',
     )

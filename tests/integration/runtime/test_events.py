@@ -15,6 +15,7 @@ import pytest
 from sandbox import events
 from sandbox.demo import WEBHOOK_SECRETS
 from sandbox.runtime import Sandbox
+from sandbox.runtime.functions import HandlerError
 from sandbox.template import load_template
 from tests.e2e.conftest import Library, create_pair, sim
 from tests.integration.runtime.conftest import take_all
@@ -32,7 +33,16 @@ def function_of(sample: str) -> str:
     return function
 
 
+AUTHORIZERS = {
+    a["FunctionArn"]["Fn::GetAtt"][0]
+    for a in load_template(ROOT / "template.yaml")["Globals"]["Api"]["Auth"]["Authorizers"].values()
+    if "FunctionArn" in a
+}
+
+
 def trigger(function: str) -> str:
+    if function in AUTHORIZERS:  # asked by API Gateway before the routes that name it; no Events of its own
+        return "Authorizer"
     return {e["Type"] for e in FUNCTIONS[function]["Properties"]["Events"].values()}.pop()
 
 
@@ -50,9 +60,12 @@ def test_the_corpus_is_exactly_what_the_generator_builds_on_sam_local_generate_e
     proxy = events.sam_event("apigateway", "aws-proxy")
     record = events.sam_event("sqs", "receive-message")["Records"][0]
     scheduled = events.sam_event("cloudwatch", "scheduled-event")
+    asked = events.sam_event("apigateway", "request-authorizer")
     for name, event in built.items():
         kind = trigger(function_of(name))
-        if kind == "Api":
+        if kind == "Authorizer":
+            assert set(event) == set(asked) and set(event["requestContext"]) == set(asked["requestContext"])
+        elif kind == "Api":
             assert set(event) == set(proxy), name
             assert set(event["requestContext"]) == set(proxy["requestContext"]), name
         elif kind == "SQS":
@@ -67,7 +80,7 @@ def test_every_function_of_the_template_has_a_sample_for_its_trigger() -> None:
     for name in SAMPLES:
         function, event = function_of(name), events.load(name)
         props = FUNCTIONS[function]["Properties"]
-        for spec in props["Events"].values():
+        for spec in (props.get("Events") or {}).values():
             if spec["Type"] == "SQS":  # the record comes from that function's own queue
                 queue = spec["Properties"]["Queue"]["Fn::GetAtt"][0]
                 assert event["Records"][0]["eventSourceARN"].endswith(f"-{queue}"), name
@@ -200,6 +213,11 @@ def test_the_samples_drive_every_function_through_a_pair_s_life(sb: Sandbox) -> 
     assert west.state(other["lender"]["id"]) == "RES_CANCELLED"
     assert east.state(other["borrower"]["id"]) == "REQ_CANCELLED"
     invoke_step(sb, "request_closed/cancelled.json", request_id=other["borrower"]["id"], hrid=other["hrid"])
+
+    # the authorizer sample: a cookie that is no StaffUserPool ID token is refused (API Gateway: 401)
+    with pytest.raises(HandlerError) as refused:
+        sb.invoke("OpsAuthorizerFunction", events.load("ops_authorizer/staff-page.json"))
+    assert (refused.value.error_type, refused.value.error_message) == ("Exception", "Unauthorized")
 
     # every step ran once, and the histories say so
     story = history("east", borrower)
