@@ -110,7 +110,7 @@ def allowed(ev: dict[str, Any]) -> dict[str, Any]:
 
 
 def refused(ev: dict[str, Any]) -> None:
-    with pytest.raises(Exception, match="^Unauthorized$") as caught:
+    with pytest.raises(Exception, match=r"^Unauthorized$") as caught:
         authorizer.handler(ev, None)
     assert type(caught.value) is Exception  # what API Gateway turns into 401 (and the gateway response 302)
 
