@@ -45,10 +45,27 @@ class Refused(Exception):
     """Why a request is not let in (logged; the answer is only ``Unauthorized``)."""
 
 
+def endpoint_override() -> str | None:
+    """Where the AWS SDKs would send Cognito calls instead of AWS (``AWS_ENDPOINT_URL_COGNITO_IDP``, then
+    ``AWS_ENDPOINT_URL``): never set on Lambda; the sandbox sets it to moto, which serves each pool's JWKS at
+    ``/<pool id>/.well-known/jwks.json`` as Cognito does. The issuer the token must name stays Cognito's."""
+    return os.environ.get("AWS_ENDPOINT_URL_COGNITO_IDP") or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def jwks_url(issuer: str, pool_id: str) -> str:
+    override = endpoint_override()
+    return (
+        f"{override.rstrip('/')}/{pool_id}/.well-known/jwks.json"
+        if override
+        else f"{issuer}/.well-known/jwks.json"
+    )
+
+
 def fetch_json(url: str) -> dict[str, Any]:
-    if not url.startswith("https://"):
+    override = endpoint_override()
+    if not (url.startswith("https://") or (override and url.startswith(override.rstrip("/") + "/"))):
         raise Refused(f"refusing to fetch keys from {url}: not https")
-    with urllib.request.urlopen(url, timeout=JWKS_TIMEOUT_SECONDS) as answer:  # noqa: S310 (https only)
+    with urllib.request.urlopen(url, timeout=JWKS_TIMEOUT_SECONDS) as answer:  # noqa: S310 (checked above)
         return dict(json.load(answer))
 
 
@@ -126,7 +143,7 @@ def verifier_for(event: Mapping[str, Any]) -> Verifier:
     issuer = f"https://cognito-idp.{region}.amazonaws.com/{pool_id}"
     key = (issuer, client_id)
     if key not in _verifiers:
-        _verifiers[key] = Verifier(issuer, client_id)
+        _verifiers[key] = Verifier(issuer, client_id, jwks_url=jwks_url(issuer, pool_id))
     return _verifiers[key]
 
 

@@ -180,6 +180,49 @@ class Provisioned:
     seconds: float = 0.0
 
 
+_USER_POOL_PROPERTIES = (
+    "AdminCreateUserConfig",
+    "UsernameAttributes",
+    "AutoVerifiedAttributes",
+    "MfaConfiguration",
+    "Policies",
+)
+_USER_POOL_CLIENT_PROPERTIES = (
+    "ClientName",
+    "GenerateSecret",
+    "ExplicitAuthFlows",
+    "PreventUserExistenceErrors",
+    "AllowedOAuthFlowsUserPoolClient",
+    "AllowedOAuthFlows",
+    "AllowedOAuthScopes",
+    "SupportedIdentityProviders",
+    "CallbackURLs",
+    "LogoutURLs",
+    "IdTokenValidity",
+    "AccessTokenValidity",
+    "TokenValidityUnits",
+)
+
+
+def provision_user_pools(stack: Stack, endpoint: str) -> dict[str, str]:
+    """The template's Cognito user pools and app clients, in moto; before the functions read their environment,
+    because moto chooses the ids (``Ref`` answers them from then on). moto signs the pools' ID tokens (RS256)
+    and serves each pool's JWKS at ``/<pool id>/.well-known/jwks.json``, as Cognito does; it has no sign-in
+    pages (the sandbox's gateway serves the staff page open). Logical id -> id."""
+    cognito = client("cognito-idp", endpoint, stack.region)
+    for logical_id, resource in stack.resources_of("AWS::Cognito::UserPool").items():
+        props = stack.resolve(resource.get("Properties") or {}, logical_id)
+        settings = {key: props[key] for key in _USER_POOL_PROPERTIES if key in props}
+        name = props.get("UserPoolName") or stack.physical_name(logical_id)
+        stack.physical_ids[logical_id] = cognito.create_user_pool(PoolName=name, **settings)["UserPool"]["Id"]
+    for logical_id, resource in stack.resources_of("AWS::Cognito::UserPoolClient").items():
+        props = stack.resolve(resource.get("Properties") or {}, logical_id)
+        settings = {key: props[key] for key in _USER_POOL_CLIENT_PROPERTIES if key in props}
+        made = cognito.create_user_pool_client(UserPoolId=props["UserPoolId"], **settings)["UserPoolClient"]
+        stack.physical_ids[logical_id] = made["ClientId"]
+    return dict(stack.physical_ids)
+
+
 def provision(stack: Stack, endpoint: str, *, visibility: int | None = None) -> Provisioned:
     """Create the template's resources in moto. ``visibility`` overrides every queue's VisibilityTimeout."""
     started = time.monotonic()

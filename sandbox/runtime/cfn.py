@@ -59,6 +59,8 @@ class Stack:
     sqs_endpoint: str = ""  # base URL queue URLs start with (the moto server), e.g. http://127.0.0.1:5055
     api_id: str = "local"
     parameter_overrides: dict[str, Any] = field(default_factory=dict)
+    # ids moto chose for resources it names itself (Cognito user pools and app clients): what Ref answers
+    physical_ids: dict[str, str] = field(default_factory=dict)
 
     @property
     def resources(self) -> dict[str, dict[str, Any]]:
@@ -158,6 +160,8 @@ class Stack:
             return self.parameter(name)
         if name == IMPLICIT_API:
             return self.api_id
+        if name in self.physical_ids:
+            return self.physical_ids[name]
         resource_type = self.resource_type(name)
         if resource_type == "AWS::SQS::Queue":
             return self.queue_url(name)

@@ -156,6 +156,7 @@ class Sandbox:
         self.stack = Stack(
             template, stack_name=self.stack_name, region=self.region, sqs_endpoint=self.urls["moto"]
         )
+        aws.provision_user_pools(self.stack, self.urls["moto"])  # ids the functions' environment names
         specs = read_functions(self.stack, self.root)
         self.env = self._environment()
         self._apply_env()

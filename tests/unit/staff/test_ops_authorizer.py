@@ -216,9 +216,16 @@ def test_without_the_client_stage_variable_nothing_is_let_in(pool: Pool) -> None
     refused(ev)
 
 
-def test_the_pool_s_keys_are_fetched_over_https_only() -> None:
+def test_the_pool_s_keys_are_fetched_over_https_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_COGNITO_IDP", raising=False)
     with pytest.raises(authorizer.Refused, match="not https"):
         authorizer.fetch_json(f"http://cognito-idp.{REGION}.amazonaws.com/{POOL}/.well-known/jwks.json")
+    # only an SDK endpoint override (the sandbox's moto) may be plain HTTP, and only that endpoint
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:5055")
+    assert authorizer.jwks_url(ISSUER, POOL) == f"http://127.0.0.1:5055/{POOL}/.well-known/jwks.json"
+    with pytest.raises(authorizer.Refused, match="not https"):
+        authorizer.fetch_json(f"http://127.0.0.2:5055/{POOL}/.well-known/jwks.json")
 
 
 def test_the_verifier_the_handler_builds_names_the_stack_s_pool_and_client(
@@ -226,6 +233,8 @@ def test_the_verifier_the_handler_builds_names_the_stack_s_pool_and_client(
 ) -> None:
     monkeypatch.setenv("STAFF_USER_POOL_ID", POOL)
     monkeypatch.setenv("AWS_REGION", REGION)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_COGNITO_IDP", raising=False)
     monkeypatch.setattr(authorizer, "_verifiers", {})
     verifier = authorizer.verifier_for(event())
     assert (verifier.issuer, verifier.client_id) == (ISSUER, CLIENT)
