@@ -62,7 +62,7 @@ def run_burst(
     west = services.configs.get("west")
 
     def poll() -> None:  # the lending side of west, as the scheduled poller polls it
-        report = poll_side(services, west, Side.LENDING)
+        report = poll_side(services.ports, west, Side.LENDING)
         assert report.error is None, report.error
         # and what the next scheduled run delivers first (poll_all): an entry still in the outbox. On a busy
         # machine moto can answer a TransactWriteItems after botocore's read timeout; botocore's retry (same

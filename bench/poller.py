@@ -45,13 +45,15 @@ def measure(size: int) -> dict[str, Any]:
 
         client.put_events = counting_put
         began = time.perf_counter()
-        poll_all(services)  # first sight of every request (a new deployment): every one is a transition
+        poll_all(services.ports)  # first sight of every request (a new deployment): every one is a transition
         first = time.perf_counter() - began
         began = time.perf_counter()
-        reports = poll_all(services)  # nothing new: the cost of reading N changes and finding no transition
+        reports = poll_all(
+            services.ports
+        )  # nothing new: the cost of reading N changes and finding no transition
         idle = time.perf_counter() - began
         tracemalloc.start()  # memory in a third poll of its own: tracemalloc slows what it traces
-        poll_all(services)
+        poll_all(services.ports)
         _, idle_peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         return {

@@ -43,12 +43,12 @@ def measure(size: int, probe: str) -> dict[str, Any]:
         services = current_services()
         from illbridge.intake.polling import poll_all
 
-        poll_all(services)  # west checks each item out to ILL-EAST
+        poll_all(services.ports)  # west checks each item out to ILL-EAST
         sb.drain()
         reshare = services.reshare(services.configs.get("east"))
         for pair in pairs:  # east receives each: a temp item + a hold for EAST-P-0001
             reshare.perform_action(pair["borrower"]["id"], "requesterReceived", {"note": "bench"})
-        poll_all(services)
+        poll_all(services.ports)
         sb.drain()
         real_clock = services.clock
         services.clock = lambda: real_clock() + timedelta(hours=2)
@@ -58,7 +58,7 @@ def measure(size: int, probe: str) -> dict[str, Any]:
             config = services.configs.get(library)
             config = config.model_copy(update={"wms": config.wms.model_copy(update={"checkin_probe": probe})})
             began = time.perf_counter()
-            report = reconcile_library(services, config)
+            report = reconcile_library(services.ports, config)
             row[f"{library}_s"] = round(time.perf_counter() - began, 3)
             row[f"{library}_checked"] = report.checked
             row[f"{library}_calls"] = report.calls

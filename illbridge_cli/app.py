@@ -282,7 +282,7 @@ def poll_once() -> None:
         return
     from illbridge.intake.polling import poll_all
 
-    reports = guarded(lambda: poll_all(services()))
+    reports = guarded(lambda: poll_all(services().ports))
     table = Table(title="Poll", title_justify="left")
     for column in ("library", "side", "seen", "transitions", "error"):
         table.add_column(column)
@@ -301,7 +301,7 @@ def reconcile_once() -> None:
         return
     from illbridge.intake.reconcile import reconcile_all
 
-    reports = guarded(lambda: reconcile_all(services()))
+    reports = guarded(lambda: reconcile_all(services().ports))
     table = Table(title="Reconciliation", title_justify="left")
     for column in ("library", "checked", "checked in", "waiting", "errors"):
         table.add_column(column, overflow="fold")

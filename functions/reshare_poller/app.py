@@ -3,14 +3,14 @@
 from illbridge.errors import PollFailed
 from illbridge.intake.polling import poll_all
 from illbridge.observability import OUTAGE_METRIC, logger, metrics, tracer
-from illbridge.wiring import current_services
+from illbridge.wiring import current_ports
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event, context):
-    reports = poll_all(current_services())
+    reports = poll_all(current_ports())
     waiting = [r for r in reports if r.error and r.outage]
     failed = [r for r in reports if r.error and not r.outage]
     summary = {

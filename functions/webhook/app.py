@@ -12,7 +12,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from illbridge.errors import BadInput, BridgeError, HostLmsIntegrationOn, TooLarge, Unauthorized
 from illbridge.intake import webhooks
 from illbridge.observability import logger, metrics, tracer
-from illbridge.wiring import current_services
+from illbridge.wiring import current_ports
 
 app = APIGatewayRestResolver()
 
@@ -46,12 +46,12 @@ def _request() -> tuple[dict, bytes]:
 
 @app.post("/webhooks/reshare")
 def reshare_event() -> Response:
-    return _taken(webhooks.handle_reshare_event(current_services(), *_request()))
+    return _taken(webhooks.handle_reshare_event(current_ports(), *_request()))
 
 
 @app.post("/webhooks/wms")
 def wms_check_in() -> Response:
-    return _taken(webhooks.handle_wms_check_in(current_services(), *_request()))
+    return _taken(webhooks.handle_wms_check_in(current_ports(), *_request()))
 
 
 @app.exception_handler(Unauthorized)

@@ -3,14 +3,14 @@
 from illbridge.errors import ReconcileFailed
 from illbridge.intake.reconcile import reconcile_all
 from illbridge.observability import OUTAGE_METRIC, logger, metrics, tracer
-from illbridge.wiring import current_services
+from illbridge.wiring import current_ports
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event, context):
-    reports = reconcile_all(current_services())
+    reports = reconcile_all(current_ports())
     errors = [e for r in reports for e in r.errors]
     waiting = [e for r in reports for e in r.waiting]
     summary = {

@@ -15,7 +15,7 @@ client's retries), the item stays on the list without it, the failure is logged 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -89,9 +89,13 @@ def is_repeat(previous: AttentionItem | None, item: AttentionItem) -> bool:
     )
 
 
-def put_on_list(
-    store: Any, topic: AttentionTopic | None, item: AttentionItem, library_name: str | None
-) -> bool:
+class Publisher(Protocol):
+    """Where staff's notices go (``AttentionTopic``, or a fake)."""
+
+    def publish(self, item: AttentionItem, library_name: str | None = None) -> str: ...
+
+
+def put_on_list(store: Any, topic: Publisher | None, item: AttentionItem, library_name: str | None) -> bool:
     """Put ``item`` on the list; publish it unless it repeats an open, announced item. Whether it was published."""
     previous = store.get_attention(item.tenant, item.request_id, item.step)
     if is_repeat(previous, item):

@@ -233,5 +233,5 @@ def check(services: Services, library_id: str | None = None) -> list[checks.Find
                 )
             )
             continue
-        findings += checks.check_library(services, config)
+        findings += checks.check_library(services.ports, config)
     return findings

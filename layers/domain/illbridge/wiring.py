@@ -29,8 +29,59 @@ def _fingerprint(config: LibraryConfig) -> str:
     return hashlib.sha256((config.model_dump_json() + "|".join(secrets)).encode()).hexdigest()
 
 
+class Ports:
+    """What ``workflow/`` and ``intake/`` are given: the store, the bus, staff's topic, the libraries'
+    configurations (and, for the webhook, only its secrets), the clock, the step lease and each library's WMS
+    and ReShare client. Each entry there takes the narrow protocol it uses (``workflow/ports.py``,
+    ``intake/ports.py``); this is the functions' one implementation of them all, read through the process's
+    ``Services`` (so what is built is built once, lazily, and a clock or client factory set on the services,
+    as the sandbox and the tests do, is the one the ports use)."""
+
+    __slots__ = ("_services",)
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+
+    @property
+    def store(self) -> BridgeStore:
+        return self._services.store
+
+    @property
+    def bus(self) -> EventBus:
+        return self._services.bus
+
+    @property
+    def topic(self) -> AttentionTopic | None:
+        return self._services.topic
+
+    @property
+    def configs(self) -> ConfigStore:
+        return self._services.configs
+
+    @property
+    def webhook_configs(self) -> ConfigStore:
+        return self._services.webhook_configs
+
+    @property
+    def step_lease_seconds(self) -> float:
+        return self._services.step_lease_seconds
+
+    def clock(self) -> datetime:
+        return self._services.clock()
+
+    def wms(self, config: LibraryConfig) -> WmsClient:
+        return self._services.wms(config)
+
+    def reshare(self, config: LibraryConfig) -> ReShareClient:
+        return self._services.reshare(config)
+
+
 @dataclass
 class Services:
+    """The wiring of one function instance: its settings, and what it builds from them (clients per library
+    with the function's budgets). The handlers and ``illbridge.staff`` hold it; what they hand to intake and
+    the workflow is ``ports``."""
+
     settings: BridgeSettings
     configs: ConfigStore
     store: BridgeStore
@@ -43,6 +94,14 @@ class Services:
     wms_factory: Callable[[LibraryConfig], Any] = lambda config: WmsClient(config.wms)
 
     _webhook_configs: ConfigStore | None = None
+    ports: Ports = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.ports = Ports(self)
+
+    @property
+    def step_lease_seconds(self) -> float:
+        return self.settings.step_lease_seconds
 
     @property
     def webhook_configs(self) -> ConfigStore:
@@ -118,3 +177,8 @@ def wms_client(settings: BridgeSettings, config: LibraryConfig) -> WmsClient:
 def current_services() -> Services:
     """The services of this function instance, built at the first handler call."""
     return Services.from_settings(current_settings())
+
+
+def current_ports() -> Ports:
+    """The ports of this function instance (of ``current_services``), for intake and the workflow."""
+    return current_services().ports

@@ -27,8 +27,7 @@ from illbridge.models import (
     StepStatus,
 )
 from illbridge.settings import BridgeSettings
-from illbridge.wiring import Services
-from illbridge.wms.messages import AcceptItem, CheckInItem, CheckOutItem
+from illbridge.wms.messages import AcceptItem, CancelRequestItem, CheckInItem, CheckOutItem
 from illbridge.wms.ncip import (
     AcceptItemResult,
     CancelRequestResult,
@@ -290,12 +289,10 @@ class FakeWms:
         self.checked_in.append(barcode)
         return CheckInResult(item_barcode=barcode)
 
-    def cancel_request_item(
-        self, *, request_id: str, patron_barcode: str, item_barcode: str
-    ) -> CancelRequestResult:
-        self.faults.enter("cancel_request_item", item_barcode=item_barcode)
-        self.temp_items.pop(item_barcode, None)
-        return CancelRequestResult(request_id=request_id, item_barcode=item_barcode)
+    def cancel(self, message: CancelRequestItem) -> CancelRequestResult:
+        self.faults.enter("cancel_request_item", item_barcode=message.item_barcode)
+        self.temp_items.pop(message.item_barcode, None)
+        return CancelRequestResult(request_id=message.request_id, item_barcode=message.item_barcode)
 
     def lookup_user(self, user_barcode: str) -> UserItems:
         self.faults.enter("lookup_user", user_barcode=user_barcode)
@@ -352,6 +349,27 @@ SETTINGS = BridgeSettings.model_validate(
 
 
 @dataclass
+class FakePorts:
+    """The engine's ports (``workflow.ports.StepPorts``) over the fakes, as ``wiring.Ports`` is over the real
+    clients: the same WMS and ReShare for every library."""
+
+    store: FakeStore
+    bus: FakeBus
+    configs: FakeConfigs
+    clock: FakeClock
+    wms_port: FakeWms
+    reshare_port: FakeReShare
+    topic: None = None
+    step_lease_seconds: float = SETTINGS.step_lease_seconds
+
+    def wms(self, config: LibraryConfig) -> FakeWms:
+        return self.wms_port
+
+    def reshare(self, config: LibraryConfig) -> FakeReShare:
+        return self.reshare_port
+
+
+@dataclass
 class World:
     """The three ports, the bus and the clock, wired as the functions wire the real ones."""
 
@@ -361,24 +379,23 @@ class World:
     wms: FakeWms = field(default_factory=FakeWms)
     bus: FakeBus = field(default_factory=FakeBus)
     store: FakeStore = field(init=False)
-    services: Services = field(init=False)
+    services: FakePorts = field(init=False)  # what the handlers hand the engine (named as they name it)
 
     def __post_init__(self) -> None:
         self.store = FakeStore(self.clock)
-        self.services = Services(
-            settings=SETTINGS,
-            configs=FakeConfigs(self.config),  # type: ignore[arg-type]
-            store=self.store,  # type: ignore[arg-type]
-            bus=self.bus,  # type: ignore[arg-type]
+        self.services = FakePorts(
+            store=self.store,
+            bus=self.bus,
+            configs=FakeConfigs(self.config),
             clock=self.clock,
-            reshare_factory=lambda config: self.reshare,
-            wms_factory=lambda config: self.wms,
+            wms_port=self.wms,
+            reshare_port=self.reshare,
         )
 
     def with_config(self, **update: Any) -> None:
         """Change the library's configuration (e.g. ``steps=...`` or ``wms=...``)."""
         self.config = self.config.model_copy(update=update)
-        self.services.configs = FakeConfigs(self.config)  # type: ignore[assignment]
+        self.services.configs = FakeConfigs(self.config)
 
     def operations(self, request_id: str, tenant: str = "east") -> list[str]:
         """The request's history as ``step:operation:outcome`` (as the e2e tests read it)."""

@@ -24,7 +24,7 @@ from typing import Any
 
 from illbridge.config import LibraryConfig
 from illbridge.errors import BridgeError, HostLmsIntegrationOn, PatronNotFound, ReShareError
-from illbridge.wiring import Services
+from illbridge.intake.ports import LibraryClients, ReShareClients
 
 MANUAL = "manual"
 SETTING = "host_lms_integration"
@@ -43,12 +43,12 @@ class Finding:
         return asdict(self)
 
 
-def host_lms_finding(services: Services, config: LibraryConfig, *, outage_raises: bool = False) -> Finding:
+def host_lms_finding(ports: ReShareClients, config: LibraryConfig, *, outage_raises: bool = False) -> Finding:
     """Whether the tenant is ``manual``. With ``outage_raises``, ReShare being unreachable (a transient ReShare
     fault) raises it as it is, so a poll during an outage waits instead of failing as misconfigured."""
     tenant = config.reshare.tenant
     try:
-        value = services.reshare(config).app_setting(SETTING)
+        value = ports.reshare(config).app_setting(SETTING)
     except BridgeError as exc:
         if outage_raises and isinstance(exc, ReShareError) and exc.transient:
             raise
@@ -109,11 +109,11 @@ def secret_findings(config: LibraryConfig) -> list[Finding]:
     ]
 
 
-def token_findings(services: Services, config: LibraryConfig) -> list[Finding]:
+def token_findings(ports: LibraryClients, config: LibraryConfig) -> list[Finding]:
     """The WSKey gets a token for every scope the bridge uses (NCIP circulation, SCIM patron look-ups)."""
     from illbridge.wms.auth import NCIP_SCOPE, SCIM_SCOPE
 
-    wms = services.wms(config)
+    wms = ports.wms(config)
     findings = []
     for scope in (NCIP_SCOPE, SCIM_SCOPE):
         try:
@@ -134,11 +134,11 @@ def token_findings(services: Services, config: LibraryConfig) -> list[Finding]:
     return findings
 
 
-def wms_findings(services: Services, config: LibraryConfig) -> list[Finding]:
-    wms = services.wms(config)
+def wms_findings(ports: LibraryClients, config: LibraryConfig) -> list[Finding]:
+    wms = ports.wms(config)
     accounts = sorted({*config.partner_accounts.values(), *filter(None, [config.default_partner_account])})
     findings = []
-    today = services.clock().date()
+    today = ports.clock().date()
     for account in accounts:
         try:
             patron = wms.lookup_patron(account)
@@ -229,7 +229,7 @@ PROBE_CHECK_BARCODE = (
 )
 
 
-def probe_findings(services: Services, config: LibraryConfig) -> list[Finding]:
+def probe_findings(ports: LibraryClients, config: LibraryConfig) -> list[Finding]:
     """Which look-up WMS answers for this WSKey, against the library's ``checkin_probe``.
 
     LookupUser is asked about a partner account, LookupItem about an item no library has; ``Unsupported
@@ -239,7 +239,7 @@ def probe_findings(services: Services, config: LibraryConfig) -> list[Finding]:
     from illbridge.errors import WmsProblem
     from illbridge.wms.probe import UNKNOWN_ITEM_PROBLEMS, UNKNOWN_USER_PROBLEMS, UNSUPPORTED_PROBLEMS
 
-    wms = services.wms(config)
+    wms = ports.wms(config)
     account = config.default_partner_account or next(iter(sorted(config.partner_accounts.values())), None)
 
     def answers(call: Any, fine: frozenset[str]) -> bool | str:
@@ -291,18 +291,18 @@ def probe_findings(services: Services, config: LibraryConfig) -> list[Finding]:
     ]
 
 
-def check_library(services: Services, config: LibraryConfig) -> list[Finding]:
+def check_library(ports: LibraryClients, config: LibraryConfig) -> list[Finding]:
     findings = [
         *secret_findings(config),
-        host_lms_finding(services, config),
-        *token_findings(services, config),
+        host_lms_finding(ports, config),
+        *token_findings(ports, config),
     ]
-    findings += wms_findings(services, config)
+    findings += wms_findings(ports, config)
     return [
         *findings,
         *branch_findings(config),
         *agency_id_findings(config),
-        *probe_findings(services, config),
+        *probe_findings(ports, config),
     ]
 
 
@@ -311,13 +311,13 @@ _verified: dict[str, float] = {}  # library/tenant -> when it was last seen "man
 _verified_lock = threading.Lock()
 
 
-def require_manual_integration(services: Services, config: LibraryConfig) -> None:
+def require_manual_integration(ports: ReShareClients, config: LibraryConfig) -> None:
     """Raise HostLmsIntegrationOn unless the tenant is ``manual`` (asked at most every RECHECK_SECONDS)."""
     key = f"{config.library_id}/{config.reshare.tenant}"
     with _verified_lock:
         if time.monotonic() - _verified.get(key, -RECHECK_SECONDS) < RECHECK_SECONDS:
             return
-    finding = host_lms_finding(services, config, outage_raises=True)  # an outage: the caller waits
+    finding = host_lms_finding(ports, config, outage_raises=True)  # an outage: the caller waits
     if not finding.ok:
         with _verified_lock:
             _verified.pop(key, None)

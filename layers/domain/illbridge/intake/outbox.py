@@ -17,21 +17,21 @@ the step's own claim (``SUCCEEDED`` is final) would refuse it anyway.
 from __future__ import annotations
 
 from illbridge.errors import EventsNotDelivered
+from illbridge.intake.ports import Outbox
 from illbridge.observability import logger, metrics
 from illbridge.store import PendingEvent
-from illbridge.wiring import Services
 
 DRAIN_PAGE = 100  # outbox entries read per Query while draining
 
 
-def deliver(services: Services, pending: list[PendingEvent]) -> int:
+def deliver(ports: Outbox, pending: list[PendingEvent]) -> int:
     """Put these outbox entries on the bus and remove those the bus took; raises ``EventsNotDelivered``
     (transient) naming what is still pending. Returns how many went out."""
     if not pending:
         return 0
-    put, not_put, reason = services.bus.send([(p, p.detail_type, p.detail) for p in pending])
+    put, not_put, reason = ports.bus.send([(p, p.detail_type, p.detail) for p in pending])
     for entry in put:
-        services.store.forget_event(entry.tenant, entry.sk)
+        ports.store.forget_event(entry.tenant, entry.sk)
     metrics.add_metric(name="EventsDelivered", unit="Count", value=len(put))
     if not_put:
         metrics.add_metric(name="EventsPending", unit="Count", value=len(not_put))
@@ -40,7 +40,7 @@ def deliver(services: Services, pending: list[PendingEvent]) -> int:
     return len(put)
 
 
-def deliver_pending(services: Services, tenant: str) -> int:
+def deliver_pending(ports: Outbox, tenant: str) -> int:
     """Put everything still in the tenant's outbox on the bus, oldest first; how many went out.
 
     Stops at the first page the bus does not take entirely (``EventsNotDelivered``): the rest waits for the
@@ -48,9 +48,9 @@ def deliver_pending(services: Services, tenant: str) -> int:
     """
     delivered = 0
     while True:
-        page = services.store.pending_events(tenant, limit=DRAIN_PAGE)
+        page = ports.store.pending_events(tenant, limit=DRAIN_PAGE)
         if not page:
             return delivered
-        delivered += deliver(services, page)
+        delivered += deliver(ports, page)
         if len(page) < DRAIN_PAGE:
             return delivered

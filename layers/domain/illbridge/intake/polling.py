@@ -19,11 +19,11 @@ from illbridge.config import LibraryConfig
 from illbridge.errors import BridgeError, ReShareError, WmsError
 from illbridge.intake.checks import require_manual_integration
 from illbridge.intake.outbox import deliver_pending
+from illbridge.intake.ports import PollerPorts
 from illbridge.intake.seen import Transitions
 from illbridge.models import Side
 from illbridge.observability import logger, metrics
 from illbridge.reshare.client import Listing
-from illbridge.wiring import Services
 
 OVERLAP = timedelta(minutes=2)  # re-read a little before the cursor: clocks and commits are not instant
 FIRST_LOOKBACK = timedelta(days=1)  # how far back a brand-new deployment looks
@@ -42,26 +42,26 @@ class PollReport:
     outage: bool = False  # the error is ReShare (or WMS) being unreachable: the next run waits it out
 
 
-def poll_side(services: Services, config: LibraryConfig, side: Side) -> PollReport:
+def poll_side(ports: PollerPorts, config: LibraryConfig, side: Side) -> PollReport:
     """Record one side's transitions (and their events, in the outbox); then put them on the bus.
 
     The cursor moves once the transitions are recorded: their events are safe in the outbox even if the bus
     refuses them now (then ``EventsNotDelivered`` fails the run, and the next poll delivers them).
     """
-    store = services.store
+    store = ports.store
     tenant = config.reshare.tenant
     report = PollReport(config.library_id, side.value)
     cursor = store.get_cursor(tenant, side.value)
-    since = cursor - OVERLAP if cursor else services.clock() - FIRST_LOOKBACK
+    since = cursor - OVERLAP if cursor else ports.clock() - FIRST_LOOKBACK
     highest = cursor
     recorded = Transitions()
-    reshare = services.reshare(config)
+    reshare = ports.reshare(config)
     listing = Listing()
     for request in reshare.changed_since(is_requester=side == Side.BORROWING, since=since, listing=listing):
         report.seen += 1
         if request.last_updated is None:
             continue
-        if recorded.observe(services, config, request, source="poller"):
+        if recorded.observe(ports, config, request, source="poller"):
             report.transitions += 1
         if highest is None or request.last_updated > highest:
             highest = request.last_updated
@@ -77,28 +77,28 @@ def poll_side(services: Services, config: LibraryConfig, side: Side) -> PollRepo
         store.advance_cursor(tenant, side.value, highest)
     report.cursor = highest
     metrics.add_metric(name="TransitionsSeen", unit="Count", value=report.transitions)
-    recorded.flush(services)
+    recorded.flush(ports)
     return report
 
 
-def poll_all(services: Services) -> list[PollReport]:
+def poll_all(ports: PollerPorts) -> list[PollReport]:
     """Every configured library, both sides; one library's failure does not stop the others."""
     sides = (Side.BORROWING, Side.LENDING)
     reports = []
-    for library_id in services.configs.library_ids():
+    for library_id in ports.configs.library_ids():
         try:
-            config = services.configs.get(library_id)
-            require_manual_integration(services, config)  # else ReShare and the bridge both act in WMS
+            config = ports.configs.get(library_id)
+            require_manual_integration(ports, config)  # else ReShare and the bridge both act in WMS
         except BridgeError as exc:  # neither side can be polled
             reports += [_poll_failed(library_id, side, exc) for side in sides]
             continue
         try:  # what an earlier run (or a webhook) recorded and could not put on the bus
-            deliver_pending(services, config.reshare.tenant)
+            deliver_pending(ports, config.reshare.tenant)
         except BridgeError as exc:
             reports.append(_poll_failed(library_id, DELIVERY, exc))
         for side in sides:
             try:
-                reports.append(poll_side(services, config, side))
+                reports.append(poll_side(ports, config, side))
             except BridgeError as exc:
                 reports.append(_poll_failed(library_id, side, exc))
     return reports

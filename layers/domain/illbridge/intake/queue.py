@@ -34,14 +34,15 @@ from illbridge.errors import BadInput, BridgeError, StepDeferred
 from illbridge.models import ReShareRequestChanged, WmsItemCheckedIn
 from illbridge.observability import OUTAGE_METRIC, logger, metrics
 from illbridge.settings import current_settings
-from illbridge.wiring import Services, current_services
+from illbridge.wiring import current_ports
 from illbridge.workflow.engine import MAX_DELAY_SECONDS, StepResult, retry_delay
+from illbridge.workflow.ports import StepPorts
 
 EVENT_MODELS: dict[str, type[BaseModel]] = {
     ReShareRequestChanged.DETAIL_TYPE: ReShareRequestChanged,
     WmsItemCheckedIn.DETAIL_TYPE: WmsItemCheckedIn,
 }
-Route = Callable[[Services, Any], StepResult]
+Route = Callable[[StepPorts, Any], StepResult]
 
 
 def read_event(body: str) -> tuple[str, BaseModel]:
@@ -107,9 +108,7 @@ def _deadline_hours(record: SQSRecord) -> float | None:
     """The library's outage deadline for this record's event; None when the event names no known library."""
     try:
         _, event = read_event(record.body)
-        return float(
-            current_services().configs.get(str(getattr(event, "library_id", ""))).outage_deadline_hours
-        )
+        return float(current_ports().configs.get(str(getattr(event, "library_id", ""))).outage_deadline_hours)
     except BridgeError:
         return None
 
@@ -119,9 +118,9 @@ def step_handler(routes: dict[str, Route]) -> Callable[[dict, LambdaContext], di
     processor = BatchProcessor(event_type=EventType.SQS)
 
     def handle_event(detail_type: str, detail: dict[str, Any]) -> dict[str, Any]:
-        services = current_services()
         event = EVENT_MODELS[detail_type].model_validate(detail)
-        result = routes[detail_type](services, event)
+        route = routes[detail_type]
+        result = route(current_ports(), event)
         return {"status": result.status.value, **{k: str(v) for k, v in result.detail.items()}}
 
     def record_handler(record: SQSRecord) -> dict[str, Any]:
@@ -134,7 +133,7 @@ def step_handler(routes: dict[str, Route]) -> Callable[[dict, LambdaContext], di
                 raise
             waits, since = _waiting(record)
             deadline = _deadline_hours(record)
-            now = current_services().clock()
+            now = current_ports().clock()
             if deadline is None or now - (since or now) >= timedelta(hours=deadline):
                 raise  # waited long enough: the queue's receives, then its dead-letter queue and alarm
             metrics.add_metric(name=OUTAGE_METRIC, unit="Count", value=1)

@@ -27,10 +27,10 @@ from illbridge.announce import put_on_list
 from illbridge.config import LibraryConfig
 from illbridge.errors import BridgeError
 from illbridge.intake.polling import is_outage
+from illbridge.intake.ports import ReconcilerPorts
 from illbridge.models import AttentionItem, HistoryEntry, Mapping, Outcome, Side, StepName, WmsItemCheckedIn
 from illbridge.models.events import AttentionRaised
 from illbridge.observability import logger, metrics, redact
-from illbridge.wiring import Services
 from illbridge.wms.probe import PROBE_OPERATION, CheckinProbe, probe_for
 from illbridge.workflow.common import next_check_time
 from illbridge.workflow.engine import describe_error
@@ -49,19 +49,19 @@ class ReconcileReport:
     calls: int = 0  # look-up calls the probe made to WMS in this run
 
 
-def reconcile_library(services: Services, config: LibraryConfig, *, limit: int = 200) -> ReconcileReport:
+def reconcile_library(ports: ReconcilerPorts, config: LibraryConfig, *, limit: int = 200) -> ReconcileReport:
     report = ReconcileReport(config.library_id)
-    now = services.clock()
-    probe = probe_for(config.wms, services.wms(config))
-    for mapping in services.store.due_for_reconciliation(config.reshare.tenant, now, limit=limit):
+    now = ports.clock()
+    probe = probe_for(config.wms, ports.wms(config))
+    for mapping in ports.store.due_for_reconciliation(config.reshare.tenant, now, limit=limit):
         try:
-            events, decided = probe_mapping(services, config, mapping, probe)
-            services.bus.put(events)  # first the events, then the next check: a failure re-probes
+            events, decided = probe_mapping(ports, config, mapping, probe)
+            ports.bus.put(events)  # first the events, then the next check: a failure re-probes
             report.checked_in += [e.item_barcode for e in events]
             if not decided and not events:
-                remind_when_due(services, config, mapping)
+                remind_when_due(ports, config, mapping)
             else:
-                schedule_next(services, config, mapping)
+                schedule_next(ports, config, mapping)
             report.checked += 1
         except BridgeError as exc:
             logger.warning(
@@ -71,27 +71,27 @@ def reconcile_library(services: Services, config: LibraryConfig, *, limit: int =
             (report.waiting if is_outage(exc) else report.errors).append(
                 f"{mapping.hrid}: {private_text(mapping, exc)}"
             )
-            record_failure(services, mapping, exc, probe.name)
+            record_failure(ports, mapping, exc, probe.name)
             if not exc.transient:  # a definite answer (e.g. WMS no longer knows the item): ask again later,
-                schedule_next(services, config, mapping)  # with backoff, not on every run
+                schedule_next(ports, config, mapping)  # with backoff, not on every run
     report.calls = int(getattr(probe, "calls", 0))
     metrics.add_metric(name="ReconciledRequests", unit="Count", value=report.checked)
     return report
 
 
 def probe_mapping(
-    services: Services, config: LibraryConfig, mapping: Mapping, probe: CheckinProbe | None = None
+    ports: ReconcilerPorts, config: LibraryConfig, mapping: Mapping, probe: CheckinProbe | None = None
 ) -> tuple[list[WmsItemCheckedIn], bool]:
     """The check-in events for the mapping's items, and whether the probe decided every item (False: WMS
     could not be asked, or its answer cannot tell, e.g. LookupUser no longer lists a temp item whose loan
     reconciliation never saw: returned, or its hold cancelled?)."""
-    probe = probe or probe_for(config.wms, services.wms(config))
+    probe = probe or probe_for(config.wms, ports.wms(config))
     events = []
     decided = True
     for item in mapping.items:
         if not item.created_in_wms or item.checked_in:
             continue
-        result = probe_item(services, config, mapping, item, probe)
+        result = probe_item(ports, config, mapping, item, probe)
         decided = decided and result.supported and result.checked_in is not None
         if result.checked_in:
             events.append(
@@ -99,7 +99,7 @@ def probe_mapping(
                     library_id=config.library_id,
                     registry_id=mapping.registry_id,
                     item_barcode=item.barcode,
-                    checked_in_at=services.clock(),
+                    checked_in_at=ports.clock(),
                     side=mapping.side.value,
                     tenant=mapping.tenant,
                     request_id=mapping.request_id,
@@ -109,22 +109,22 @@ def probe_mapping(
     return events, decided
 
 
-def remind_when_due(services: Services, config: LibraryConfig, mapping: Mapping) -> None:
+def remind_when_due(ports: ReconcilerPorts, config: LibraryConfig, mapping: Mapping) -> None:
     """WMS cannot tell: remind staff once the lender's due date has passed (OCLC's desk tells them the same).
 
     Before that date the next check is the due date itself (or the ceiling interval when there is none);
     after the reminder, the ceiling interval.
     """
-    now = services.clock()
+    now = ports.clock()
     due = mapping.lender_due_date
     ceiling = now + timedelta(hours=config.reconcile_max_interval_hours)
     if due is None or due > now:
         mapping.next_check_at = min(due, ceiling) if due is not None and due > now else ceiling
         mapping.check_count += 1
-        services.store.save_mapping(mapping)
+        ports.store.save_mapping(mapping)
         return
     step = StepName.BORROW_WMS_RETURNED if mapping.side == Side.BORROWING else StepName.LEND_WMS_RETURNED
-    existing = services.store.get_attention(mapping.tenant, mapping.request_id, step.value)
+    existing = ports.store.get_attention(mapping.tenant, mapping.request_id, step.value)
     if existing is None or existing.resolved:
         action = (
             "mark it returned by patron in ReShare"
@@ -145,9 +145,9 @@ def remind_when_due(services: Services, config: LibraryConfig, mapping: Mapping)
             retry=f"illbridge status {mapping.hrid} --library {config.library_id}",
             raised_at=now,
         )
-        put_on_list(services.store, services.topic, item, config.name)
-        services.bus.put([AttentionRaised(**item.model_dump(include=set(AttentionRaised.model_fields)))])
-        services.store.add_history(
+        put_on_list(ports.store, ports.topic, item, config.name)
+        ports.bus.put([AttentionRaised(**item.model_dump(include=set(AttentionRaised.model_fields)))])
+        ports.store.add_history(
             mapping.tenant,
             mapping.request_id,
             HistoryEntry(
@@ -162,7 +162,7 @@ def remind_when_due(services: Services, config: LibraryConfig, mapping: Mapping)
         )
     mapping.next_check_at = ceiling
     mapping.check_count += 1
-    services.store.save_mapping(mapping)
+    ports.store.save_mapping(mapping)
 
 
 def private_text(mapping: Mapping, exc: BridgeError) -> str:
@@ -171,14 +171,14 @@ def private_text(mapping: Mapping, exc: BridgeError) -> str:
 
 
 def record_failure(
-    services: Services, mapping: Mapping, exc: BridgeError, probe_name: str = "lookup_user"
+    ports: ReconcilerPorts, mapping: Mapping, exc: BridgeError, probe_name: str = "lookup_user"
 ) -> None:
     """A history line on the request, so `illbridge history` says why its check-in was not noticed."""
-    services.store.add_history(
+    ports.store.add_history(
         mapping.tenant,
         mapping.request_id,
         HistoryEntry(
-            at=services.clock(),
+            at=ports.clock(),
             step="reconcile",
             system="wms",
             operation=f"{PROBE_OPERATION.get(probe_name, probe_name)} (reconciliation)",
@@ -189,11 +189,11 @@ def record_failure(
     )
 
 
-def schedule_next(services: Services, config: LibraryConfig, mapping: Mapping) -> None:
+def schedule_next(ports: ReconcilerPorts, config: LibraryConfig, mapping: Mapping) -> None:
     mapping.check_count += 1
-    mapping.next_check_at = next_check_time(config, mapping.check_count, services.clock())
-    services.store.save_mapping(mapping)
+    mapping.next_check_at = next_check_time(config, mapping.check_count, ports.clock())
+    ports.store.save_mapping(mapping)
 
 
-def reconcile_all(services: Services) -> list[ReconcileReport]:
-    return [reconcile_library(services, config) for config in services.configs.all()]
+def reconcile_all(ports: ReconcilerPorts) -> list[ReconcileReport]:
+    return [reconcile_library(ports, config) for config in ports.configs.all()]

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 
 from illbridge.config import LibraryConfig
 from illbridge.intake.outbox import deliver
+from illbridge.intake.ports import Outbox
 from illbridge.models import PatronRequest, ReShareRequestChanged
 from illbridge.store import PendingEvent
-from illbridge.wiring import Services
 
 
 @dataclass
@@ -20,11 +20,11 @@ class Transitions:
 
     pending: list[PendingEvent] = field(default_factory=list)
 
-    def observe(self, services: Services, config: LibraryConfig, request: PatronRequest, source: str) -> bool:
+    def observe(self, ports: Outbox, config: LibraryConfig, request: PatronRequest, source: str) -> bool:
         """Record the request's state as seen; if that is a real transition, its event enters the outbox in
         the same write. Returns whether it was a transition."""
         assert request.last_updated is not None
-        store = services.store
+        store = ports.store
         tenant = config.reshare.tenant
         before = store.seen_state(tenant, request.id)
         if before is not None and before.covers(request.state.code, request.last_updated):
@@ -58,8 +58,8 @@ class Transitions:
         self.pending.append(change.pending)
         return True
 
-    def flush(self, services: Services) -> int:
+    def flush(self, ports: Outbox) -> int:
         """Put the recorded transitions' events on the bus; what the bus does not take stays in the outbox
         (``EventsNotDelivered``) for the next poll."""
         pending, self.pending = self.pending, []
-        return deliver(services, pending)
+        return deliver(ports, pending)

@@ -37,10 +37,10 @@ from illbridge.config import LibraryConfig
 from illbridge.errors import BadInput, EventsNotDelivered, ReShareNotFound, TooLarge, Unauthorized
 from illbridge.intake.checks import require_manual_integration
 from illbridge.intake.outbox import deliver
+from illbridge.intake.ports import WebhookPorts
 from illbridge.intake.seen import Transitions
 from illbridge.models import WmsItemCheckedIn
 from illbridge.observability import logger, metrics
-from illbridge.wiring import Services
 
 MAX_BODY_BYTES = 256 * 1024
 MAX_JSON_DEPTH = 32
@@ -151,7 +151,7 @@ def _key(secret: str) -> bytes | None:
         return None
 
 
-def authenticate(services: Services, headers: dict[str, str], body: bytes | str) -> Delivery:
+def authenticate(ports: WebhookPorts, headers: dict[str, str], body: bytes | str) -> Delivery:
     """The library whose webhook secret signed this delivery; ``Unauthorized``/``BadInput``/``TooLarge`` if
     the delivery is not well-formed and signed. The body is signed as the bytes received."""
     raw = body if isinstance(body, bytes) else body.encode("utf-8", "surrogatepass")
@@ -162,7 +162,7 @@ def authenticate(services: Services, headers: dict[str, str], body: bytes | str)
         raise Unauthorized("webhook-timestamp is more than 5 minutes off")
     offered = [sig for version, sig in signatures if version == "v1"]
     signed_content = f"{webhook_id}.{stamp}.".encode() + raw
-    for config in services.webhook_configs.all():  # the webhook secrets only, never the WSKey secret
+    for config in ports.webhook_configs.all():  # the webhook secrets only, never the WSKey secret
         for secret in config.webhook_secrets:
             key = _key(secret.get_secret_value())
             if key is None:
@@ -219,19 +219,19 @@ def parse(model: type[BaseModel], body: str) -> Any:
         raise BadInput(f"body does not match the {model.__name__} shape: {problems}") from exc
 
 
-def _try_delivering(services: Services, transitions: Transitions) -> bool:
+def _try_delivering(ports: WebhookPorts, transitions: Transitions) -> bool:
     """Put what this delivery recorded on the bus now; if the bus will not take it, it stays in the outbox
     and the next poll delivers it (the sender need not retry). Whether it went out."""
     try:
-        transitions.flush(services)
+        transitions.flush(ports)
     except EventsNotDelivered as exc:
         logger.warning("webhook: event left in the outbox for the next poll", extra={"error": exc.message})
         return False
     return True
 
 
-def handle_reshare_event(services: Services, headers: dict[str, str], body: bytes | str) -> WebhookAnswer:
-    delivery = authenticate(services, headers, body)
+def handle_reshare_event(ports: WebhookPorts, headers: dict[str, str], body: bytes | str) -> WebhookAnswer:
+    delivery = authenticate(ports, headers, body)
     config, webhook_id = delivery.config, delivery.webhook_id
     event: ReShareEvent = parse(ReShareEvent, delivery.text)
     if event.tenant.removesuffix(SCHEMA_SUFFIX) != config.reshare.tenant:
@@ -239,20 +239,20 @@ def handle_reshare_event(services: Services, headers: dict[str, str], body: byte
     request_id = event.oid.removeprefix(OID_PREFIX)
     if event.payload.id != request_id:
         raise BadInput("payload.id does not match oid")
-    if services.store.webhook_seen(RESHARE_ENDPOINT, config.library_id, webhook_id):
+    if ports.store.webhook_seen(RESHARE_ENDPOINT, config.library_id, webhook_id):
         return _duplicate(webhook_id)
-    require_manual_integration(services, config)  # else 503: ReShare itself acts in WMS for this tenant
+    require_manual_integration(ports, config)  # else 503: ReShare itself acts in WMS for this tenant
     try:
-        request = services.reshare(config).get_request(request_id)
+        request = ports.reshare(config).get_request(request_id)
     except ReShareNotFound as exc:
         raise BadInput(f"ReShare tenant {event.tenant!r} has no request {request_id!r}") from exc
     assert request.last_updated is not None
     transitions = Transitions()
     # the transition and its event are recorded in one write; a copy of this delivery (or the poller) that
     # gets here too finds the state already seen, so at most one of them records it
-    changed = transitions.observe(services, config, request, source="webhook")
-    delivered = _try_delivering(services, transitions) if changed else False
-    if not services.store.claim_webhook(RESHARE_ENDPOINT, config.library_id, webhook_id).taken:
+    changed = transitions.observe(ports, config, request, source="webhook")
+    delivered = _try_delivering(ports, transitions) if changed else False
+    if not ports.store.claim_webhook(RESHARE_ENDPOINT, config.library_id, webhook_id).taken:
         return _duplicate(webhook_id)
     logger.info("ReShare webhook", extra={"hrid": request.hrid, "state": request.state.code, "new": changed})
     body_out: dict[str, Any] = {
@@ -266,17 +266,17 @@ def handle_reshare_event(services: Services, headers: dict[str, str], body: byte
     return WebhookAnswer(body_out)
 
 
-def handle_wms_check_in(services: Services, headers: dict[str, str], body: bytes | str) -> WebhookAnswer:
-    delivery = authenticate(services, headers, body)
+def handle_wms_check_in(ports: WebhookPorts, headers: dict[str, str], body: bytes | str) -> WebhookAnswer:
+    delivery = authenticate(ports, headers, body)
     config, webhook_id = delivery.config, delivery.webhook_id
     notice: WmsCheckInNotice = parse(WmsCheckInNotice, delivery.text)
     if notice.registry_id != config.wms.registry_id:
         raise Unauthorized(f"the secret that signed this is not the secret of registry {notice.registry_id}")
-    if services.store.webhook_seen(WMS_ENDPOINT, config.library_id, webhook_id):
+    if ports.store.webhook_seen(WMS_ENDPOINT, config.library_id, webhook_id):
         return _duplicate(webhook_id)
-    mapping = services.store.find_by_item(notice.registry_id, notice.item_barcode)
+    mapping = ports.store.find_by_item(notice.registry_id, notice.item_barcode)
     if mapping is None or not mapping.open:
-        if not services.store.claim_webhook(WMS_ENDPOINT, config.library_id, webhook_id).taken:
+        if not ports.store.claim_webhook(WMS_ENDPOINT, config.library_id, webhook_id).taken:
             return _duplicate(webhook_id)
         return WebhookAnswer(
             {"status": "ignored", "reason": f"no open ILL request uses item {notice.item_barcode}"}
@@ -285,7 +285,7 @@ def handle_wms_check_in(services: Services, headers: dict[str, str], body: bytes
         library_id=config.library_id,
         registry_id=notice.registry_id,
         item_barcode=notice.item_barcode,
-        checked_in_at=notice.checked_in_at or services.clock(),
+        checked_in_at=notice.checked_in_at or ports.clock(),
         branch=notice.branch,
         side=mapping.side.value,
         tenant=mapping.tenant,
@@ -293,7 +293,7 @@ def handle_wms_check_in(services: Services, headers: dict[str, str], body: bytes
         source="webhook",
     )
     # the webhook-id is taken and the event enters the outbox in one transaction: both or neither
-    claim = services.store.claim_webhook(
+    claim = ports.store.claim_webhook(
         WMS_ENDPOINT, config.library_id, webhook_id, event=checked_in, tenant=config.reshare.tenant
     )
     if not claim.taken:
@@ -301,7 +301,7 @@ def handle_wms_check_in(services: Services, headers: dict[str, str], body: bytes
     assert claim.pending is not None
     answer: dict[str, Any] = {"status": "accepted", "hrid": mapping.hrid, "item_barcode": notice.item_barcode}
     try:
-        deliver(services, [claim.pending])
+        deliver(ports, [claim.pending])
     except EventsNotDelivered as exc:
         logger.warning("webhook: event left in the outbox for the next poll", extra={"error": exc.message})
         answer["delivery"] = "pending"

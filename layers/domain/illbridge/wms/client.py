@@ -40,7 +40,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
-from typing import Literal, TypeVar
+from typing import Any, TypeVar, cast
 
 import requests
 
@@ -60,7 +60,7 @@ from illbridge.observability import logger, mask
 from illbridge.timeutil import iso, to_utc, utcnow
 from illbridge.wms import ncip, scim
 from illbridge.wms.auth import DEFAULT_TOKENS, NCIP_SCOPE, SCIM_SCOPE, TokenCache
-from illbridge.wms.messages import AcceptItem, CheckInItem, CheckOutItem
+from illbridge.wms.messages import AcceptItem, CancelRequestItem, CheckInItem, CheckOutItem, WmsMessage
 from illbridge.wms.ncip import AcceptItemResult, CheckInResult, CheckOutResult, ItemStatus, UserItems
 from illbridge.wms.scim import Patron
 from illbridge.wms.transport import HttpAnswer, new_session, post
@@ -157,123 +157,65 @@ class WmsClient:
 
     # --- NCIP -------------------------------------------------------------------------------------------
 
-    def accept_item(
-        self,
-        *,
-        request_id: str,
-        temp_item_barcode: str,
-        lending_agency_id: str,
-        patron_barcode: str,
-        pickup_branch: str,
-        lending_agency_scheme: Literal["symbol", "institution"] | None = None,
-        date_for_return: datetime | date | None = None,
-        title: str | None = None,
-        author: str | None = None,
-        publisher: str | None = None,
-        publication_date: str | None = None,
-        call_number: str | None = None,
-        edition: str | None = None,
-        bibliographic_level: str | None = None,
-        medium_type: str | None = None,
-        pickup_expiry: datetime | date | None = None,
-    ) -> AcceptItemResult:
-        """Create the temp item and the patron's hold (borrowing, on receipt)."""
-        body = ncip.accept_item(
-            self.settings,
-            request_id=request_id,
-            temp_item_barcode=temp_item_barcode,
-            lending_agency_id=lending_agency_id,
-            lending_agency_scheme=lending_agency_scheme,
-            patron_barcode=patron_barcode,
-            pickup_branch=pickup_branch,
-            date_for_return=date_for_return,
-            title=title,
-            author=author,
-            publisher=publisher,
-            publication_date=publication_date,
-            call_number=call_number,
-            edition=edition,
-            bibliographic_level=bibliographic_level,
-            medium_type=medium_type,
-            pickup_expiry=pickup_expiry,
-        )
-        summary = (
-            f"request_id={ncip.ill_request_id(self.settings, request_id)} temp_item={temp_item_barcode} "
-            f"patron={mask(patron_barcode)} lender={lending_agency_id} pickup={pickup_branch} "
-            f"date_for_return={_when(date_for_return)}"
-        )
-        return self._ncip("AcceptItem", body, summary, ncip.parse_accept_item_response, mutating=True)
-
-    def check_out_item(
-        self,
-        *,
-        item_barcode: str,
-        user_barcode: str | None = None,
-        institution_symbol: str | None = None,
-        request_id: str | None = None,
-        desired_date_due: datetime | date | None = None,
-        shipped_at: datetime | date | None = None,
-    ) -> CheckOutResult:
-        """Check the lent item out to the borrowing institution's account (lending, on shipping)."""
-        body = ncip.check_out_item(
-            self.settings,
-            item_barcode=item_barcode,
-            user_barcode=user_barcode,
-            institution_symbol=institution_symbol,
-            request_id=request_id,
-            desired_date_due=desired_date_due,
-            shipped_at=shipped_at,
-        )
-        account = f"account={mask(user_barcode)}" if user_barcode else f"institution={institution_symbol}"
-        rid = ncip.ill_request_id(self.settings, request_id) if request_id else "-"
-        summary = (
-            f"item={item_barcode} {account} request_id={rid} desired_due={_when(desired_date_due)} "
-            f"shipped={_when(shipped_at)}"
-        )
-        return self._ncip("CheckOutItem", body, summary, ncip.parse_check_out_item_response, mutating=True)
-
-    # --- the messages as values (illbridge.wms.messages): what the steps send -----------------------------
-
     def accept(self, message: AcceptItem) -> AcceptItemResult:
-        return self.accept_item(**message.fields())
+        """Create the temp item and the patron's hold (borrowing, on receipt)."""
+        m = message
+        summary = (
+            f"request_id={ncip.ill_request_id(self.settings, m.request_id)} temp_item={m.temp_item_barcode} "
+            f"patron={mask(m.patron_barcode)} lender={m.lending_agency_id} pickup={m.pickup_branch} "
+            f"date_for_return={_when(m.date_for_return)}"
+        )
+        return self._send(m, summary, ncip.parse_accept_item_response)
 
     def check_out(self, message: CheckOutItem) -> CheckOutResult:
-        return self.check_out_item(**message.fields())
+        """Check the lent item out to the borrowing institution's account (lending, on shipping)."""
+        m = message
+        account = (
+            f"account={mask(m.user_barcode)}" if m.user_barcode else f"institution={m.institution_symbol}"
+        )
+        rid = ncip.ill_request_id(self.settings, m.request_id) if m.request_id else "-"
+        summary = (
+            f"item={m.item_barcode} {account} request_id={rid} desired_due={_when(m.desired_date_due)} "
+            f"shipped={_when(m.shipped_at)}"
+        )
+        return self._send(m, summary, ncip.parse_check_out_item_response)
 
     def check_in(self, message: CheckInItem) -> CheckInResult:
-        return self.check_in_item(**message.fields())
-
-    def check_in_item(
-        self,
-        *,
-        item_barcode: str | None = None,
-        request_id: str | None = None,
-        occurred_at: datetime | date | None = None,
-    ) -> CheckInResult:
         """Check an item in, by barcode or by ILL request id (hrid)."""
-        body = ncip.check_in_item(
-            self.settings, item_barcode=item_barcode, request_id=request_id, occurred_at=occurred_at
-        )
-        if item_barcode is not None:
-            summary = f"item={item_barcode}"
+        m = message
+        if m.item_barcode is not None:
+            summary = f"item={m.item_barcode}"
         else:
-            summary = f"request_id={ncip.ill_request_id(self.settings, request_id or '')}"
-        return self._ncip("CheckInItem", body, summary, ncip.parse_check_in_item_response, mutating=True)
+            summary = f"request_id={ncip.ill_request_id(self.settings, m.request_id or '')}"
+        return self._send(m, summary, ncip.parse_check_in_item_response)
 
-    def cancel_request_item(
-        self, *, request_id: str, patron_barcode: str, item_barcode: str
-    ) -> ncip.CancelRequestResult:
+    def cancel(self, message: CancelRequestItem) -> ncip.CancelRequestResult:
         """Cancel the patron's hold on a temp item (CancelRequestItem, by ILL request id + item barcode)."""
-        body = ncip.cancel_request_item(
-            self.settings, request_id=request_id, patron_barcode=patron_barcode, item_barcode=item_barcode
-        )
+        m = message
         summary = (
-            f"request_id={ncip.ill_request_id(self.settings, request_id)} item={item_barcode} "
-            f"user={mask(patron_barcode)}"
+            f"request_id={ncip.ill_request_id(self.settings, m.request_id)} item={m.item_barcode} "
+            f"user={mask(m.patron_barcode)}"
         )
-        return self._ncip(
-            "CancelRequestItem", body, summary, ncip.parse_cancel_request_item_response, mutating=True
-        )
+        return self._send(m, summary, ncip.parse_cancel_request_item_response)
+
+    def _send(self, message: WmsMessage, summary: str, parse: Callable[[bytes], T]) -> T:
+        """One message that changes something in WMS: its NCIP XML (``ncip.encode``), sent once."""
+        body = ncip.encode(self.settings, message)
+        return self._ncip(cast(ncip.Operation, message.operation), body, summary, parse, mutating=True)
+
+    # --- the same messages from keyword arguments (the message's fields) ----------------------------------
+
+    def accept_item(self, **fields: Any) -> AcceptItemResult:
+        return self.accept(AcceptItem(**fields))
+
+    def check_out_item(self, **fields: Any) -> CheckOutResult:
+        return self.check_out(CheckOutItem(**fields))
+
+    def check_in_item(self, **fields: Any) -> CheckInResult:
+        return self.check_in(CheckInItem(**fields))
+
+    def cancel_request_item(self, **fields: Any) -> ncip.CancelRequestResult:
+        return self.cancel(CancelRequestItem(**fields))
 
     def lookup_item(self, barcode: str, *, current_borrower: bool = False) -> ItemStatus:
         """An item's circulation status (read-only); ``current_borrower=True`` also asks who has it."""

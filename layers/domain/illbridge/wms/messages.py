@@ -1,6 +1,7 @@
 """The messages the bridge sends to WMS, as values: built once by a step, sent by ``WmsClient`` (its
-``accept``, ``check_out`` and ``check_in``), written to the request's history from the same value
-(``logged``: the patron's barcode masked, dates as ISO text). The NCIP XML each becomes is ``illbridge.wms.ncip``.
+``accept``, ``check_out``, ``check_in`` and ``cancel``), written to the request's history from the same value
+(``logged``: the patron's barcode masked, dates as ISO text). The NCIP XML each becomes is ``illbridge.wms.ncip``
+(``ncip.encode``), which reads the same value: the fields are spelt here only.
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ def _plain(value: object) -> object:
 class WmsMessage:
     operation: ClassVar[str]
     private: ClassVar[tuple[str, ...]] = ()  # fields that name a person: masked in the history
+    # fields the steps never set (other NCIP options, or the other way of naming an item or account): left
+    # out of the history while unset
+    optional: ClassVar[tuple[str, ...]] = ()
 
     def fields(self) -> dict[str, Any]:
-        """The message's fields, as the client's keyword arguments."""
+        """The message's fields by name."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     def logged(self) -> dict[str, Any]:
@@ -30,6 +34,7 @@ class WmsMessage:
         return {
             name: (mask(value) or "(none)") if name in self.private else _plain(value)
             for name, value in self.fields().items()
+            if value is not None or name not in self.optional
         }
 
 
@@ -51,15 +56,23 @@ class AcceptItem(WmsMessage):
     publisher: str | None = None
     publication_date: str | None = None
     call_number: str | None = None
+    edition: str | None = None
+    bibliographic_level: str | None = None
+    medium_type: str | None = None
+    pickup_expiry: datetime | date | None = None
+    optional: ClassVar[tuple[str, ...]] = ("edition", "bibliographic_level", "medium_type", "pickup_expiry")
 
 
 @dataclass(frozen=True, kw_only=True)
 class CheckOutItem(WmsMessage):
-    """CheckOutItem (lending, on shipment): the lent item out to the borrowing institution's account."""
+    """CheckOutItem (lending, on shipment): the lent item out to the borrowing institution's account, named
+    by exactly one of ``user_barcode`` (a patron account, what ReShare sends) and ``institution_symbol``."""
 
     operation: ClassVar[str] = "CheckOutItem"
+    optional: ClassVar[tuple[str, ...]] = ("institution_symbol",)
     item_barcode: str
-    user_barcode: str | None
+    user_barcode: str | None = None
+    institution_symbol: str | None = None
     request_id: str | None = None
     desired_date_due: datetime | date | None = None
     shipped_at: datetime | date | None = None
@@ -67,7 +80,22 @@ class CheckOutItem(WmsMessage):
 
 @dataclass(frozen=True, kw_only=True)
 class CheckInItem(WmsMessage):
-    """CheckInItem by item barcode (a temp item on return, a lent item on completion)."""
+    """CheckInItem by item barcode (a temp item on return, a lent item on completion), or by the ILL request
+    id (the hrid; exactly one of the two); ``occurred_at``: when the return happened."""
 
     operation: ClassVar[str] = "CheckInItem"
+    optional: ClassVar[tuple[str, ...]] = ("request_id", "occurred_at")
+    item_barcode: str | None = None
+    request_id: str | None = None
+    occurred_at: datetime | date | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CancelRequestItem(WmsMessage):
+    """CancelRequestItem: the patron's hold on one temp item (by ILL request id, the hrid, and item barcode)."""
+
+    operation: ClassVar[str] = "CancelRequestItem"
+    private: ClassVar[tuple[str, ...]] = ("patron_barcode",)
+    request_id: str
+    patron_barcode: str
     item_barcode: str

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from lxml import etree
 
@@ -27,6 +27,7 @@ from illbridge.config.library import WmsSettings
 from illbridge.errors import UnsafeXml, WmsProblem, WmsProtocolError
 from illbridge.observability import mask
 from illbridge.timeutil import iso, to_utc
+from illbridge.wms.messages import AcceptItem, CancelRequestItem, CheckInItem, CheckOutItem, WmsMessage
 from illbridge.wms.safexml import (
     NCIP_NS,
     MalformedXml,
@@ -178,34 +179,33 @@ def _request_id(parent: etree._Element, value: str) -> None:
     _el(request, "RequestIdentifierValue", value)
 
 
-def accept_item(
-    settings: WmsSettings,
-    *,
-    request_id: str,
-    temp_item_barcode: str,
-    lending_agency_id: str,
-    patron_barcode: str,
-    pickup_branch: str,
-    lending_agency_scheme: Literal["symbol", "institution"] | None = None,
-    date_for_return: datetime | date | None = None,
-    title: str | None = None,
-    author: str | None = None,
-    publisher: str | None = None,
-    publication_date: str | None = None,
-    call_number: str | None = None,
-    edition: str | None = None,
-    bibliographic_level: str | None = None,
-    medium_type: str | None = None,
-    pickup_expiry: datetime | date | None = None,
-) -> bytes:
+def encode(settings: WmsSettings, message: WmsMessage) -> bytes:
+    """The NCIP XML of one message value (``illbridge.wms.messages``), for this library's settings."""
+    if isinstance(message, AcceptItem):
+        return _accept_item(settings, message)
+    if isinstance(message, CheckOutItem):
+        return _check_out_item(settings, message)
+    if isinstance(message, CheckInItem):
+        return _check_in_item(settings, message)
+    if isinstance(message, CancelRequestItem):
+        return _cancel_request_item(settings, message)
+    raise TypeError(f"not an NCIP message the bridge sends: {type(message).__name__}")
+
+
+def _accept_item(settings: WmsSettings, message: AcceptItem) -> bytes:
     """AcceptItem: WMS creates a temporary item (owned by the lender) and an item-level hold for the patron.
 
     ``request_id`` is the ReShare hrid (the prefix is added); ``lending_agency_scheme`` defaults to the
     library's setting. Element order follows ``AcceptItemReceived.xml``.
     """
-    scheme_name = lending_agency_scheme or settings.lending_agency_scheme
-    reshare = settings.message_profile == "reshare"
-    if reshare:
+    m = message
+    lending_agency_id, scheme_name = (
+        m.lending_agency_id,
+        m.lending_agency_scheme or settings.lending_agency_scheme,
+    )
+    date_for_return, pickup_expiry = m.date_for_return, m.pickup_expiry
+    edition, bibliographic_level, medium_type = m.edition, m.bibliographic_level, m.medium_type
+    if settings.message_profile == "reshare":
         # NCIP2WMS2Client: AcceptItem.modifyForWMS puts the library's own registry id on ItemId/AgencyId
         # (institution scheme); no DateForReturn, no PickupExpiryDate; Author, Title, Publisher,
         # PublicationDate and CallNumber only.
@@ -217,27 +217,27 @@ def accept_item(
             f"lending_agency_scheme must be one of {sorted(AGENCY_SCHEMES)}, not {scheme_name!r}"
         )
     root, body = _message(settings, "AcceptItem")
-    _request_id(body, ill_request_id(settings, request_id))
+    _request_id(body, ill_request_id(settings, m.request_id))
     _el(body, "RequestedActionType", settings.requested_action_type, settings.requested_action_type_scheme)
-    _user_id(body, _required("patron_barcode", patron_barcode), id_type=BARCODE, scheme=USER_ID_TYPE_SCHEME)
+    _user_id(body, _required("patron_barcode", m.patron_barcode), id_type=BARCODE, scheme=USER_ID_TYPE_SCHEME)
     _item_id(
         body,
-        _required("temp_item_barcode", temp_item_barcode),
+        _required("temp_item_barcode", m.temp_item_barcode),
         agency=(_required("lending_agency_id", lending_agency_id), AGENCY_SCHEMES[scheme_name]),
     )
     if date_for_return is not None:
         _el(body, "DateForReturn", _when(date_for_return))
 
     bibliographic = [
-        ("Author", _optional(author), None),
+        ("Author", _optional(m.author), None),
         ("Edition", _optional(edition), None),
-        ("PublicationDate", _optional(publication_date), None),
-        ("Publisher", _optional(publisher), None),
-        ("Title", _optional(title), None),
+        ("PublicationDate", _optional(m.publication_date), None),
+        ("Publisher", _optional(m.publisher), None),
+        ("Title", _optional(m.title), None),
         ("BibliographicLevel", _optional(bibliographic_level), BIBLIOGRAPHIC_LEVEL_SCHEME),
         ("MediumType", _optional(medium_type), MEDIUM_TYPE_SCHEME),
     ]
-    number = _optional(call_number)
+    number = _optional(m.call_number)
     if number or any(value for _, value, _ in bibliographic):
         optional_fields = _el(body, "ItemOptionalFields")
         if any(value for _, value, _ in bibliographic):
@@ -248,22 +248,13 @@ def accept_item(
         if number:
             _el(_el(optional_fields, "ItemDescription"), "CallNumber", number)
 
-    _el(body, "PickupLocation", _required("pickup_branch", pickup_branch), PICKUP_LOCATION_SCHEME)
+    _el(body, "PickupLocation", _required("pickup_branch", m.pickup_branch), PICKUP_LOCATION_SCHEME)
     if pickup_expiry is not None:
         _el(body, "PickupExpiryDate", _when(pickup_expiry))
     return _bytes(root)
 
 
-def check_out_item(
-    settings: WmsSettings,
-    *,
-    item_barcode: str,
-    user_barcode: str | None = None,
-    institution_symbol: str | None = None,
-    request_id: str | None = None,
-    desired_date_due: datetime | date | None = None,
-    shipped_at: datetime | date | None = None,
-) -> bytes:
+def _check_out_item(settings: WmsSettings, message: CheckOutItem) -> bytes:
     """CheckOutItem: the lent item out to the borrowing institution's account.
 
     Exactly one of ``user_barcode`` (a patron account, what ReShare sends) and ``institution_symbol`` (the
@@ -271,77 +262,89 @@ def check_out_item(
     item has left: WMS must honour the checkout). Element order follows
     ``CheckOutItemToInstitutionForILL.xml``.
     """
-    if (user_barcode is None) == (institution_symbol is None):
+    m = message
+    if (m.user_barcode is None) == (m.institution_symbol is None):
         raise ValueError("give exactly one of user_barcode and institution_symbol")
-    if settings.message_profile == "reshare":
-        shipped_at = (
-            None  # NCIP2WMS2Client sends no MandatedAction: UserId, ItemId, RequestId, DesiredDateDue
-        )
+    # NCIP2WMS2Client sends no MandatedAction: UserId, ItemId, RequestId, DesiredDateDue
+    shipped_at = None if settings.message_profile == "reshare" else m.shipped_at
     root, body = _message(settings, "CheckOutItem")
     if shipped_at is not None:
         _el(_el(body, "MandatedAction"), "DateEventOccurred", _when(shipped_at))
-    if user_barcode is not None:
-        _user_id(body, _required("user_barcode", user_barcode), id_type=BARCODE, scheme=USER_ID_TYPE_SCHEME)
+    if m.user_barcode is not None:
+        _user_id(body, _required("user_barcode", m.user_barcode), id_type=BARCODE, scheme=USER_ID_TYPE_SCHEME)
     else:
         _user_id(
             body,
-            _required("institution_symbol", institution_symbol),
+            _required("institution_symbol", m.institution_symbol),
             id_type=INSTITUTION_SYMBOL,
             scheme=OCLC_USER_ID_SCHEME,
         )
-    _item_id(body, _required("item_barcode", item_barcode))
-    if request_id is not None:
-        _request_id(body, ill_request_id(settings, request_id))
-    if desired_date_due is not None:
-        _el(body, "DesiredDateDue", _when(desired_date_due))
+    _item_id(body, _required("item_barcode", m.item_barcode))
+    if m.request_id is not None:
+        _request_id(body, ill_request_id(settings, m.request_id))
+    if m.desired_date_due is not None:
+        _el(body, "DesiredDateDue", _when(m.desired_date_due))
     return _bytes(root)
 
 
-def check_in_item(
-    settings: WmsSettings,
-    *,
-    item_barcode: str | None = None,
-    request_id: str | None = None,
-    occurred_at: datetime | date | None = None,
-) -> bytes:
+def _check_in_item(settings: WmsSettings, message: CheckInItem) -> bytes:
     """CheckInItem by item barcode (``CheckInBarcodedItem.xml``) or by ILL request id
     (``CheckInRequestedItem.xml``: the hrid, prefixed, as an ``ILL Request Id`` item identifier).
 
     ``occurred_at`` becomes ``MandatedAction/DateEventOccurred`` (when the return happened).
     """
-    if (item_barcode is None) == (request_id is None):
+    m = message
+    if (m.item_barcode is None) == (m.request_id is None):
         raise ValueError("give exactly one of item_barcode and request_id")
-    if settings.message_profile == "reshare":
-        occurred_at = None  # NCIP2WMS2Client: the ItemId (Barcode) only
+    # NCIP2WMS2Client: the ItemId (Barcode) only
+    occurred_at = None if settings.message_profile == "reshare" else m.occurred_at
     root, body = _message(settings, "CheckInItem")
     if occurred_at is not None:
         _el(_el(body, "MandatedAction"), "DateEventOccurred", _when(occurred_at))
-    if item_barcode is not None:
-        _item_id(body, _required("item_barcode", item_barcode))
+    if m.item_barcode is not None:
+        _item_id(body, _required("item_barcode", m.item_barcode))
     else:
         _item_id(
             body,
-            ill_request_id(settings, request_id or ""),
+            ill_request_id(settings, m.request_id or ""),
             id_type=ILL_REQUEST_ID,
             scheme=REQUEST_ID_TYPE_SCHEME,
         )
     return _bytes(root)
 
 
-def cancel_request_item(
-    settings: WmsSettings, *, request_id: str, patron_barcode: str, item_barcode: str
-) -> bytes:
+def _cancel_request_item(settings: WmsSettings, message: CancelRequestItem) -> bytes:
     """CancelRequestItem: cancel the patron's hold on one temp item (OCLC lists the service for WMS's staff
     and patron profiles). The shape of lib-ncip-client's ``CancelRequestItem`` (UserId, RequestId,
     RequestType ``Hold``, RequestScopeType ``Item``) with the temp item's ``ItemId`` after the RequestId, as
     NCIP 2.02 allows, so one volume's hold of a multi-volume request is named exactly."""
+    m = message
     root, body = _message(settings, "CancelRequestItem")
-    _user_id(body, _required("patron_barcode", patron_barcode), id_type=BARCODE, scheme=USER_ID_TYPE_SCHEME)
-    _request_id(body, ill_request_id(settings, request_id))
-    _item_id(body, _required("item_barcode", item_barcode))
+    _user_id(body, _required("patron_barcode", m.patron_barcode), id_type=BARCODE, scheme=USER_ID_TYPE_SCHEME)
+    _request_id(body, ill_request_id(settings, m.request_id))
+    _item_id(body, _required("item_barcode", m.item_barcode))
     _el(body, "RequestType", "Hold", REQUEST_TYPE_SCHEME)
     _el(body, "RequestScopeType", "Item", REQUEST_SCOPE_TYPE_SCHEME)
     return _bytes(root)
+
+
+# The same messages from keyword arguments (the message's fields), for callers that do not hold a value.
+
+
+def accept_item(settings: WmsSettings, **fields: Any) -> bytes:
+    return encode(settings, AcceptItem(**fields))
+
+
+def check_out_item(settings: WmsSettings, **fields: Any) -> bytes:
+    return encode(settings, CheckOutItem(**fields))
+
+
+def check_in_item(settings: WmsSettings, **fields: Any) -> bytes:
+    return encode(settings, CheckInItem(**fields))
+
+
+def cancel_request_item(settings: WmsSettings, **fields: Any) -> bytes:
+    return encode(settings, CancelRequestItem(**fields))
 
 
 def lookup_item(settings: WmsSettings, *, item_barcode: str, current_borrower: bool = False) -> bytes:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from illbridge.errors import WmsError, WmsProblem
 from illbridge.models import Mapping, Outcome, Side, StepStatus
+from illbridge.wms.messages import CancelRequestItem
 from illbridge.wms.probe import PROBE_OPERATION, REQUESTED, NoProbe, holder_of, normalize_status, probe_for
 from illbridge.workflow.common import check_in, existing_mapping, save
 from illbridge.workflow.engine import StepContext, StepResult, outcome_of, raise_attention
@@ -86,16 +87,11 @@ def cancel_holds(ctx: StepContext, mapping: Mapping, barcodes: list[str]) -> lis
         return barcodes
     failed: list[str] = []
     for barcode in barcodes:
-        request = {
-            "request_id": mapping.hrid,
-            "item_barcode": barcode,
-            "why": "WMS kept the hold at check-in",
-        }
-        with ctx.call("wms", "CancelRequestItem", request) as answer:
+        message = CancelRequestItem(request_id=mapping.hrid, patron_barcode=patron, item_barcode=barcode)
+        logged = {k: v for k, v in message.logged().items() if k != "patron_barcode"}
+        with ctx.call("wms", message.operation, {**logged, "why": "WMS kept the hold at check-in"}) as answer:
             try:
-                result = ctx.wms.cancel_request_item(
-                    request_id=mapping.hrid, patron_barcode=patron, item_barcode=barcode
-                )
+                result = ctx.wms.cancel(message)
             except WmsProblem as problem:
                 answer.response = {"problem_type": problem.problem_type, "detail": problem.detail}
                 if problem.problem_type in HOLD_ALREADY_GONE:

@@ -11,11 +11,11 @@ from illbridge.config import LibraryConfig
 from illbridge.errors import WmsProblem
 from illbridge.models import MappedItem, Mapping, PatronRequest, Side, StepStatus, WmsItemCheckedIn
 from illbridge.observability import mask
-from illbridge.wiring import Services
 from illbridge.wms.messages import CheckInItem
 from illbridge.wms.ncip import CHECK_IN_ALREADY_DONE
 from illbridge.wms.probe import PROBE_OPERATION, NoProbe, probe_for
 from illbridge.workflow.engine import StepContext, StepResult
+from illbridge.workflow.ports import StorePort
 
 # WMS answers to a check-in of something already checked in; the bridge counts them as success (docs/wms.md#checkinitem).
 ALREADY_CHECKED_IN = CHECK_IN_ALREADY_DONE
@@ -170,9 +170,8 @@ def plain(value: object) -> object:
     return value.isoformat() if hasattr(value, "isoformat") else value
 
 
-def mark_checked_in(services: Services, event: WmsItemCheckedIn, side: Side) -> Mapping | None:
+def mark_checked_in(store: StorePort, event: WmsItemCheckedIn, side: Side) -> Mapping | None:
     """Record on the mapping that WMS checked this item in; None if no mapping of that side uses it."""
-    store = services.store
     mapping = store.find_by_item(event.registry_id, event.item_barcode)
     if mapping is None or mapping.side != side:
         return None

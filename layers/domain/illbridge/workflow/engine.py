@@ -51,9 +51,8 @@ from illbridge.models import (
 )
 from illbridge.models.events import AttentionRaised, ReShareRequestChanged
 from illbridge.observability import OUTAGE_METRIC, logger, mask, metrics, redact
-from illbridge.wiring import Services
 from illbridge.workflow.declaration import StepDeclaration
-from illbridge.workflow.ports import ReSharePort, StorePort, WmsPort
+from illbridge.workflow.ports import ReSharePort, StepPorts, StorePort, WmsPort
 
 
 @dataclass
@@ -81,7 +80,7 @@ class StepResult:
 class StepContext:
     """One run of one step for one request: what it needs to act and to write its history."""
 
-    services: Services
+    ports: StepPorts
     config: LibraryConfig
     tenant: str
     request_id: str
@@ -113,20 +112,20 @@ class StepContext:
     @property
     def wms(self) -> WmsPort:
         """The library's WMS (NCIP and SCIM), within the function's budget."""
-        return self.services.wms(self.config)
+        return self.ports.wms(self.config)
 
     @property
     def reshare(self) -> ReSharePort:
         """The library's ReShare tenant."""
-        return self.services.reshare(self.config)
+        return self.ports.reshare(self.config)
 
     @property
     def store(self) -> StorePort:
-        return self.services.store
+        return self.ports.store
 
     def clock(self) -> datetime:
         """The function's clock (the sandbox's simulated one in tests)."""
-        return self.services.clock()
+        return self.ports.clock()
 
     def reshare_request(self) -> PatronRequest:
         """The full request, re-read from ReShare once per run (never trust an event's payload)."""
@@ -147,11 +146,11 @@ class StepContext:
         return bool(self.reclaimed and verify is not None and verify(self, mapping, item))
 
     def note(self, operation: str, summary: str, outcome: Outcome = Outcome.INFO, **extra: Any) -> None:
-        self.services.store.add_history(
+        self.ports.store.add_history(
             self.tenant,
             self.request_id,
             HistoryEntry(
-                at=self.services.clock(),
+                at=self.ports.clock(),
                 step=self.step.value,
                 system="bridge",
                 operation=operation,
@@ -178,11 +177,11 @@ class StepContext:
             raise
         finally:
             exchange.duration_ms = int((time.perf_counter() - started) * 1000)
-            self.services.store.add_history(
+            self.ports.store.add_history(
                 self.tenant,
                 self.request_id,
                 HistoryEntry(
-                    at=self.services.clock(),
+                    at=self.ports.clock(),
                     step=self.step.value,
                     system=exchange.system,
                     operation=exchange.operation,
@@ -261,7 +260,7 @@ def _hours(span: timedelta) -> str:
 
 
 def run_step(
-    services: Services,
+    ports: StepPorts,
     config: LibraryConfig,
     *,
     tenant: str,
@@ -273,15 +272,15 @@ def run_step(
     force: bool = False,
 ) -> StepResult:
     """Run ``act`` exactly once for (request, step); see the module docstring."""
-    store = services.store
-    ctx = StepContext(services, config, tenant, request_id, hrid, step, trigger=trigger)
+    store = ports.store
+    ctx = StepContext(ports, config, tenant, request_id, hrid, step, trigger=trigger)
     try:
         ctx.record = store.claim_step(
             tenant,
             request_id,
             step,
             trigger=trigger,
-            lease_seconds=services.settings.step_lease_seconds,
+            lease_seconds=ports.step_lease_seconds,
             force=force,
         )
     except StepAlreadyDone:
@@ -289,11 +288,11 @@ def run_step(
         metrics.add_metric(name="DuplicateDeliveries", unit="Count", value=1)
         return StepResult(StepStatus.SUCCEEDED, {"duplicate": True})
     except StepAlreadyClaimed as exc:  # another worker runs it now: look again once its lease could be over
-        lease = math.ceil(services.settings.step_lease_seconds)
+        lease = math.ceil(ports.step_lease_seconds)
         raise StepDeferred(str(exc), min(MAX_DELAY_SECONDS, lease)) from exc
 
     attempt = ctx.attempt
-    started = services.clock()
+    started = ports.clock()
     try:
         result = act(ctx)
     except BridgeError as exc:
@@ -359,7 +358,7 @@ def declared_rules(declaration: StepDeclaration, ctx: StepContext) -> StepResult
 
 
 def run_declared(
-    services: Services,
+    ports: StepPorts,
     declaration: StepDeclaration,
     config: LibraryConfig,
     *,
@@ -375,7 +374,7 @@ def run_declared(
         return declared_rules(declaration, ctx) or declaration.action(ctx)
 
     return run_step(
-        services,
+        ports,
         config,
         tenant=tenant,
         request_id=request_id,
@@ -387,13 +386,13 @@ def run_declared(
 
 
 def run_for_change(
-    services: Services, change: ReShareRequestChanged, declaration: StepDeclaration
+    ports: StepPorts, change: ReShareRequestChanged, declaration: StepDeclaration
 ) -> StepResult:
     """Run a declared step triggered by a ReShare state change, for the library the change belongs to."""
     return run_declared(
-        services,
+        ports,
         declaration,
-        services.configs.get(change.library_id),
+        ports.configs.get(change.library_id),
         tenant=change.tenant,
         request_id=change.request_id,
         hrid=change.hrid,
@@ -402,8 +401,7 @@ def run_for_change(
 
 
 def _fail(ctx: StepContext, reason: str, fix: str, *, error: str) -> None:
-    services = ctx.services
-    services.store.complete_step(
+    ctx.store.complete_step(
         ctx.tenant, ctx.request_id, ctx.step, attempt=ctx.attempt, status=StepStatus.FAILED, error=error
     )
     raise_attention(ctx, reason, fix)
@@ -411,7 +409,7 @@ def _fail(ctx: StepContext, reason: str, fix: str, *, error: str) -> None:
 
 def raise_attention(ctx: StepContext, reason: str, fix: str) -> AttentionItem:
     """Put the request on the staff attention list and announce it."""
-    services = ctx.services
+    ports = ctx.ports
     reason, fix = ctx.redacted(reason), ctx.redacted(fix)
     item = AttentionItem(
         library_id=ctx.config.library_id,
@@ -422,11 +420,11 @@ def raise_attention(ctx: StepContext, reason: str, fix: str) -> AttentionItem:
         reason=reason,
         fix=fix,
         retry=retry_command(ctx.config.library_id, ctx.hrid, ctx.step),
-        raised_at=services.clock(),
+        raised_at=ports.clock(),
     )
-    put_on_list(services.store, services.topic, item, ctx.config.name)
+    put_on_list(ports.store, ports.topic, item, ctx.config.name)
     ctx.note("attention raised", reason, Outcome.PROBLEM, fix=fix)
-    services.bus.put([AttentionRaised(**item.model_dump(include=set(AttentionRaised.model_fields)))])
+    ports.bus.put([AttentionRaised(**item.model_dump(include=set(AttentionRaised.model_fields)))])
     logger.warning("attention raised", extra={"hrid": ctx.hrid, "step": ctx.step.value, "reason": reason})
     metrics.add_metric(name="AttentionRaised", unit="Count", value=1)
     return item

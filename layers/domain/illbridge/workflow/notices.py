@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from illbridge.errors import NeedsStaff
 from illbridge.models import HistoryEntry, Mapping, Outcome, Side, StepName, StepStatus, WmsItemCheckedIn
 from illbridge.observability import logger, mask, metrics
-from illbridge.wiring import Services
 from illbridge.workflow.common import mark_checked_in
 from illbridge.workflow.declaration import StepDeclaration
 from illbridge.workflow.engine import StepContext, StepResult, retry_command, run_declared, run_step
+from illbridge.workflow.ports import StepPorts
 from illbridge.workflow.probing import probe_item
 
 
@@ -36,30 +36,28 @@ class Confirmation:
     result: StepResult | None = None  # what the step answers when the notice is not acted on
 
 
-def confirm_notice(services: Services, event: WmsItemCheckedIn, step: StepName) -> Confirmation:
+def confirm_notice(ports: StepPorts, event: WmsItemCheckedIn, step: StepName) -> Confirmation:
     """Whether to act on a check-in event; for a webhook notice, WMS is asked first (see the module)."""
     if event.source != "webhook":
         return Confirmation(True)
-    mapping = services.store.find_by_item(event.registry_id, event.item_barcode)
+    mapping = ports.store.find_by_item(event.registry_id, event.item_barcode)
     item = mapping.item(event.item_barcode) if mapping is not None else None
     if mapping is None or item is None or not mapping.open:
         return Confirmation(True)  # nothing to act on: the step skips it as it always did
     if item.checked_in:
         return Confirmation(True)  # already confirmed (a duplicate notice): nothing new happens
-    config = services.configs.get(mapping.library_id)
-    result = probe_item(services, config, mapping, item)
-    services.store.save_mapping(
-        mapping
-    )  # what WMS said (wms_status, seen_on_loan), as reconciliation keeps it
+    config = ports.configs.get(mapping.library_id)
+    result = probe_item(ports, config, mapping, item)
+    ports.store.save_mapping(mapping)  # what WMS said (wms_status, seen_on_loan), as reconciliation keeps it
     barcode = mask(event.item_barcode)
     if result.checked_in:
-        _note(services, mapping, step, Outcome.SUCCESS, f"WMS confirms {barcode} was checked in", result)
+        _note(ports, mapping, step, Outcome.SUCCESS, f"WMS confirms {barcode} was checked in", result)
         metrics.add_metric(name="CheckInNoticesConfirmed", unit="Count", value=1)
         return Confirmation(True)
     if result.supported and result.checked_in is False:
         shows = result.circulation_status or result.detail or "no status"
         summary = f"check-in notice for {barcode} ignored: WMS shows {shows}, not a check-in"
-        _note(services, mapping, step, Outcome.SKIPPED, summary, result)
+        _note(ports, mapping, step, Outcome.SKIPPED, summary, result)
         logger.warning("WMS check-in notice not confirmed", extra={"hrid": mapping.hrid, "wms": shows})
         metrics.add_metric(name="CheckInNoticesRefuted", unit="Count", value=1)
         return Confirmation(False, StepResult(StepStatus.SKIPPED, {"reason": summary}))
@@ -68,7 +66,7 @@ def confirm_notice(services: Services, event: WmsItemCheckedIn, step: StepName) 
     reason = (
         f"a WMS check-in notice for {barcode} cannot be confirmed ({result.detail or 'no check-in probe'})"
     )
-    _note(services, mapping, step, Outcome.PROBLEM, reason, result)
+    _note(ports, mapping, step, Outcome.PROBLEM, reason, result)
     metrics.add_metric(name="CheckInNoticesUnconfirmable", unit="Count", value=1)
 
     def needs_staff(ctx: StepContext) -> StepResult:
@@ -80,7 +78,7 @@ def confirm_notice(services: Services, event: WmsItemCheckedIn, step: StepName) 
         )
 
     outcome = run_step(
-        services,
+        ports,
         config,
         tenant=mapping.tenant,
         request_id=mapping.request_id,
@@ -94,13 +92,13 @@ def confirm_notice(services: Services, event: WmsItemCheckedIn, step: StepName) 
 
 
 def _note(
-    services: Services, mapping: Mapping, step: StepName, outcome: Outcome, summary: str, result: object
+    ports: StepPorts, mapping: Mapping, step: StepName, outcome: Outcome, summary: str, result: object
 ) -> None:
-    services.store.add_history(
+    ports.store.add_history(
         mapping.tenant,
         mapping.request_id,
         HistoryEntry(
-            at=services.clock(),
+            at=ports.clock(),
             step=step.value,
             system="wms",
             operation="check-in notice: confirm with WMS",
@@ -116,16 +114,16 @@ def _note(
     )
 
 
-def on_wms_check_in(services: Services, event: WmsItemCheckedIn, declaration: StepDeclaration) -> StepResult:
+def on_wms_check_in(ports: StepPorts, event: WmsItemCheckedIn, declaration: StepDeclaration) -> StepResult:
     """The entry of a WMS-first step (``borrow_wms_returned``, ``lend_wms_returned``): a webhook notice is
     confirmed with WMS first; the check-in is marked on the mapping; once every item the bridge put into WMS
     is checked in, the engine runs the declared step."""
     side = declaration.triggers[0].side
-    confirmation = confirm_notice(services, event, declaration.name)
+    confirmation = confirm_notice(ports, event, declaration.name)
     if not confirmation.confirmed:
         assert confirmation.result is not None
         return confirmation.result
-    mapping = mark_checked_in(services, event, side)
+    mapping = mark_checked_in(ports.store, event, side)
     if mapping is None:
         return StepResult(StepStatus.SKIPPED, {"reason": f"no open {side.value} mapping for this item"})
     # a temp item that was never created cannot come back; a lent item is in WMS from the start
@@ -135,9 +133,9 @@ def on_wms_check_in(services: Services, event: WmsItemCheckedIn, declaration: St
     if waiting:
         return StepResult(StepStatus.SKIPPED, {"reason": "waiting for other volumes", "waiting": waiting})
     return run_declared(
-        services,
+        ports,
         declaration,
-        services.configs.get(mapping.library_id),
+        ports.configs.get(mapping.library_id),
         tenant=mapping.tenant,
         request_id=mapping.request_id,
         hrid=mapping.hrid,

@@ -4,13 +4,22 @@
 a rule may call. The real ones are ``illbridge.wms.client.WmsClient``, ``illbridge.reshare.client.ReShareClient``
 and ``illbridge.store.BridgeStore`` (built by ``illbridge.wiring``); the step-rule unit tests use in-memory
 fakes of the same shape (``tests/unit/workflow/fakes.py``).
+
+``StepPorts`` is everything the engine is given to run a step: those three per library, the bus, staff's
+topic, the libraries' configurations, the clock and the step lease. The functions pass ``wiring.Ports`` (built
+once per process, lazily); the unit tests pass their fakes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Protocol
 
+from pydantic import BaseModel
+
+from illbridge.announce import Publisher
+from illbridge.config import LibraryConfig
 from illbridge.models import (
     AttentionItem,
     HistoryEntry,
@@ -20,7 +29,7 @@ from illbridge.models import (
     StepRecord,
     StepStatus,
 )
-from illbridge.wms.messages import AcceptItem, CheckInItem, CheckOutItem
+from illbridge.wms.messages import AcceptItem, CancelRequestItem, CheckInItem, CheckOutItem
 from illbridge.wms.ncip import (
     AcceptItemResult,
     CancelRequestResult,
@@ -41,9 +50,7 @@ class WmsPort(Protocol):
 
     def check_in(self, message: CheckInItem) -> CheckInResult: ...
 
-    def cancel_request_item(
-        self, *, request_id: str, patron_barcode: str, item_barcode: str
-    ) -> CancelRequestResult: ...
+    def cancel(self, message: CancelRequestItem) -> CancelRequestResult: ...
 
     def lookup_user(self, user_barcode: str) -> UserItems: ...
 
@@ -105,3 +112,50 @@ class StorePort(Protocol):
     def resolve_attention(
         self, tenant: str, request_id: str, step: str, *, raised_before: datetime | None = None
     ) -> bool: ...
+
+
+class BusPort(Protocol):
+    """The bridge's event bus as the engine uses it: put events (``AttentionRaised``)."""
+
+    def put(self, events: Iterable[BaseModel]) -> int: ...
+
+
+class ConfigsPort(Protocol):
+    """The libraries' configurations: one library's, by id."""
+
+    def get(self, library_id: str) -> LibraryConfig: ...
+
+
+class WmsPorts(Protocol):
+    """A library's WMS, within the function's budget (built once per library and secret)."""
+
+    def wms(self, config: LibraryConfig) -> WmsPort: ...
+
+
+class LibraryPorts(WmsPorts, Protocol):
+    """A library's WMS and ReShare, within the function's budgets (built once per library and secret)."""
+
+    def reshare(self, config: LibraryConfig) -> ReSharePort: ...
+
+
+class StepPorts(LibraryPorts, Protocol):
+    """What the engine is given to run a step (``engine.run_step``) and a step is given through its context."""
+
+    @property
+    def store(self) -> StorePort: ...
+
+    @property
+    def bus(self) -> BusPort: ...
+
+    @property
+    def topic(self) -> Publisher | None:
+        """Staff's notices (None: none are sent)."""
+
+    @property
+    def configs(self) -> ConfigsPort: ...
+
+    @property
+    def step_lease_seconds(self) -> float:
+        """How long a claimed step is its worker's (``BridgeSettings.step_lease_seconds``)."""
+
+    def clock(self) -> datetime: ...

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from illbridge.config import LibraryConfig
 from illbridge.models import MappedItem, Mapping, Side
-from illbridge.wiring import Services
 from illbridge.wms.probe import CheckinProbe, ProbeResult, holder_of, probe_for
+from illbridge.workflow.ports import WmsPorts
 
 
 def probe_item(
-    services: Services,
+    ports: WmsPorts,
     config: LibraryConfig,
     mapping: Mapping,
     item: MappedItem,
@@ -22,7 +22,7 @@ def probe_item(
     (``workflow.notices``). The probe is asked about the item's holder (``holder_of``: the patron, or the
     partner's account). Transient faults raise.
     """
-    probe = probe or probe_for(config.wms, services.wms(config))
+    probe = probe or probe_for(config.wms, ports.wms(config))
     seen_on_loan = item.seen_on_loan or mapping.side == Side.LENDING
     result = probe.is_checked_in(item.barcode, seen_on_loan=seen_on_loan, holder=holder_of(mapping))
     item.wms_status = result.circulation_status or result.detail

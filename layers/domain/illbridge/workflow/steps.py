@@ -14,7 +14,6 @@ from collections.abc import Callable
 from typing import Any
 
 from illbridge.models import Side, StepName
-from illbridge.wiring import Services
 from illbridge.workflow import borrowing, closing, lending
 from illbridge.workflow.declaration import (
     RESHARE_CHANGE,
@@ -27,6 +26,7 @@ from illbridge.workflow.declaration import (
 )
 from illbridge.workflow.engine import StepResult, run_for_change
 from illbridge.workflow.notices import on_wms_check_in
+from illbridge.workflow.ports import StepPorts
 
 # ReShare states that close a request for the bridge (mod-rs's terminal states, docs/reshare.md): borrowing
 # cancelled / end of rota (reviewed or not) / filled locally / complete (not REQ_UNFILLED: mod-rs then sends
@@ -133,7 +133,7 @@ STEPS: tuple[StepDeclaration, ...] = (
 
 BY_NAME: dict[StepName, StepDeclaration] = {step.name: step for step in STEPS}
 
-Route = Callable[[Services, Any], StepResult]
+Route = Callable[[StepPorts, Any], StepResult]
 
 
 def declaration(name: StepName) -> StepDeclaration:
@@ -143,8 +143,8 @@ def declaration(name: StepName) -> StepDeclaration:
 def _route(step: StepDeclaration) -> Route:
     if step.entry is not None:
         entry = step.entry
-        return lambda services, event: entry(services, event, step)
-    return lambda services, change: run_for_change(services, change, step)
+        return lambda ports, event: entry(ports, event, step)
+    return lambda ports, change: run_for_change(ports, change, step)
 
 
 def routes(function: str) -> dict[str, Route]:
