@@ -114,7 +114,7 @@ def test_the_sign_in_domain_is_the_pool_s_own_prefix_unique_to_the_stack() -> No
             ["illbridge-staff", {"Fn::Select": [2, {"Fn::Split": ["/", {"Ref": "AWS::StackId"}]}]}],
         ]
     }
-    assert domain == {"UserPoolId": {"Ref": "StaffUserPool"}, "Domain": prefix}
+    assert domain == {"UserPoolId": {"Ref": "StaffUserPool"}, "Domain": prefix, "ManagedLoginVersion": 1}
     # illbridge-staff- and the stack id's UUID: 51 characters of [a-z0-9-], within Cognito's 63
     assert len("illbridge-staff-") + 36 <= 63
     variable = TEMPLATE["Globals"]["Api"]["Variables"]["StaffSignInDomain"]
