@@ -1281,6 +1281,14 @@ HOSTILE = [
         _top_level("Unsupported Service"),
     ),
     (
+        # no branch look-up for a WSKey (docs/wms.md#branches): check-config lists branches to check by hand
+        "LookupAgency",
+        f'<NCIPMessage xmlns="{NS}" version="2"><LookupAgency/></NCIPMessage>'.encode(),
+        XML,
+        "good",
+        _top_level("Unsupported Service"),
+    ),
+    (
         "unsupported NCIP service",
         f'<NCIPMessage xmlns="{NS}" version="2"><RenewItem/></NCIPMessage>'.encode(),
         XML,
