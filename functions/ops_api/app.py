@@ -176,19 +176,20 @@ def callback() -> Response:
     except requests.RequestException as exc:
         logger.warning("staff sign-in: the user pool cannot be reached", extra={"error": type(exc).__name__})
         return _html(503, page.error(base, "The sign-in service cannot be reached just now.", **again))
-    tokens = answer.json() if answer.headers.get("Content-Type", "").startswith("application/json") else {}
-    id_token = tokens.get("id_token") if answer.status_code == 200 and isinstance(tokens, dict) else None
-    if not id_token:
+    try:
+        tokens = answer.json()
+    except ValueError:
+        tokens = None
+    tokens = tokens if isinstance(tokens, dict) else {}
+    id_token = tokens.get("id_token") if answer.status_code == 200 else None
+    lifetime = tokens.get("expires_in", 3600)
+    if not (isinstance(id_token, str) and id_token and isinstance(lifetime, int) and lifetime > 0):
         logger.info(
             "staff sign-in: the code was not redeemed",
-            extra={
-                "status": answer.status_code,
-                "error": tokens.get("error") if isinstance(tokens, dict) else None,
-            },
+            extra={"status": answer.status_code, "error": tokens.get("error")},
         )
         return _html(401, page.error(base, "The sign-in did not succeed.", **again))
-    lifetime = int(tokens.get("expires_in") or 3600)
-    session = _page_cookie(page.SESSION_COOKIE, str(id_token), base, lifetime)
+    session = _page_cookie(page.SESSION_COOKIE, id_token, base, lifetime)
     done = _page_cookie(SIGNIN_COOKIE, "", f"{base}/callback", 0)
     return _redirect(f"{base}/", [session, done])
 

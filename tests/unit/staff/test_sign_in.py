@@ -31,6 +31,9 @@ class TokenEndpoint:
     PKCE challenge, and is redeemed once (Cognito developer guide: token endpoint, PKCE)."""
 
     def __init__(self) -> None:
+        self.answer_once: Any = (
+            None  # a broken answer for the next redemption (a body that is not the tokens)
+        )
         self.codes: dict[str, dict[str, str]] = {}
         self.calls: list[dict[str, str]] = []
         endpoint = self
@@ -44,7 +47,9 @@ class TokenEndpoint:
                 form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
                 endpoint.calls.append(form)
                 status, body = endpoint.redeem(self.path, form, self.headers.get("Content-Type", ""))
-                data = json.dumps(body).encode()
+                if endpoint.answer_once is not None:
+                    body, endpoint.answer_once = endpoint.answer_once, None
+                data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json;charset=UTF-8")
                 self.send_header("Content-Length", str(len(data)))
@@ -238,6 +243,19 @@ def test_a_code_redeemed_with_another_sign_in_s_verifier_is_refused_by_the_pool(
     answer = get("/ops/callback", {"code": code, "state": second["state"]}, f"{name}={value}")
     assert answer["statusCode"] == 401 and not header(answer, "Set-Cookie")
     assert "did not succeed" in answer["body"]
+
+
+def test_a_token_endpoint_answer_that_is_not_tokens_sets_no_cookie(cognito: TokenEndpoint) -> None:
+    for broken in ({"id_token": ""}, {"access_token": "only"}, ["not", "an", "object"], "<html>oops</html>"):
+        authorize, pending = start()
+        name, value, _ = cookie_attributes(pending)
+        cognito.answer_once = broken
+        answer = get(
+            "/ops/callback",
+            {"code": cognito.issue(authorize), "state": authorize["state"]},
+            f"{name}={value}",
+        )
+        assert answer["statusCode"] == 401 and not header(answer, "Set-Cookie"), broken
 
 
 def test_a_refused_sign_in_and_an_unreachable_pool_set_no_cookie(
