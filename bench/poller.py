@@ -21,7 +21,7 @@ import requests
 
 from bench.pairs import create_shipped_pairs
 
-SIZES = (50, 200, 800)
+SIZES = (50, 500, 5000)  # 5,000 pairs: 10,000 changed requests
 
 
 def measure(size: int) -> dict[str, Any]:

@@ -12,7 +12,8 @@ Only the items a transaction names can change, so the backup made here is the ta
 index copied one level (the item objects shared) and only the named items deep-copied. moto's own code then
 runs unchanged, rollback included (it puts the backup in the table's place): same answers, same cancellation
 reasons, same all-or-nothing outcome (``tests/integration/runtime/test_motofix.py`` checks a cancelled
-transaction leaves every item as it was).
+transaction leaves every item as it was). The backups are let go when the transaction is over (``_forget``:
+moto keeps every model instance it makes, copies too).
 """
 
 from __future__ import annotations
@@ -58,7 +59,28 @@ def _backup(table: Any) -> Any:
         else:
             items[hash_value] = copy.deepcopy(items[hash_value])
     clone.items = items
+    clones = getattr(_named, "clones", None)
+    if clones is not None:
+        clones.append(clone)
     return clone
+
+
+def _forget(backend: Any, clones: list[Any]) -> None:
+    """Let the backups go once the transaction is over. moto's ``BaseModel.__new__`` keeps every instance it
+    makes in its class's ``instances_tracked`` list, copies included, so each backup would live as long as the
+    process: one table's item index per transaction, memory growing with transactions x items (10,000 changes
+    polled made the sandbox grow past 10 GB). A backup that rollback made the table is kept."""
+    live = {id(table) for table in backend.tables.values()}
+    for clone in clones:
+        if id(clone) in live:
+            continue
+        tracked = getattr(type(clone), "instances_tracked", None)
+        if tracked is None:
+            continue
+        for n in range(len(tracked) - 1, -1, -1):  # the newest are last
+            if tracked[n] is clone:
+                del tracked[n]
+                break
 
 
 def _deepcopy(value: Any, memo: Any = None) -> Any:
@@ -83,10 +105,13 @@ def install() -> None:
 
     def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
         _named.keys = _keys(self, transact_items)
+        _named.clones = []
         try:
             real(self, transact_items)
         finally:
+            _forget(self, _named.clones)
             _named.keys = None
+            _named.clones = None
 
     # moto's module reads ``copy.deepcopy`` through its ``copy`` global: give it one that backs tables up cheaply
     shim = types.SimpleNamespace(**{name: getattr(copy, name) for name in ("copy", "deepcopy", "Error")})

@@ -136,3 +136,42 @@ def test_a_handler_replaced_on_the_function_module_runs_in_every_environment(
     release.set()
     thread.join(60)
     assert len(spec.environments) >= 2
+
+
+def test_the_records_of_one_batch_overlap_and_a_failed_one_is_still_reported(
+    sb: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the real LendShipped handler where each valid record waits at a rendezvous of all three valid
+    # records of the batch (they pass it only if all three are being processed at the same time; one after
+    # another, the first would wait there until the safety net breaks the rendezvous and it fails), and a
+    # fourth record that is not a bridge event
+    rendezvous = threading.Barrier(3)
+    in_flight: list[int] = []
+    lock = threading.Lock()
+    now = [0]
+
+    def step_succeeds(**_: Any) -> Any:
+        return lambda step: lambda **kw: {"status": "succeeded"}
+
+    monkeypatch.setattr(step_queue, "idempotent_function", step_succeeds)
+    read_event = step_queue.read_event
+
+    def meeting_read_event(body: str) -> Any:
+        if body.startswith("{"):
+            with lock:
+                now[0] += 1
+                in_flight.append(now[0])
+            rendezvous.wait(60)  # a safety net only: the other two records are what releases it
+            with lock:
+                now[0] -= 1
+        return read_event(body)
+
+    monkeypatch.setattr(step_queue, "read_event", meeting_read_event)
+    batch = sqs_event(sb, "LendShippedQueue", [VALID, VALID + " ", "not json", VALID + "  "])
+    # When the batch is invoked once
+    answer = sb.invoke("LendShippedFunction", batch)
+    # Then the three valid records were processed at the same time, and succeeded
+    assert max(in_flight) == 3
+    assert not rendezvous.broken
+    # and the record that is not a bridge event is reported failed, alone (partial batch failure)
+    assert failures(answer) == [batch["Records"][2]["messageId"]]

@@ -84,3 +84,32 @@ def test_a_committed_transaction_applies_every_part(dynamodb: Any) -> None:
     )
     assert dynamodb.get_item(TableName="t", Key=key("p3", "s3"))["Item"]["v"] == {"N": "2"}
     assert dynamodb.get_item(TableName="t", Key=key("p8", "new"))["Item"]["v"] == {"N": "7"}
+
+
+def test_backups_do_not_outlive_their_transaction(dynamodb: Any) -> None:
+    from moto.dynamodb.models.table import Table
+
+    # Given the tables moto keeps now
+    before = len(Table.instances_tracked)
+    # When transactions commit and one is cancelled (its backup becomes the table)
+    for n in range(5):
+        dynamodb.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": "t", "Item": {**key("p9", f"x{n}"), "v": {"N": "1"}}}},
+                {"Put": {"TableName": "t", "Item": {**key("p8", f"x{n}"), "v": {"N": "1"}}}},
+            ]
+        )
+    with pytest.raises(ClientError):
+        dynamodb.transact_write_items(
+            TransactItems=[
+                {
+                    "Put": {
+                        "TableName": "t",
+                        "Item": {**key("p9", "x0"), "v": {"N": "2"}},
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                }
+            ]
+        )
+    # Then moto keeps no more table objects than before, give or take the backup rollback put in place
+    assert len(Table.instances_tracked) <= before + 1

@@ -14,7 +14,7 @@ from illbridge.errors import PatronNotFound, WmsAuthError, WmsProtocolError, Wms
 from illbridge.wms.auth import TokenCache
 from illbridge.wms.client import WmsClient
 from illbridge.wms.scim import Patron, search_body
-from tests.reference import SCIM
+from tests.reference import CIRCILL, SCIM
 
 SEARCH = "/idaas/scim/v2/Users/.search"
 
@@ -59,7 +59,7 @@ def test_good_patron_and_the_request_sent(fake_wms, client, exchanges):
     (token,) = fake_wms.requests_to("/oauth/token")
     assert parse_qs(token.body.decode()) == {
         "grant_type": ["client_credentials"],
-        "scope": ["SCIM:read_user"],
+        "scope": ["WMS_NCIP SCIM:read_user"],  # one token for every scope the bridge uses
     }
     assert b64decode(token.headers["authorization"].split()[1]) == b"east-wskey:east-secret"
     # And the history line masks the barcode
@@ -171,3 +171,34 @@ def test_quotes_and_backslashes_in_the_barcode_are_escaped():
 def test_a_blank_barcode_is_refused():
     with pytest.raises(ValueError):
         search_body("  ")
+
+
+def test_a_patron_look_up_and_a_check_in_share_one_token(fake_wms, client):
+    # Given WMS answers a SCIM search and an NCIP check-in
+    fake_wms.route(SEARCH, scim_sample("wmsLookupUserGoodPatron.json"))
+    fake_wms.route("/ncip", Reply.xml((CIRCILL / "CheckInItemMinimalResponseSuccess.xml").read_bytes()))
+    # When the bridge looks a patron up and checks an item in
+    client.lookup_patron("2200555")
+    client.check_in_item(item_barcode="ITEM-1")
+    # Then one token, asked for both scopes, served both calls
+    (token,) = fake_wms.requests_to("/oauth/token")
+    assert parse_qs(token.body.decode())["scope"] == ["WMS_NCIP SCIM:read_user"]
+    assert fake_wms.requests_to("/ncip")[0].headers["authorization"] == "Bearer tok-1"
+
+
+def test_a_wskey_refused_every_scope_at_once_gets_a_token_per_scope(fake_wms):
+    # Given an OAuth server that refuses the list of scopes (sources do not say whether OCLC does, for a
+    # WSKey not granted all of them) and grants each one on its own
+    refused = Reply.json({"error": "invalid_scope", "error_description": "not granted"}, status=400)
+    fake_wms.route("/oauth/token", refused, token_reply("tok-scim"), token_reply("tok-ncip"))
+    fake_wms.route(SEARCH, scim_sample("wmsLookupUserGoodPatron.json"))
+    fake_wms.route("/ncip", Reply.xml((CIRCILL / "CheckInItemMinimalResponseSuccess.xml").read_bytes()))
+    with WmsClient(settings_for(fake_wms), tokens=TokenCache()) as wms:
+        # When the bridge looks a patron up and checks an item in
+        wms.lookup_patron("2200555")
+        wms.check_in_item(item_barcode="ITEM-1")
+    # Then after the one refusal each call had a token for its own scope, and both calls went through
+    scopes = [parse_qs(t.body.decode())["scope"] for t in fake_wms.requests_to("/oauth/token")]
+    assert scopes == [["WMS_NCIP SCIM:read_user"], ["SCIM:read_user"], ["WMS_NCIP"]]
+    assert fake_wms.requests_to(SEARCH)[0].headers["authorization"] == "Bearer tok-scim"
+    assert fake_wms.requests_to("/ncip")[0].headers["authorization"] == "Bearer tok-ncip"

@@ -6,8 +6,9 @@ real transitions (a conditional "did the state change" write on the stored last-
 overlapping pollers wins, and notes or messages, which move ``lastUpdated`` but not the state, are ignored).
 That same write (one DynamoDB transaction) adds the transition's ``ReShareRequestChanged`` to the tenant's
 outbox, so a transition is never recorded as seen without its event; the cursor then moves. The events are
-put on the bus 10 per call, and every run first delivers whatever is still pending in the outbox
-(``illbridge.intake.outbox``): whatever fails between "seen" and "on the bus", the next poll delivers it.
+put on the bus 10 per call as the listing goes (so memory does not grow with the changes), and every run
+first delivers whatever is still pending in the outbox (``illbridge.intake.outbox``): whatever fails between
+"seen" and "on the bus", the next poll delivers it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from illbridge.config import LibraryConfig
-from illbridge.errors import BridgeError, ReShareError, WmsError
+from illbridge.errors import BridgeError, EventsNotDelivered, ReShareError, WmsError
 from illbridge.intake.checks import require_manual_integration
 from illbridge.intake.outbox import deliver_pending
 from illbridge.intake.ports import PollerPorts
@@ -57,12 +58,18 @@ def poll_side(ports: PollerPorts, config: LibraryConfig, side: Side) -> PollRepo
     recorded = Transitions()
     reshare = ports.reshare(config)
     listing = Listing()
+    undelivered: EventsNotDelivered | None = None
     for request in reshare.changed_since(is_requester=side == Side.BORROWING, since=since, listing=listing):
         report.seen += 1
         if request.last_updated is None:
             continue
         if recorded.observe(ports, config, request, source="poller"):
             report.transitions += 1
+            if len(recorded.pending) >= BATCH:  # on the bus as it goes: memory stays flat however many
+                try:
+                    recorded.flush(ports)
+                except EventsNotDelivered as exc:  # they wait in the outbox; the run fails at its end
+                    undelivered = undelivered or exc
         if highest is None or request.last_updated > highest:
             highest = request.last_updated
     if highest is not None and listing.unsure_from is not None and listing.unsure_from < highest:
@@ -78,6 +85,8 @@ def poll_side(ports: PollerPorts, config: LibraryConfig, side: Side) -> PollRepo
     report.cursor = highest
     metrics.add_metric(name="TransitionsSeen", unit="Count", value=report.transitions)
     recorded.flush(ports)
+    if undelivered is not None:
+        raise undelivered
     return report
 
 

@@ -9,12 +9,20 @@ be read at all or a crash, the record fails, so after the queue's receives it la
 whose alarm tells staff. Everything else is settled by the step itself (done, skipped, or an attention item).
 Powertools idempotency drops duplicate deliveries of the same event cheaply; the step's
 claim in DynamoDB is what makes the effect happen exactly once.
+
+The records of a batch run side by side (``ConcurrentBatchProcessor``, one thread per record): a step spends
+its time waiting on WMS and ReShare, so a batch of five takes about as long as its slowest record rather than
+the sum. Each record still takes its own claim and is reported on its own (partial batch failures). The
+template's ``BatchSize`` (5) times the mapping's ``MaximumConcurrency`` (``StepConcurrency``) is how many
+records of one step are at WMS and ReShare at once (docs/performance.md).
 """
 
 from __future__ import annotations
 
+import contextvars
 import json
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -113,9 +121,35 @@ def _deadline_hours(record: SQSRecord) -> float | None:
         return None
 
 
+class ConcurrentBatchProcessor(BatchProcessor):
+    """Powertools' ``BatchProcessor`` with the records of a batch processed side by side, one thread each (up to
+    ``workers``); results in the records' order, each record's success or failure kept as Powertools keeps
+    it (its lists only grow by ``append``, which is atomic). Each thread runs in a copy of the invoking
+    thread's context (context variables: the logger's and tracer's per-invocation state)."""
+
+    def __init__(self, event_type: EventType, workers: int = 10) -> None:
+        super().__init__(event_type=event_type)
+        self.workers = max(1, workers)
+
+    def process(self) -> list[tuple]:
+        records = list(self.records)
+        if self.workers == 1 or len(records) <= 1:
+            return super().process()
+        contexts = [contextvars.copy_context() for _ in records]
+        with ThreadPoolExecutor(
+            max_workers=min(self.workers, len(records)), thread_name_prefix="record"
+        ) as pool:
+            return list(
+                pool.map(
+                    lambda pair: pair[0].run(self._process_record, pair[1]),
+                    zip(contexts, records, strict=True),
+                )
+            )
+
+
 def step_handler(routes: dict[str, Route]) -> Callable[[dict, LambdaContext], dict]:
     """A Lambda handler for a queue-triggered step: ``routes`` maps a bus detail-type to the step function."""
-    processor = BatchProcessor(event_type=EventType.SQS)
+    processor = ConcurrentBatchProcessor(event_type=EventType.SQS)
 
     def handle_event(detail_type: str, detail: dict[str, Any]) -> dict[str, Any]:
         event = EVENT_MODELS[detail_type].model_validate(detail)
@@ -174,6 +208,7 @@ def step_handler(routes: dict[str, Route]) -> Callable[[dict, LambdaContext], di
     def handler(event: dict, context: LambdaContext) -> dict:
         _, config = idempotency_config()
         config.register_lambda_context(context)
+        current_services()  # built once, before the records' threads share it
         return dict(
             process_partial_response(
                 event=event, record_handler=record_handler, processor=processor, context=context

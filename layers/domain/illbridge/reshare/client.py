@@ -18,6 +18,7 @@ What it promises:
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -104,6 +105,7 @@ class ReShareClient:
         self._token_expires: datetime | None = None
         self._legacy_login = False
         self._sleep: Callable[[float], None] = time.sleep
+        self._login_lock = threading.RLock()
 
     def close(self) -> None:
         self._session.close()
@@ -178,6 +180,10 @@ class ReShareClient:
         )
 
     def _ensure_token(self) -> None:
+        with self._login_lock:  # the records of a batch share the client: one of them logs in
+            self._ensure_token_locked()
+
+    def _ensure_token_locked(self) -> None:
         if self._token is None:
             self.login()
         elif self._token_expires is not None and utcnow() >= self._token_expires - TOKEN_RENEWAL_MARGIN:
@@ -430,6 +436,7 @@ class ReShareClient:
     ) -> requests.Response:
         """Send with a valid token; on a 401 log in again and repeat once."""
         self._ensure_token()
+        sent_with = self._token
         response = self._send(method, path, params, body)
         if response.status_code == 401:
             logger.info(
@@ -437,7 +444,9 @@ class ReShareClient:
                 extra={"tenant": self.settings.tenant, "path": path, "token": mask(self._token)},
             )
             response.close()
-            self.login()
+            with self._login_lock:  # unless another record of the batch has logged in since
+                if self._token == sent_with:
+                    self.login()
             response = self._send(method, path, params, body)
             if response.status_code == 401:
                 raise ReShareAuthError(

@@ -26,6 +26,10 @@ from illbridge.wms.transport import post
 
 NCIP_SCOPE = "WMS_NCIP"
 SCIM_SCOPE = "SCIM:read_user"
+# every scope the bridge uses, in one token: OCLC's client-credentials grant takes a space-separated list
+# (OCLC-Developer-Network/oclc-auth-php, src/OCLC/Auth/AccessToken.php: buildAccessTokenURL joins the scope
+# array with spaces); the WMS client falls back to a token per scope if the list is refused
+ALL_SCOPES = f"{NCIP_SCOPE} {SCIM_SCOPE}"
 DEFAULT_LIFETIME_SECONDS = 1200.0
 REFRESH_MARGIN_SECONDS = 60.0
 

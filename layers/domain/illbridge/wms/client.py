@@ -59,7 +59,7 @@ from illbridge.errors import (
 from illbridge.observability import logger, mask
 from illbridge.timeutil import iso, to_utc, utcnow
 from illbridge.wms import ncip, scim
-from illbridge.wms.auth import DEFAULT_TOKENS, NCIP_SCOPE, SCIM_SCOPE, TokenCache
+from illbridge.wms.auth import ALL_SCOPES, DEFAULT_TOKENS, NCIP_SCOPE, SCIM_SCOPE, TokenCache
 from illbridge.wms.messages import AcceptItem, CancelRequestItem, CheckInItem, CheckOutItem, WmsMessage
 from illbridge.wms.ncip import AcceptItemResult, CheckInResult, CheckOutResult, ItemStatus, UserItems
 from illbridge.wms.scim import Patron
@@ -139,6 +139,7 @@ class WmsClient:
         self._owns_session = session is None
         self._session = session if session is not None else new_session()
         self._tokens = tokens if tokens is not None else DEFAULT_TOKENS
+        self._one_token = True  # one token for NCIP and SCIM, until the WSKey is refused both at once
         read = float(settings.timeout_seconds)
         connect = min(read, MAX_CONNECT_TIMEOUT_SECONDS) if connect_timeout is None else connect_timeout
         self.timeout: tuple[float, float] = (connect, read)
@@ -321,10 +322,28 @@ class WmsClient:
         raise WmsProtocolError(where)
 
     def token(self, scope: str) -> str:
-        """An access token for ``scope`` (cached as every call's is): the configuration check asks for each."""
-        return self._token(scope)
+        """An access token for ``scope`` alone (cached as every call's is): the configuration check asks for
+        each scope on its own, so a WSKey missing one is reported by name."""
+        return self._fetch_token(scope)
 
-    def _token(self, scope: str) -> str:
+    def _token(self, scope: str) -> tuple[str, str]:
+        """A token for a call needing ``scope``, and the scope (list) it was asked for: one token for every
+        scope the bridge uses (``ALL_SCOPES``: OCLC's client-credentials grant takes a space-separated list,
+        docs/wms.md#transport-and-auth), so a function that looks a patron up and checks an item out fetches
+        one token, not two. If the OAuth server refuses the list (a WSKey not granted every scope: OCLC does
+        not document what it answers then), each scope gets a token of its own from then on."""
+        if self._one_token:
+            try:
+                return self._fetch_token(ALL_SCOPES), ALL_SCOPES
+            except WmsAuthError:
+                self._one_token = False
+                logger.warning(
+                    "WMS refused one token for every scope: asking for a token per scope",
+                    extra={"wskey": mask(self.settings.wskey), "scopes": ALL_SCOPES},
+                )
+        return self._fetch_token(scope), scope
+
+    def _fetch_token(self, scope: str) -> str:
         return self._tokens.get(
             self._session,
             oauth_url=str(self.settings.oauth_url),
@@ -357,7 +376,7 @@ class WmsClient:
         try:
             answer: HttpAnswer | None = None
             for attempt in (1, 2):
-                token = self._token(scope)
+                token, asked = self._token(scope)
                 attempts = attempt
                 answer = post(
                     self._session,
@@ -375,7 +394,7 @@ class WmsClient:
                 self._tokens.invalidate(
                     oauth_url=str(self.settings.oauth_url),
                     wskey=self.settings.wskey,
-                    scope=scope,
+                    scope=asked,
                     token=token,
                 )
             assert answer is not None

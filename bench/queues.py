@@ -1,0 +1,170 @@
+"""A step queue at its limit: throughput with WMS answering in 200 ms, against the step's cap.
+
+In the sandbox (moto, both simulators over HTTP, the template's functions): M lenders ship (each a
+``RES_ITEM_SHIPPED`` on the LendShipped queue: a SCIM look-up of the borrowing institution's account and a
+CheckOutItem in WMS, a ReShare read, the step's DynamoDB writes), with the WMS simulator holding every answer
+200 ms (its ``latency`` fault). The queue's event source mapping runs as Lambda runs it: ``MaximumConcurrency``
+pollers, each invoking the function with a batch of up to ``BatchSize`` records (``QueuePoller.start``).
+
+The cap is the records of one step at WMS at once: ``BatchSize`` x ``MaximumConcurrency``. One record alone
+takes t1 (the function's invocation with a batch of that one record, warm); at the cap the step can finish at
+most cap / t1 records a second. The measured rate is the records over the time from the first poll to the last
+record done (so it includes the mapping's polls and its batching window). What must hold: the rate is at least
+0.8 of cap / t1. The same is measured with the records of a batch one
+after another (Powertools' plain ``BatchProcessor``, as before) for comparison. Ratios within one run only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import sys
+import threading
+import time
+from typing import Any
+
+LATENCY_MS = 200
+FUNCTION = "LendShippedFunction"
+RECORDS = 40  # side by side
+SERIAL_RECORDS = 20  # one after another, for comparison
+
+
+def measure(records: int = RECORDS, serial_records: int = SERIAL_RECORDS) -> dict[str, Any]:
+    from aws_lambda_powertools.utilities.batch import BatchProcessor
+
+    from bench.chaos import Chaos
+    from sandbox.runtime import Sandbox
+
+    sb = Sandbox(background=False, visibility=None).start()
+    try:
+        from illbridge.intake import queue as step_queue
+
+        poller = next(p for p in sb.pollers.values() if p.source.function == FUNCTION)
+        done = [0]
+        changed = threading.Condition()
+        real_invoke = sb.functions.invoke
+
+        handler_seconds: list[float] = []
+        cpu: list[float] = []  # CPU seconds of this process (functions, moto, simulators) per run
+
+        def invoke(logical_id: str, event: Any) -> Any:
+            began = time.perf_counter()
+            try:
+                return real_invoke(logical_id, event)
+            finally:
+                if logical_id == FUNCTION:
+                    handler_seconds.append(time.perf_counter() - began)
+                    with changed:
+                        done[0] += len(event.get("Records", []))
+                        changed.notify_all()
+
+        sb.functions.invoke = invoke
+        world = Chaos(sb, 1 + records + serial_records, seed=3)
+        world.create()
+        sb.drain()
+        pairs = world.pairs
+
+        def ship(some: list[Any]) -> None:
+            for pair in some:
+                world.act(
+                    pair.lender,
+                    pair.ids["lender"],
+                    "supplierCheckInToReshareAndSupplierMarkShipped",
+                    {"itemBarcodes": [{"itemId": item} for item in pair.items]},
+                )
+            sb.run_schedule("ReSharePollerFunction")  # the transitions onto the bus, so onto the queue
+
+        def run(some: list[Any]) -> float:
+            """Ship ``some`` (their records wait on the queue), then let the mapping's pollers work them off."""
+            ship(some)
+            target = done[0] + len(some)
+            cpu_began = time.process_time()
+            began = time.perf_counter()
+            poller._stop = threading.Event()  # a stopped poller starts again
+            poller.start()
+            try:
+                with changed:
+                    if not changed.wait_for(lambda: done[0] >= target, timeout=600):
+                        raise RuntimeError(f"{FUNCTION}: {target - done[0]} records not processed")
+                elapsed = time.perf_counter() - began
+                cpu.append(time.process_time() - cpu_began)
+                return elapsed
+            finally:
+                poller.stop()
+
+        world.sim("wms", "POST", "faults", operation="*", kind="latency", latency_ms=LATENCY_MS, times=-1)
+        run(pairs[:1])  # alone (and the token fetched: later records reuse it, as a warm instance does)
+        run(pairs[1:2])
+        one = min(handler_seconds[-2:])  # one record's invocation, warm: what one record takes at WMS
+        concurrent = run(pairs[2 : 2 + records - 1])
+        real_process = step_queue.ConcurrentBatchProcessor.process
+        step_queue.ConcurrentBatchProcessor.process = BatchProcessor.process  # type: ignore[method-assign]
+        try:
+            serial = run(pairs[1 + records : 1 + records + serial_records])
+        finally:
+            step_queue.ConcurrentBatchProcessor.process = real_process  # type: ignore[method-assign]
+        checked = world.count()
+        source = poller.source
+        cap = source.batch_size * source.max_concurrency
+        t1 = one
+        ideal = cap / t1
+        rate = (records - 1) / concurrent
+        serial_rate = serial_records / serial
+        return {
+            "latency_ms": LATENCY_MS,
+            "batch_size": source.batch_size,
+            "max_concurrency": source.max_concurrency,
+            "cap": cap,
+            "one_record_s": round(t1, 3),
+            "records": records - 1,
+            "seconds": round(concurrent, 2),
+            "per_second": round(rate, 2),
+            "of_cap": round(rate / ideal, 2),
+            "of_n_per_latency": round(rate / (source.max_concurrency / (LATENCY_MS / 1000)), 2),
+            "serial_records": serial_records,
+            "serial_seconds": round(serial, 2),
+            "serial_per_second": round(serial_rate, 2),
+            "serial_of_cap": round(serial_rate / ideal, 2),
+            "serial_of_n_per_latency": round(serial_rate / (source.max_concurrency / (LATENCY_MS / 1000)), 2),
+            "cpu_per_record_s": round(cpu[2] / (records - 1), 3),
+            "cpu_busy": round(cpu[2] / concurrent, 2),
+            "duplicates": len(checked["duplicates"]),
+            "refused": len(world.refused),
+        }
+    finally:
+        sb.stop()
+
+
+def run() -> dict[str, Any]:
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.queues"], check=True, capture_output=True, text=True
+    ).stdout
+    return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+def table(r: dict[str, Any]) -> str:
+    return "\n".join(
+        [
+            "| records of a batch | cap (BatchSize x MaximumConcurrency) | one record alone | records "
+            "| time | records/s | of the cap (cap / one record alone) | of N / 200 ms |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+            f"| side by side | {r['batch_size']} x {r['max_concurrency']} = {r['cap']} | {r['one_record_s']} s "
+            f"| {r['records']} | {r['seconds']} s | {r['per_second']} | **{r['of_cap']}** "
+            f"| {r['of_n_per_latency']} |",
+            f"| one after another (before) | {r['cap']} | {r['one_record_s']} s | {r['serial_records']} "
+            f"| {r['serial_seconds']} s | {r['serial_per_second']} | {r['serial_of_cap']} "
+            f"| {r['serial_of_n_per_latency']} |",
+        ]
+    )
+
+
+if __name__ == "__main__":
+    logging.disable(logging.CRITICAL)
+    with contextlib.redirect_stdout(io.StringIO()):  # the functions' metrics (EMF) go to stdout
+        result = measure()
+    print(table(result))
+    print(json.dumps(result))
