@@ -208,7 +208,7 @@ def step_handler(routes: dict[str, Route]) -> Callable[[dict, LambdaContext], di
     def handler(event: dict, context: LambdaContext) -> dict:
         _, config = idempotency_config()
         config.register_lambda_context(context)
-        current_services()  # built once, before the records' threads share it
+        current_ports()  # built once, before the records' threads share it
         return dict(
             process_partial_response(
                 event=event, record_handler=record_handler, processor=processor, context=context
