@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from illbridge import timings
 from illbridge.announce import AttentionTopic
@@ -17,7 +17,9 @@ from illbridge.reshare.client import ReShareClient
 from illbridge.settings import BridgeSettings, current_settings
 from illbridge.store import BridgeStore
 from illbridge.timeutil import utcnow
-from illbridge.wms.client import WmsClient
+
+if TYPE_CHECKING:  # imported where a WMS client is built: lxml only in functions that speak NCIP
+    from illbridge.wms.client import WmsClient
 
 
 def _fingerprint(config: LibraryConfig) -> str:
@@ -88,10 +90,11 @@ class Services:
     bus: EventBus
     clock: Callable[[], datetime] = utcnow
     topic: AttentionTopic | None = None  # staff's notices (None: none are sent, e.g. in unit tests)
-    _reshare: dict[str, tuple[str, ReShareClient]] = field(default_factory=dict)
-    _wms: dict[str, tuple[str, WmsClient]] = field(default_factory=dict)
+    # library id -> (fingerprint, client, the configuration it was built for)
+    _reshare: dict[str, tuple[str, ReShareClient, LibraryConfig]] = field(default_factory=dict)
+    _wms: dict[str, tuple[str, WmsClient, LibraryConfig]] = field(default_factory=dict)
     reshare_factory: Callable[[LibraryConfig], Any] = lambda config: ReShareClient(config.reshare)
-    wms_factory: Callable[[LibraryConfig], Any] = lambda config: WmsClient(config.wms)
+    wms_factory: Callable[[LibraryConfig], Any] = lambda config: wms_client(None, config)
 
     _webhook_configs: ConfigStore | None = None
     ports: Ports = field(init=False, repr=False, compare=False)
@@ -126,12 +129,19 @@ class Services:
         return self._client(self._wms, config, self.wms_factory)
 
     @staticmethod
-    def _client(cache: dict[str, tuple[str, Any]], config: LibraryConfig, factory: Callable) -> Any:
-        fingerprint = _fingerprint(config)
+    def _client(
+        cache: dict[str, tuple[str, Any, LibraryConfig]], config: LibraryConfig, factory: Callable
+    ) -> Any:
+        """One client per library, built again only when its settings or secrets changed."""
         cached = cache.get(config.library_id)
+        if cached is not None and cached[2] is config:  # the configuration cached since (ConfigStore.get)
+            return cached[1]
+        fingerprint = _fingerprint(config)
         if cached is None or cached[0] != fingerprint:
-            cached = (fingerprint, factory(config))
-            cache[config.library_id] = cached
+            cached = (fingerprint, factory(config), config)
+        else:
+            cached = (fingerprint, cached[1], config)
+        cache[config.library_id] = cached
         return cached[1]
 
     @classmethod
@@ -166,8 +176,13 @@ def reshare_client(settings: BridgeSettings, config: LibraryConfig) -> ReShareCl
     )
 
 
-def wms_client(settings: BridgeSettings, config: LibraryConfig) -> WmsClient:
-    """A library's WMS client; its read timeout (``wms.timeout_seconds``) capped by the function's budget."""
+def wms_client(settings: BridgeSettings | None, config: LibraryConfig) -> WmsClient:
+    """A library's WMS client; its read timeout (``wms.timeout_seconds``) capped by the function's budget
+    (None: the client's own defaults)."""
+    from illbridge.wms.client import WmsClient
+
+    if settings is None:
+        return WmsClient(config.wms)
     read = timings.wms_read_timeout(settings, config.wms.timeout_seconds)
     capped = config.wms.model_copy(update={"timeout_seconds": read})
     return WmsClient(capped, connect_timeout=min(settings.wms_connect_timeout, read))
@@ -177,6 +192,23 @@ def wms_client(settings: BridgeSettings, config: LibraryConfig) -> WmsClient:
 def current_services() -> Services:
     """The services of this function instance, built at the first handler call."""
     return Services.from_settings(current_settings())
+
+
+@lru_cache(maxsize=1)
+def idempotency_layer() -> Any:
+    """Powertools' idempotency persistence of a step function, built at its first record, over a DynamoDB client
+    of the process's one boto3 session, the store's (Powertools would otherwise start a session of its own and
+    load DynamoDB's service model a second time), with the function's timeouts and tries.
+
+    Not the store's own client: that one is the resource's, which turns Python values into DynamoDB's typed
+    ones on every call (boto3's high-level interface), and Powertools sends typed values already.
+    """
+    import boto3
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+    settings = current_settings()
+    client = boto3.client("dynamodb", config=timings.botocore_config(settings))
+    return DynamoDBPersistenceLayer(table_name=settings.idempotency_table_name, boto3_client=client)
 
 
 def current_ports() -> Ports:

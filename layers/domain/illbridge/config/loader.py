@@ -70,17 +70,28 @@ class ConfigStore:
         self.max_age = max_age
         self._ssm = ssm
         self._secrets = secrets
+        # library id -> (settings, secret, config): the validated configuration, kept while the providers
+        # answer with the very same cached values (for max_age, or until their cache is cleared)
+        self._validated: dict[str, tuple[object, object, LibraryConfig]] = {}
+
+    # The providers get their clients from the process's one boto3 session (the one the store, the bus and
+    # the idempotency layer use): left alone, each would start a session of its own and load its botocore data
+    # again, a good part of a cold start's first call (docs/performance.md#cold-start).
 
     @property
     def ssm(self) -> SSMProvider:
         if self._ssm is None:
-            self._ssm = SSMProvider()
+            import boto3
+
+            self._ssm = SSMProvider(boto3_client=boto3.client("ssm"))
         return self._ssm
 
     @property
     def secrets(self) -> SecretsProvider:
         if self._secrets is None:
-            self._secrets = SecretsProvider()
+            import boto3
+
+            self._secrets = SecretsProvider(boto3_client=boto3.client("secretsmanager"))
         return self._secrets
 
     def library_ids(self) -> list[str]:
@@ -96,20 +107,29 @@ class ConfigStore:
         return list(value)
 
     def get(self, library_id: str) -> LibraryConfig:
+        """The library's configuration: read through the providers, which cache the parameter and the secret
+        for ``max_age``; validated once for as long as they answer with the same cached values."""
         settings = self._settings(library_id)
         if self.scope == "webhook":
             secret = self._webhook_secret(library_id)
-            merged = _merge(settings, {**secret, "wskey_secret": ""}, library_id)
         else:
             secret = self._secret(library_id, secret_name(self.prefix, library_id), SECRET_FIELDS)
+        known = self._validated.get(library_id)
+        if known is not None and known[0] is settings and known[1] is secret:
+            return known[2]
+        if self.scope == "webhook":
+            merged = _merge(settings, {**secret, "wskey_secret": ""}, library_id)
+        else:
             merged = _merge(settings, secret, library_id)
         try:
-            return LibraryConfig.model_validate(merged)
+            config = LibraryConfig.model_validate(merged)
         except ValidationError as exc:
             err = exc.errors()[0]
             field = ".".join(str(p) for p in err["loc"])
             more = f" (and {len(exc.errors()) - 1} more problems)" if len(exc.errors()) > 1 else ""
             raise ConfigurationError(f"{err['msg']}{more}", library_id=library_id, field=field) from exc
+        self._validated[library_id] = (settings, secret, config)
+        return config
 
     def all(self) -> list[LibraryConfig]:
         return [self.get(library_id) for library_id in self.library_ids()]

@@ -8,14 +8,16 @@ touches WMS and the webhook reads only the webhook secrets.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from illbridge.announce import Publisher
 from illbridge.bus import EventBus
 from illbridge.config import ConfigStore, LibraryConfig
 from illbridge.reshare.client import ReShareClient
 from illbridge.store import BridgeStore
-from illbridge.wms.client import WmsClient
+
+if TYPE_CHECKING:  # the poller and the webhook never speak NCIP: no lxml for them
+    from illbridge.wms.client import WmsClient
 
 
 class Outbox(Protocol):

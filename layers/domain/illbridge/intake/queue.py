@@ -41,8 +41,7 @@ from pydantic import BaseModel, ValidationError
 from illbridge.errors import BadInput, BridgeError, StepDeferred
 from illbridge.models import ReShareRequestChanged, WmsItemCheckedIn
 from illbridge.observability import OUTAGE_METRIC, logger, metrics
-from illbridge.settings import current_settings
-from illbridge.wiring import current_ports
+from illbridge.wiring import current_ports, idempotency_layer
 from illbridge.workflow.engine import MAX_DELAY_SECONDS, StepResult, retry_delay
 from illbridge.workflow.ports import StepPorts
 
@@ -65,9 +64,8 @@ def read_event(body: str) -> tuple[str, BaseModel]:
 
 @lru_cache(maxsize=1)
 def idempotency_config() -> tuple[DynamoDBPersistenceLayer, IdempotencyConfig]:
-    settings = current_settings()
     return (
-        DynamoDBPersistenceLayer(table_name=settings.idempotency_table_name),
+        idempotency_layer(),
         IdempotencyConfig(expires_after_seconds=3600, raise_on_no_idempotency_key=True),
     )
 
