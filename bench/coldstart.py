@@ -47,17 +47,9 @@ boto3.client("dynamodb")
 print(time.time() - float(sys.argv[1]))
 """
 
-# argv: spawn time, code dir, layer dirs (os.pathsep-joined), handler, event file, function name, timeout
-FUNCTION = """
-import json, os, sys, time, uuid
-spawned, code_dir, layers, handler, event_file, name, timeout = sys.argv[1:8]
-sys.path[:0] = [code_dir, *layers.split(os.pathsep)]
-module_name, _, attribute = handler.rpartition(".")
-module = __import__(module_name)
-ready = time.time() - float(spawned)
-handle = getattr(module, attribute)
-event = json.loads(open(event_file).read())
-
+# Lambda's context object for a handler run in a plain interpreter: the script defines ``name`` (the
+# function's) and ``timeout`` (seconds) first, and imports json, time and uuid
+CONTEXT = """
 
 class Context:
     function_name = name
@@ -74,6 +66,22 @@ class Context:
     def get_remaining_time_in_millis(self):
         return int((self._deadline - time.monotonic()) * 1000)
 
+"""
+
+# argv: spawn time, code dir, layer dirs (os.pathsep-joined), handler, event file, function name, timeout
+FUNCTION = (
+    """
+import json, os, sys, time, uuid
+spawned, code_dir, layers, handler, event_file, name, timeout = sys.argv[1:8]
+sys.path[:0] = [code_dir, *layers.split(os.pathsep)]
+module_name, _, attribute = handler.rpartition(".")
+module = __import__(module_name)
+ready = time.time() - float(spawned)
+handle = getattr(module, attribute)
+event = json.loads(open(event_file).read())
+"""
+    + CONTEXT
+    + """
 
 def invoke():
     started = time.perf_counter()
@@ -88,6 +96,7 @@ first = invoke()
 warm = sorted(invoke() for _ in range(3))[1]
 print(json.dumps({"init": ready, "first": first, "warm": warm, "modules": len(sys.modules)}))
 """
+)
 
 
 def _spawn(script: str, *args: str, env: dict[str, str] | None = None) -> str:

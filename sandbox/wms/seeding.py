@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -67,18 +68,7 @@ class SeedingState(CirculationState):
                 {"barcode": "ILL-DEFAULT", "expires": "2030-12-31", "borrower_category": "ILL"},
                 {"barcode": "ILL-EXPIRED", "expires": "2021-12-31", "borrower_category": "ILL"},
             ]
-            for patron in east:
-                self.upsert_patron(registry_id="128807", home_branch="128807", **patron)
-            for n in range(1, 11):
-                self.upsert_item(
-                    registry_id="128807",
-                    barcode=f"EAST-ITEM-{n:04d}",
-                    branch="128807",
-                    collection_type=CIRCULATING,
-                    call_number=f"QA76.{n} .E37 2020",
-                    title=f"East Demo Book {n}",
-                    author="Demo, East",
-                )
+            self._seed_library("128807", east, "East", lambda n: f"QA76.{n} .E37 2020")
             self.upsert_item(
                 registry_id="128807",
                 barcode="EAST-REF-0001",
@@ -119,18 +109,24 @@ class SeedingState(CirculationState):
                 },
                 {"barcode": "ILL-DEFAULT", "expires": "2030-12-31", "borrower_category": "ILL"},
             ]
-            for patron in west:
-                self.upsert_patron(registry_id="262626", home_branch="262626", **patron)
-            for n in range(1, 11):
-                self.upsert_item(
-                    registry_id="262626",
-                    barcode=f"WEST-ITEM-{n:04d}",
-                    branch="262626",
-                    collection_type=CIRCULATING,
-                    call_number=f"PS35{n:02d} .W47 2019",
-                    title=f"West Demo Book {n}",
-                    author="Demo, West",
-                )
+            self._seed_library("262626", west, "West", lambda n: f"PS35{n:02d} .W47 2019")
+
+    def _seed_library(
+        self, registry_id: str, patrons: list[dict[str, Any]], name: str, call_number: Callable[[int], str]
+    ) -> None:
+        """A demo library's patrons (at its main branch) and its ten circulating books, ``<NAME>-ITEM-0001``..."""
+        for patron in patrons:
+            self.upsert_patron(registry_id=registry_id, home_branch=registry_id, **patron)
+        for n in range(1, 11):
+            self.upsert_item(
+                registry_id=registry_id,
+                barcode=f"{name.upper()}-ITEM-{n:04d}",
+                branch=registry_id,
+                collection_type=CIRCULATING,
+                call_number=call_number(n),
+                title=f"{name} Demo Book {n}",
+                author=f"Demo, {name}",
+            )
 
     def seed_oclc_samples(self, *, patron: bool = True, item: bool = True) -> Institution:
         """(Re)create an institution matching OCLC's CircILL sample messages, so they run unmodified: registry

@@ -29,6 +29,28 @@ def attention_for(tenant: str, request_id: str) -> list[Any]:
     return [a for a in current_services().store.list_attention(tenant) if a.request_id == request_id]
 
 
+def west_ships_and_east_receives(
+    sb: Sandbox, east: Library, west: Library, hrid: str, borrower_id: str, item: str
+) -> Any:
+    """West, the next lender in the rota, fills east's request and ships ``item``; east receives it. The id of
+    west's copy of the request."""
+    [west_copy] = [
+        r
+        for r in sim(sb, "reshare", "GET", "requests?tenant=west")
+        if r["hrid"] == hrid and not r["isRequester"]
+    ]
+    west.act(west_copy["id"], "supplierPrintPullSlip")
+    west.act(
+        west_copy["id"],
+        "supplierCheckInToReshareAndSupplierMarkShipped",
+        {"itemBarcodes": [{"itemId": item}]},
+    )
+    settle(sb)
+    east.act(borrower_id, "requesterReceived")
+    settle(sb)
+    return west_copy["id"]
+
+
 @pytest.mark.parametrize(
     ("action", "final"), [("fillLocally", "REQ_FILLED_LOCALLY"), ("cancelLocal", "REQ_CANCELLED")]
 )
@@ -93,25 +115,12 @@ def test_a_lender_that_cannot_supply_hands_over_to_the_next_and_the_loan_ends_ri
     assert current_services().store.get_step("east", borrower_id, StepName.REQUEST_CLOSED) is None
 
     # When west fills and ships, east receives, the patron returns it and it goes back, and west completes
-    [west_copy] = [
-        r
-        for r in sim(sb, "reshare", "GET", "requests?tenant=west")
-        if r["hrid"] == hrid and not r["isRequester"]
-    ]
-    west.act(west_copy["id"], "supplierPrintPullSlip")
-    west.act(
-        west_copy["id"],
-        "supplierCheckInToReshareAndSupplierMarkShipped",
-        {"itemBarcodes": [{"itemId": item}]},
-    )
-    settle(sb)
-    east.act(borrower_id, "requesterReceived")
-    settle(sb)
+    west_copy = west_ships_and_east_receives(sb, east, west, hrid, borrower_id, item)
     mapping = mapping_of(borrower_id)
     assert mapping is not None and mapping.open and [i.barcode for i in mapping.items] == [hrid]
     east.act(borrower_id, "patronReturnedItemAndShippedReturn")
     settle(sb)
-    west.act(west_copy["id"], "supplierCheckOutOfReshare")
+    west.act(west_copy, "supplierCheckOutOfReshare")
     settle(sb)
 
     # Then the borrower's request is complete and its mapping closed (the earlier REQ_UNFILLED did not use
@@ -120,7 +129,7 @@ def test_a_lender_that_cannot_supply_hands_over_to_the_next_and_the_loan_ends_ri
     mapping = mapping_of(borrower_id)
     assert mapping is not None and not mapping.open and all(i.checked_in for i in mapping.items)
     assert sim(sb, "wms", "GET", f"items/{item}?registry_id=262626")["status"] == "Available"
-    assert attention_for("east", borrower_id) == [] and attention_for("west", west_copy["id"]) == []
+    assert attention_for("east", borrower_id) == [] and attention_for("west", west_copy) == []
 
 
 def webhook(sb: Sandbox, library: str, tenant: str, request_id: str, state: str) -> dict[str, Any]:
@@ -278,31 +287,18 @@ def test_conditions_rejected_cancel_with_the_lender_and_continue_with_the_next_o
     assert closed_step("east", borrower_id) is None
 
     # When west lends it, east receives, the patron returns it, and west completes
-    [west_copy] = [
-        r
-        for r in sim(sb, "reshare", "GET", "requests?tenant=west")
-        if r["hrid"] == hrid and not r["isRequester"]
-    ]
-    west.act(west_copy["id"], "supplierPrintPullSlip")
-    west.act(
-        west_copy["id"],
-        "supplierCheckInToReshareAndSupplierMarkShipped",
-        {"itemBarcodes": [{"itemId": item}]},
-    )
-    settle(sb)
-    east.act(borrower_id, "requesterReceived")
-    settle(sb)
+    west_copy = west_ships_and_east_receives(sb, east, west, hrid, borrower_id, item)
     east.act(borrower_id, "patronReturnedItemAndShippedReturn")
     settle(sb)
-    west.act(west_copy["id"], "supplierCheckOutOfReshare")
+    west.act(west_copy, "supplierCheckOutOfReshare")
     settle(sb)
     # Then the loan ended right in both systems, and nothing waits for staff
     assert east.state(borrower_id) == "REQ_REQUEST_COMPLETE"
-    assert west.state(west_copy["id"]) == "RES_COMPLETE"
+    assert west.state(west_copy) == "RES_COMPLETE"
     mapping = mapping_of(borrower_id)
     assert mapping is not None and not mapping.open and all(i.checked_in for i in mapping.items)
     assert sim(sb, "wms", "GET", f"items/{item}?registry_id=262626")["status"] == "Available"
-    assert attention_for("east", borrower_id) == [] and attention_for("west", west_copy["id"]) == []
+    assert attention_for("east", borrower_id) == [] and attention_for("west", west_copy) == []
 
 
 def test_a_rerequest_at_end_of_rota_reviews_it_and_the_new_request_lives_on_its_own(sandbox: Sandbox) -> None:

@@ -280,6 +280,29 @@ def test_checkin_of_held_temp_item_keeps_hold(sandbox: Sandbox) -> None:
     no_attention(pair)
 
 
+def on_the_hold_shelf(sb: Sandbox, item: str) -> tuple[Any, Any, Any]:
+    """East borrows ``item`` from west, receives it, and its temp item waits on east's hold shelf (checked in at
+    the pickup branch, never picked up): east, the borrower request's id, its hrid (the temp item)."""
+    pair = sim(
+        sb,
+        "reshare",
+        "POST",
+        "requests",
+        borrower_tenant="east",
+        lender_tenant="west",
+        title="Never picked up",
+        patron_barcode="EAST-P-0001",
+        pickup_location_slug="east-main",
+        volumes=[{"item_barcode": item}],
+        lender_state="RES_AWAIT_PICKING",
+        due_date=DUE.isoformat(),
+    )
+    east, _ = ship_and_receive(sb, pair, [item])
+    borrower_id, hrid = pair["borrower"]["id"], pair["hrid"]
+    sim(sb, "wms", "POST", "checkin", barcode=hrid, branch=EAST, registry_id=EAST)  # on the hold shelf
+    return east, borrower_id, hrid
+
+
 @pytest.mark.parametrize("value", ["cancels_hold", "keeps_hold"])
 def test_checkin_of_held_temp_item_when_a_request_closes_before_pickup(sandbox: Sandbox, value: str) -> None:
     """The life this switch can change: a temp item on the hold shelf when the borrower request closes."""
@@ -287,23 +310,7 @@ def test_checkin_of_held_temp_item_when_a_request_closes_before_pickup(sandbox: 
     item = f"MX-{uuid.uuid4().hex[:6].upper()}-0001"
     sim(sb, "wms", "POST", "items", registry_id=WEST, barcode=item, branch=WEST, title="Matrix")
     with wms_options(sb, checkin_of_held_temp_item=value):
-        pair = sim(
-            sb,
-            "reshare",
-            "POST",
-            "requests",
-            borrower_tenant="east",
-            lender_tenant="west",
-            title="Never picked up",
-            patron_barcode="EAST-P-0001",
-            pickup_location_slug="east-main",
-            volumes=[{"item_barcode": item}],
-            lender_state="RES_AWAIT_PICKING",
-            due_date=DUE.isoformat(),
-        )
-        east, _ = ship_and_receive(sb, pair, [item])
-        borrower_id, hrid = pair["borrower"]["id"], pair["hrid"]
-        sim(sb, "wms", "POST", "checkin", barcode=hrid, branch=EAST, registry_id=EAST)  # on the hold shelf
+        east, borrower_id, hrid = on_the_hold_shelf(sb, item)
         east.act(borrower_id, "manualClose", {"terminalState": "REQ_CANCELLED"})
         settle(sb)
     [hold] = [h for h in sim(sb, "wms", "GET", f"holds?registry_id={EAST}") if h["item_barcode"] == hrid]
@@ -341,23 +348,7 @@ def test_a_hold_wms_will_not_cancel_goes_to_staff(sandbox: Sandbox) -> None:
     item = f"MX-{uuid.uuid4().hex[:6].upper()}-0001"
     sim(sb, "wms", "POST", "items", registry_id=WEST, barcode=item, branch=WEST, title="Matrix")
     with wms_options(sb, checkin_of_held_temp_item="keeps_hold"):
-        pair = sim(
-            sb,
-            "reshare",
-            "POST",
-            "requests",
-            borrower_tenant="east",
-            lender_tenant="west",
-            title="Never picked up",
-            patron_barcode="EAST-P-0001",
-            pickup_location_slug="east-main",
-            volumes=[{"item_barcode": item}],
-            lender_state="RES_AWAIT_PICKING",
-            due_date=DUE.isoformat(),
-        )
-        east, _ = ship_and_receive(sb, pair, [item])
-        borrower_id, hrid = pair["borrower"]["id"], pair["hrid"]
-        sim(sb, "wms", "POST", "checkin", barcode=hrid, branch=EAST, registry_id=EAST)  # on the hold shelf
+        east, borrower_id, hrid = on_the_hold_shelf(sb, item)
         sim(
             sb,
             "wms",

@@ -21,14 +21,17 @@ from typing import Any
 
 import pytest
 
+from bench.coldstart import CONTEXT
 from sandbox import events
 from sandbox.runtime import Sandbox
 from sandbox.runtime.functions import layer_dirs
 
 # argv: code dir, layer dirs (os.pathsep-joined), handler, event file ("" = import only), function name
-SCRIPT = """
-import json, os, sys, uuid
+SCRIPT = (
+    """
+import json, os, sys, time, uuid
 code_dir, layers, handler, event_file, name = sys.argv[1:6]
+timeout = 60
 sys.path[:0] = [code_dir, *layers.split(os.pathsep)]
 import botocore.session
 
@@ -50,19 +53,9 @@ runs = []
 if event_file:
     handle = getattr(module, attribute)
     event = json.loads(open(event_file).read())
-
-    class Context:
-        function_name = name
-        function_version = "$LATEST"
-        invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:" + name
-        memory_limit_in_mb = "256"
-        log_group_name = "/aws/lambda/" + name
-        log_stream_name = "test"
-        aws_request_id = str(uuid.uuid4())
-
-        def get_remaining_time_in_millis(self):
-            return 60000
-
+"""
+    + CONTEXT.replace("\n", "\n    ")
+    + """
     for _ in range(2):
         before = len(made)
         try:
@@ -72,6 +65,7 @@ if event_file:
         runs.append(made[before:])
 print(json.dumps({"heavy": heavy, "at_import": at_import, "runs": runs}))
 """
+)
 
 FUNCTIONS = {
     "ReSharePollerFunction": "reshare_poller/scheduled.json",

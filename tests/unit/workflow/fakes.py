@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from illbridge.config import LibraryConfig
-from illbridge.errors import StaleMapping, StepAlreadyClaimed, StepAlreadyDone, UnknownLibrary
+from illbridge.errors import StaleMapping, StepAlreadyClaimed, UnknownLibrary
 from illbridge.models import (
     AttentionItem,
     HistoryEntry,
@@ -27,6 +27,7 @@ from illbridge.models import (
     StepStatus,
 )
 from illbridge.settings import BridgeSettings
+from illbridge.store.steps import is_reclaim
 from illbridge.wms.messages import AcceptItem, CancelRequestItem, CheckInItem, CheckOutItem
 from illbridge.wms.ncip import (
     AcceptItemResult,
@@ -97,14 +98,10 @@ class FakeStore:
         self.faults.enter("claim_step", step=step)
         now = self.clock()
         current = self.steps.get((tenant, request_id, step))
-        reclaim = False
-        if current is not None:
-            if current.status.is_final or (current.status == StepStatus.FAILED and not force):
-                raise StepAlreadyDone(f"{step} is {current.status}")
-            if current.status == StepStatus.IN_PROGRESS:
-                if current.lease_until is not None and current.lease_until >= now:
-                    raise StepAlreadyClaimed(f"{step} is in progress")
-                reclaim = True
+        where = f"{step.value} of {tenant}/{request_id}"
+        reclaim = current is not None and is_reclaim(
+            current, now, force=force, where=where
+        )  # the store's rule
         record = StepRecord(
             step=step,
             status=StepStatus.IN_PROGRESS,

@@ -293,6 +293,21 @@ class DynamoTable:
         with _dynamodb(operation):
             self._client.transact_write_items(TransactItems=actions)  # type: ignore[arg-type]
 
+    def _put_with(self, operation: str, put: dict[str, Any], others: list[dict[str, Any]]) -> None:
+        """One conditional put and the writes that belong with it (one transaction when there are any; a plain
+        PutItem when there are none). The put's condition false -> ``_ConditionFailed``; a transaction
+        cancelled for another reason -> the bridge's error (``_Cancelled.as_error``)."""
+        try:
+            if others:
+                self._transact(operation, [{"Put": put}, *others])
+            else:
+                with _dynamodb("PutItem"):
+                    self._table.put_item(**put)
+        except _Cancelled as exc:
+            if not exc.condition_failed_first:
+                raise exc.as_error() from exc
+            raise _ConditionFailed(None) from exc
+
     def _update_if(
         self, key: dict[str, str], expr: _Expression, condition: str, **options: Any
     ) -> dict[str, Any]:

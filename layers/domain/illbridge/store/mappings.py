@@ -11,10 +11,8 @@ from illbridge.models.mapping import Mapping
 from illbridge.store import keys
 from illbridge.store.dynamo import (
     DynamoTable,
-    _Cancelled,
     _ConditionFailed,
     _decode,
-    _dynamodb,
     _encode,
     _Expression,
 )
@@ -35,14 +33,8 @@ class MappingRecords(DynamoTable):
         }
         items = [self._item_put(pk, mapping, barcode) for barcode in _barcodes(mapping)]
         try:
-            if items:
-                self._transact("create_mapping", [{"Put": put}, *items])
-            else:
-                with _dynamodb("PutItem"):
-                    self._table.put_item(**put)  # type: ignore[arg-type]
-        except (_ConditionFailed, _Cancelled) as exc:
-            if isinstance(exc, _Cancelled) and not exc.condition_failed_first:
-                raise exc.as_error() from exc
+            self._put_with("create_mapping", put, items)
+        except _ConditionFailed as exc:
             existing = self.get_mapping(mapping.tenant, mapping.request_id)
             if existing is None:  # deleted in between: nothing sensible to return
                 raise StaleMapping(f"mapping {mapping.tenant}/{mapping.request_id} vanished") from exc
@@ -87,14 +79,8 @@ class MappingRecords(DynamoTable):
             if sk not in wanted
         ]
         try:
-            if changes:
-                self._transact("save_mapping", [{"Put": put}, *changes])
-            else:
-                with _dynamodb("PutItem"):
-                    self._table.put_item(**put)  # type: ignore[arg-type]
-        except (_ConditionFailed, _Cancelled) as exc:
-            if isinstance(exc, _Cancelled) and not exc.condition_failed_first:
-                raise exc.as_error() from exc
+            self._put_with("save_mapping", put, changes)
+        except _ConditionFailed as exc:
             current = self.get_mapping(tenant, request_id)
             stored = "absent" if current is None else f"at version {current.version}"
             raise StaleMapping(

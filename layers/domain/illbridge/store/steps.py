@@ -21,6 +21,22 @@ from illbridge.store.dynamo import (
 _CLAIM_ROUNDS = 5  # a claim that loses this many races in a row reports the step as claimed
 
 
+def is_reclaim(record: StepRecord, now: datetime, *, force: bool, where: str) -> bool:
+    """The claim rule for a step that has a record: done (SUCCEEDED, SKIPPED, or FAILED unless ``force``) ->
+    ``StepAlreadyDone``; IN_PROGRESS under a live lease -> ``StepAlreadyClaimed``; True: IN_PROGRESS whose
+    lease ran out (a re-claim: the engine verifies before re-sending); False: claimable (RETRYABLE, or FAILED
+    with ``force``). The step-rule unit tests' fake store claims by the same rule."""
+    if record.status.is_final or (record.status == StepStatus.FAILED and not force):
+        raise StepAlreadyDone(f"{where} is {record.status.value} (attempt {record.attempt})")
+    if record.status != StepStatus.IN_PROGRESS:
+        return False
+    if record.lease_until is not None and record.lease_until >= now:
+        raise StepAlreadyClaimed(
+            f"{where} is in progress (attempt {record.attempt}, lease until {keys.timestamp(record.lease_until)})"
+        )
+    return True
+
+
 class StepRecords(DynamoTable):
     def claim_step(
         self,
@@ -53,16 +69,8 @@ class StepRecords(DynamoTable):
             if current is None:
                 continue  # deleted since: try again
             record = _step_from_row(current)
-            where = f"{_name(step)} of {tenant}/{request_id}"
-            if record.status.is_final or (record.status == StepStatus.FAILED and not force):
-                raise StepAlreadyDone(f"{where} is {record.status.value} (attempt {record.attempt})")
-            if record.status != StepStatus.IN_PROGRESS:
+            if not is_reclaim(record, now, force=force, where=f"{_name(step)} of {tenant}/{request_id}"):
                 continue  # became claimable since the write was refused
-            if record.lease_until is not None and record.lease_until >= now:
-                raise StepAlreadyClaimed(
-                    f"{where} is in progress (attempt {record.attempt}, lease until "
-                    f"{keys.timestamp(record.lease_until)})"
-                )
             expr = _Expression()
             lease = expr.n("lease_until")
             condition = (
