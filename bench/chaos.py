@@ -580,18 +580,21 @@ or replaces its row. Time is wall-clock on a shared machine (loose)."""
 
 
 def section(current: str, row: str | None = None) -> str:
-    """The chaos section of bench/RESULTS.md: the rows already there (``current``'s), ``row`` added or put in
-    place of the row of the same seed and size."""
+    """The chaos section of bench/RESULTS.md, the file's last generated section: the rows already there
+    (``current``'s), ``row`` added or put in place of the row of the same seed and size, then whatever
+    ``current`` has after the rows (notes on the runs, sections written by hand) kept as it is."""
     rows: list[str] = []
+    tail = "\n"
     if SECTION_START in current and SECTION_END in current:
-        body = current.split(SECTION_START, 1)[1].split(SECTION_END, 1)[0]
+        body, after = current.split(SECTION_START, 1)[1].split(SECTION_END, 1)
         rows = [line for line in body.splitlines() if line.startswith("| ") and line[2:3].isdigit()]
+        tail = after if after.startswith("\n") else "\n" + after
     if row is not None:
         key = row.split("|")[1:3]
         key = [key[0].strip(), key[1].split("(")[0].strip()]
         rows = [r for r in rows if [r.split("|")[1].strip(), r.split("|")[2].split("(")[0].strip()] != key]
         rows.append(row)
-    return f"\n{SECTION_INTRO}\n\n{SECTION_START}\n{HEADER}\n" + "\n".join(rows) + f"\n{SECTION_END}\n"
+    return f"\n{SECTION_INTRO}\n\n{SECTION_START}\n{HEADER}\n" + "\n".join(rows) + f"\n{SECTION_END}" + tail
 
 
 def main(argv: list[str] | None = None, results: Any = None) -> int:
