@@ -100,19 +100,10 @@ def life(sb: Sandbox, *, order: str, volumes: int, expect_unnoticed: bool = Fals
     items = [f"MX-{tag}-{n:04d}" for n in range(1, volumes + 1)]
     for barcode in items:
         sim(sb, "wms", "POST", "items", registry_id=WEST, barcode=barcode, branch=WEST, title="Matrix")
-    pair = sim(
+    pair = borrowed_from_west(
         sb,
-        "reshare",
-        "POST",
-        "requests",
-        borrower_tenant="east",
-        lender_tenant="west",
-        title="The Name of the Rose",
-        patron_barcode="EAST-P-0001",
-        pickup_location_slug="east-main",
-        volumes=[{"item_barcode": b, "call_number": f"QA76 .M{n}"} for n, b in enumerate(items)],
-        lender_state="RES_AWAIT_PICKING",
-        due_date=DUE.isoformat(),
+        "The Name of the Rose",
+        [{"item_barcode": b, "call_number": f"QA76 .M{n}"} for n, b in enumerate(items)],
     )
     borrower_id, lender_id, hrid = pair["borrower"]["id"], pair["lender"]["id"], pair["hrid"]
     east, west = ship_and_receive(sb, pair, items)
@@ -280,23 +271,29 @@ def test_checkin_of_held_temp_item_keeps_hold(sandbox: Sandbox) -> None:
     no_attention(pair)
 
 
-def on_the_hold_shelf(sb: Sandbox, item: str) -> tuple[Any, Any, Any]:
-    """East borrows ``item`` from west, receives it, and its temp item waits on east's hold shelf (checked in at
-    the pickup branch, never picked up): east, the borrower request's id, its hrid (the temp item)."""
-    pair = sim(
+def borrowed_from_west(sb: Sandbox, title: str, volumes: list[dict[str, Any]]) -> Any:
+    """A request pair in the ReShare simulator: EAST-P-0001 borrows ``volumes`` from west (pickup east-main),
+    the lender awaiting picking."""
+    return sim(
         sb,
         "reshare",
         "POST",
         "requests",
         borrower_tenant="east",
         lender_tenant="west",
-        title="Never picked up",
+        title=title,
         patron_barcode="EAST-P-0001",
         pickup_location_slug="east-main",
-        volumes=[{"item_barcode": item}],
+        volumes=volumes,
         lender_state="RES_AWAIT_PICKING",
         due_date=DUE.isoformat(),
     )
+
+
+def on_the_hold_shelf(sb: Sandbox, item: str) -> tuple[Any, Any, Any]:
+    """East borrows ``item`` from west, receives it, and its temp item waits on east's hold shelf (checked in at
+    the pickup branch, never picked up): east, the borrower request's id, its hrid (the temp item)."""
+    pair = borrowed_from_west(sb, "Never picked up", [{"item_barcode": item}])
     east, _ = ship_and_receive(sb, pair, [item])
     borrower_id, hrid = pair["borrower"]["id"], pair["hrid"]
     sim(sb, "wms", "POST", "checkin", barcode=hrid, branch=EAST, registry_id=EAST)  # on the hold shelf
@@ -413,20 +410,7 @@ def test_expired_account_when_mandated(sandbox: Sandbox, value: str) -> None:
         tag = uuid.uuid4().hex[:6].upper()
         item_barcode = f"MX-{tag}-0001"
         sim(sb, "wms", "POST", "items", registry_id=WEST, barcode=item_barcode, branch=WEST, title="Matrix")
-        pair = sim(
-            sb,
-            "reshare",
-            "POST",
-            "requests",
-            borrower_tenant="east",
-            lender_tenant="west",
-            title="Expired account",
-            patron_barcode="EAST-P-0001",
-            pickup_location_slug="east-main",
-            volumes=[{"item_barcode": item_barcode}],
-            lender_state="RES_AWAIT_PICKING",
-            due_date=DUE.isoformat(),
-        )
+        pair = borrowed_from_west(sb, "Expired account", [{"item_barcode": item_barcode}])
         ship_and_receive(sb, pair, [item_barcode])
     # WMS refused the checkout (expired account): nothing is on loan, and staff are told on the lending side
     lender_id = pair["lender"]["id"]

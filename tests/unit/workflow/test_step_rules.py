@@ -122,6 +122,12 @@ def run(world: World, function: str, event: Any) -> Any:
     return routes(function)[event.DETAIL_TYPE](world.services, event)
 
 
+def changed(world: World, function: str, request: PatronRequest) -> Any:
+    """ReShare now holds ``request`` as it stands, and its change reaches ``function``: the step's result."""
+    world.reshare.requests[request.id] = request
+    return run(world, function, change(request))
+
+
 def step_status(world: World, request_id: str, step: StepName) -> StepStatus | None:
     record = world.store.get_step("east", request_id, step)
     return record.status if record else None
@@ -131,9 +137,7 @@ def step_status(world: World, request_id: str, step: StepName) -> StepStatus | N
 
 
 def received(world: World, request: PatronRequest | None = None) -> Any:
-    request = request or borrower_request()
-    world.reshare.requests[request.id] = request
-    return run(world, "borrow_received", change(request))
+    return changed(world, "borrow_received", request or borrower_request())
 
 
 def test_received_creates_a_temp_item_and_hold_and_records_the_mapping(world: World) -> None:
@@ -284,10 +288,22 @@ def test_two_volumes_get_one_temp_item_each(world: World) -> None:
 # --- borrow_returned (ReShare first) ----------------------------------------------------------------------
 
 
+def received_mapping(**fields: Any) -> Mapping:
+    """East's mapping of borrower request b-1 (EAST-1) as the received step starts it."""
+    return Mapping(
+        library_id="east",
+        tenant="east",
+        request_id="b-1",
+        hrid="EAST-1",
+        side=Side.BORROWING,
+        registry_id="128807",
+        reshare_state="REQ_CHECKED_IN",
+        **fields,
+    )
+
+
 def returned(world: World, state: str = "REQ_SHIPPED_TO_SUPPLIER") -> Any:
-    request = borrower_request(state)
-    world.reshare.requests[request.id] = request
-    return run(world, "borrow_returned", change(request))
+    return changed(world, "borrow_returned", borrower_request(state))
 
 
 def test_returned_checks_the_temp_item_in_and_resolves_a_wms_first_attention_item(world: World) -> None:
@@ -314,15 +330,7 @@ def test_returned_checks_the_temp_item_in_and_resolves_a_wms_first_attention_ite
 
 
 def test_returned_waits_for_a_received_step_still_running(world: World) -> None:
-    world.store.mappings[("east", "b-1")] = Mapping(
-        library_id="east",
-        tenant="east",
-        request_id="b-1",
-        hrid="EAST-1",
-        side=Side.BORROWING,
-        registry_id="128807",
-        reshare_state="REQ_CHECKED_IN",
-    )
+    world.store.mappings[("east", "b-1")] = received_mapping()
     world.store.set_step("east", "b-1", StepName.BORROW_RECEIVED, StepStatus.RETRYABLE)
     with pytest.raises(StepDeferred):
         returned(world)
@@ -337,16 +345,7 @@ def test_returned_before_the_bridge_saw_it_received_has_nothing_to_wait_for(worl
 
 def test_returned_with_nothing_created_checks_nothing_in(world: World) -> None:
     world.store.set_step("east", "b-1", StepName.BORROW_RECEIVED, StepStatus.SKIPPED)
-    world.store.mappings[("east", "b-1")] = Mapping(
-        library_id="east",
-        tenant="east",
-        request_id="b-1",
-        hrid="EAST-1",
-        side=Side.BORROWING,
-        registry_id="128807",
-        reshare_state="REQ_CHECKED_IN",
-        items=[MappedItem(barcode="EAST-1")],
-    )
+    world.store.mappings[("east", "b-1")] = received_mapping(items=[MappedItem(barcode="EAST-1")])
     assert returned(world).detail == {"checked_in": []}
     assert world.wms.checked_in == []
 
@@ -450,9 +449,7 @@ def test_a_rejected_reshare_action_goes_to_staff(world: World) -> None:
 
 
 def shipped(world: World, request: PatronRequest | None = None) -> Any:
-    request = request or lender_request()
-    world.reshare.requests[request.id] = request
-    return run(world, "lend_shipped", change(request))
+    return changed(world, "lend_shipped", request or lender_request())
 
 
 def test_shipped_checks_the_item_out_to_the_partners_account_with_reshares_due_date(world: World) -> None:
@@ -528,9 +525,7 @@ def test_after_an_unknown_check_out_that_did_not_apply_it_is_sent_again(world: W
 
 
 def completed(world: World) -> Any:
-    request = lender_request("RES_COMPLETE")
-    world.reshare.requests[request.id] = request
-    return run(world, "lend_returned", change(request))
+    return changed(world, "lend_returned", lender_request("RES_COMPLETE"))
 
 
 def test_complete_checks_the_lent_item_in_and_closes_the_mapping(world: World) -> None:
@@ -591,8 +586,7 @@ def test_a_busy_reshare_is_waited_out(world: World) -> None:
 
 
 def closed(world: World, request: PatronRequest) -> Any:
-    world.reshare.requests[request.id] = request
-    return run(world, "request_closed", change(request))
+    return changed(world, "request_closed", request)
 
 
 def test_a_cancelled_borrowing_request_checks_its_temp_item_in_and_closes(world: World) -> None:
