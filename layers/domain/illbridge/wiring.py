@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from illbridge import timings
 from illbridge.announce import AttentionTopic
@@ -196,19 +196,16 @@ def current_services() -> Services:
 
 @lru_cache(maxsize=1)
 def idempotency_layer() -> Any:
-    """Powertools' idempotency persistence of a step function, built at its first record, over a DynamoDB client
-    of the process's one boto3 session, the store's (Powertools would otherwise start a session of its own and
-    load DynamoDB's service model a second time), with the function's timeouts and tries.
-
-    Not the store's own client: that one is the resource's, which turns Python values into DynamoDB's typed
-    ones on every call (boto3's high-level interface), and Powertools sends typed values already.
-    """
-    import boto3
+    """Powertools' idempotency persistence of a step function, built at its first record, over the store's own
+    DynamoDB client (``BridgeStore.typed_client``: the function's timeouts and tries, one client for the process;
+    left alone, Powertools would start a boto3 session of its own and load DynamoDB's model a second time)."""
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
-    settings = current_settings()
-    client = boto3.client("dynamodb", config=timings.botocore_config(settings))
-    return DynamoDBPersistenceLayer(table_name=settings.idempotency_table_name, boto3_client=client)
+    services = current_services()
+    return DynamoDBPersistenceLayer(
+        table_name=services.settings.idempotency_table_name,
+        boto3_client=cast(Any, services.store.typed_client()),  # a plain client's calls (TypedCalls)
+    )
 
 
 def current_ports() -> Ports:

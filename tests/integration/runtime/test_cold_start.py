@@ -5,8 +5,8 @@ the layer on its path and its own environment from the template, counting the bo
 - importing a handler creates no client (everything is built at the first call) and loads lxml only where
   NCIP is spoken (not in the ReShare poller nor the webhook);
 - two invocations build each client once, all from the one boto3 session (so each service's model is loaded
-  once): the second creates none; the store and Powertools' idempotency layer get a DynamoDB client each
-  from that session (two, not one: see ``wiring.idempotency_layer``).
+  once): the second creates none; the store and Powertools' idempotency layer share one DynamoDB client
+  (``wiring.idempotency_layer``).
 """
 
 from __future__ import annotations
@@ -75,7 +75,6 @@ FUNCTIONS = {
     "LendShippedFunction": "lend_shipped/item-shipped.json",
 }
 NO_NCIP = {"ReSharePollerFunction", "WebhookFunction"}
-STEPS = {"BorrowReceivedFunction", "LendShippedFunction"}
 
 
 def start(sb: Sandbox, logical_id: str, event_file: Path | None) -> dict[str, Any]:
@@ -126,6 +125,6 @@ def test_two_invocations_build_each_client_once(sb: Sandbox, logical_id: str, tm
     assert len({session for _, session in first}) == 1, first  # one boto3 session: models loaded once
     built = Counter(service for service, _ in first)
     assert built["ssm"] <= 1 and built["secretsmanager"] <= 1
-    # the store's DynamoDB client, and in a step function Powertools' idempotency one (same session)
-    assert built["dynamodb"] == (2 if logical_id in STEPS else 1), first
-    assert all(count == 1 for service, count in built.items() if service != "dynamodb"), first
+    # one DynamoDB client, the store's, in a step function Powertools' idempotency layer's as well
+    assert built["dynamodb"] == 1, first
+    assert all(count == 1 for count in built.values()), first
