@@ -36,7 +36,7 @@ def test_a_run_of_the_same_seed_and_size_replaces_its_row() -> None:
 
 
 def test_the_chaos_command_keeps_the_sections_before_and_after_its_own(tmp_path: Path, monkeypatch) -> None:
-    results = tmp_path / "results.md"
+    results = tmp_path / "bench-results"
     results.write_text(EARLIER)
     fake = {
         "seed": 3, "pairs": 6, "multi_volume": 2, "wms_first": 2, "wms_calls": 1, "wms_faults": {},
