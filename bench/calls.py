@@ -54,6 +54,7 @@ class Counts:
         self.records: Counter[str] = Counter()  # SQS records delivered per step function
         self.transact_items = 0  # items written inside TransactWriteItems (DynamoDB bills them twice)
         self.event_entries = 0  # entries put on the bus (PutEvents bills each)
+        self.written: Counter[tuple[str, str, str]] = Counter()  # (function, operation, what): items written
 
     def add(self, system: str, operation: str) -> None:
         function = FUNCTION.get()
@@ -71,6 +72,38 @@ def dynamo_items(operation: str, params: dict[str, Any]) -> int:
     if operation == "BatchGetItem":
         return sum(len(v.get("Keys", [])) for v in params.get("RequestItems", {}).values())
     return 1
+
+
+def item_kind(table: str, key: dict[str, Any]) -> str:
+    """What a written item is: the idempotency table's record, or the bridge table's kind of row (its sort key
+    up to the first ``#``: STEP, LOG (a history line), MAPPING, ITEM, SEEN, EVENT (outbox), ATTN, CURSOR)."""
+    if "dempotency" in table:
+        return "idempotency record"
+    sk = key.get("sk", {})
+    value = sk.get("S", "") if isinstance(sk, dict) else str(sk)
+    return value.split("#", 1)[0] or "?"
+
+
+def written(operation: str, params: dict[str, Any]) -> list[str]:
+    if operation == "TransactWriteItems":
+        found = []
+        for entry in params.get("TransactItems", []):
+            (action, body), *_ = entry.items()
+            found.append(
+                f"{item_kind(body.get('TableName', ''), body.get('Item') or body.get('Key') or {})} "
+                f"({action} in a transaction)"
+            )
+        return found
+    if operation == "BatchWriteItem":
+        return [
+            item_kind(
+                table,
+                (r.get("PutRequest") or {}).get("Item") or (r.get("DeleteRequest") or {}).get("Key") or {},
+            )
+            for table, requests in params.get("RequestItems", {}).items()
+            for r in requests
+        ]
+    return [item_kind(params.get("TableName", ""), params.get("Item") or params.get("Key") or {})]
 
 
 def refused(error: Any) -> bool:
@@ -109,6 +142,9 @@ def counting(sb: Any, counts: Counts) -> Iterator[None]:
             counts.dynamo_items[(function, kind)] += dynamo_items(operation, params)
             if operation == "TransactWriteItems":
                 counts.transact_items += len(params.get("TransactItems", []))
+            if kind == "write":
+                for what in written(operation, params):
+                    counts.written[(function, operation, what)] += 1
         if service == "events" and operation == "PutEvents":
             counts.event_entries += len(params.get("Entries", []))
         counts.add(service, operation)
@@ -221,6 +257,7 @@ def measure(pairs: int = PAIRS) -> dict[str, Any]:
         "seconds_by_function": {f: round(s, 3) for f, s in counts.seconds.items()},
         "tokens_by_function": dict(tokens),
         "transact_items": counts.transact_items,
+        "written": [[f, o, w, n] for (f, o, w), n in sorted(counts.written.items())],
         "event_entries": counts.event_entries,
         "memory_mb": memory,
         "quiet_poll": {
@@ -394,6 +431,12 @@ divided among the pairs too. Lives {
 
 {targets(result)}
 
+The steps' writes, by what they write (`docs/performance.md` says why each is there):
+
+{writes_table(result)}
+
+Every call, by system and operation:
+
 {table(result)}
 
 {functions_table(result)}
@@ -409,3 +452,22 @@ function duration per WMS or ReShare call. Log bytes are what the functions wrot
 
 {cost.table(costs)}
 """
+
+
+def writes_table(result: dict[str, Any]) -> str:
+    """The steps' DynamoDB writes per pair, by what is written and in which call (docs/performance.md justifies
+    each row)."""
+    n = result["pairs"]
+    rows: Counter[tuple[str, str]] = Counter()
+    by_function: defaultdict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+    for function, operation, what, count in result.get("written", []):
+        if function not in STEP_FUNCTIONS:
+            continue
+        rows[(what, operation)] += count
+        by_function[(what, operation)][function.removesuffix("Function")] += count
+    lines = ["| item written | call | per pair | by step function (in the run) |", "|---|---|---:|---|"]
+    for (what, operation), total in sorted(rows.items(), key=lambda kv: -kv[1]):
+        where = ", ".join(f"{f} {c}" for f, c in sorted(by_function[(what, operation)].items()))
+        lines.append(f"| {what} | {operation} | {total / n:.2f} | {where} |")
+    lines.append(f"| **all** | | **{sum(rows.values()) / n:.2f}** | |")
+    return "\n".join(lines)
