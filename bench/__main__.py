@@ -25,6 +25,7 @@ the token cached from the steps before is reused (0 new ones)."""
 def main() -> int:
     if sys.argv[1:2] == ["chaos"]:
         return chaos.main(sys.argv[2:], results=RESULTS)
+    load_before = os.getloadavg()[0]
     layer_result = layer.run()
     coldstart_result = coldstart.run()
     calls_result = calls.run()
@@ -41,10 +42,11 @@ def main() -> int:
     ).stdout
     environments_result = json.loads(environments_out.strip().splitlines()[-1])
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    load = f"load average {load_before:.1f} when it began, {os.getloadavg()[0]:.1f} when it ended"
     text = f"""# Benchmark results
 
-Written by `make bench` (`python -m bench`) on {datetime.now(UTC):%Y-%m-%d} ({machine}). Compare the ratios
-within one run: these machines are shared and absolute times move from run to run.
+Written by `make bench` (`python -m bench`) on {datetime.now(UTC):%Y-%m-%d} ({machine}; {load}). Compare the
+ratios within one run: these machines are shared and absolute times move from run to run.
 
 ## The ReShare poller (`bench/poller.py`)
 
