@@ -29,6 +29,20 @@ from .records import (
 )
 
 
+def known_patron(inst: Institution, value: str, *, by_symbol: bool = False) -> Patron:
+    """The patron (or borrowing-institution account, ``by_symbol``) ``value`` names, else NCIP's Unknown User."""
+    patron = inst.find_patron(value, by_symbol=by_symbol)
+    if patron is None:
+        raise CircError(
+            "Unknown User",
+            "UNKNOWN_USER",
+            f"no patron {'with symbol' if by_symbol else 'with barcode'} {value!r}",
+            element="UserIdentifierValue",
+            value=f"{inst.registry_id}/{value}",
+        )
+    return patron
+
+
 class CirculationState(FaultState):
     # -- circulation ----------------------------------------------------------------------------------
     def accept_item(
@@ -69,15 +83,7 @@ class CirculationState(FaultState):
                     element="ItemIdentifierValue",
                     value=item_barcode,
                 )
-            patron = inst.patrons.get(patron_barcode)
-            if patron is None:
-                raise CircError(
-                    "Unknown User",
-                    "UNKNOWN_USER",
-                    f"no patron with barcode {patron_barcode!r}",
-                    element="UserIdentifierValue",
-                    value=f"{inst.registry_id}/{patron_barcode}",
-                )
+            patron = known_patron(inst, patron_barcode)
             pickup = pickup_branch or (
                 patron.home_branch if patron.home_branch in inst.branches else inst.main_branch
             )
@@ -150,15 +156,7 @@ class CirculationState(FaultState):
         with self.lock:
             inst = self.institution(registry_id)
             now = utcnow()
-            patron = inst.find_patron(patron_value, by_symbol=by_symbol)
-            if patron is None:
-                raise CircError(
-                    "Unknown User",
-                    "UNKNOWN_USER",
-                    f"no patron {'with symbol' if by_symbol else 'with barcode'} {patron_value!r}",
-                    element="UserIdentifierValue",
-                    value=f"{inst.registry_id}/{patron_value}",
-                )
+            patron = known_patron(inst, patron_value, by_symbol=by_symbol)
             item = inst.items.get(item_barcode)
             if item is None:
                 raise CircError(
@@ -407,15 +405,7 @@ class CirculationState(FaultState):
         types name them; a hold already filled or cancelled is no longer a request to cancel."""
         with self.lock:
             inst = self.institution(registry_id)
-            patron = inst.find_patron(patron_barcode)
-            if patron is None:
-                raise CircError(
-                    "Unknown User",
-                    "UNKNOWN_USER",
-                    f"no patron with barcode {patron_barcode!r}",
-                    element="UserIdentifierValue",
-                    value=f"{inst.registry_id}/{patron_barcode}",
-                )
+            patron = known_patron(inst, patron_barcode)
             holds = [
                 hold
                 for hold in inst.holds
@@ -451,15 +441,7 @@ class CirculationState(FaultState):
         """A patron (or borrowing-institution account) with its active loans and active holds."""
         with self.lock:
             inst = self.institution(registry_id)
-            patron = inst.find_patron(value, by_symbol=by_symbol)
-            if patron is None:
-                raise CircError(
-                    "Unknown User",
-                    "UNKNOWN_USER",
-                    f"no patron {'with symbol' if by_symbol else 'with barcode'} {value!r}",
-                    element="UserIdentifierValue",
-                    value=f"{inst.registry_id}/{value}",
-                )
+            patron = known_patron(inst, value, by_symbol=by_symbol)
             loans = [loan for loan in inst.loans if loan.patron_barcode == patron.barcode and loan.active]
             holds = [hold for hold in inst.holds if hold.patron_barcode == patron.barcode and hold.active]
             return patron, loans, holds
