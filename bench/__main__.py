@@ -95,11 +95,14 @@ a botocore that aws-xray-sdk pulled in (newer than the one the tests ran, shadow
 
 ## Cold start per function (`bench/coldstart.py`)
 
-Each function in a fresh interpreter, as Lambda starts one: its init (importing the handler, the layer on
-`sys.path`) against the floor (a fresh interpreter, `import boto3`, one DynamoDB client:
-{coldstart_result["floor_ms"]} ms here), then its own sample event from `events/` twice against the sandbox: what
-the first invocation costs over a warm one is what the handler builds lazily. Medians of
-{coldstart_result["runs"]} processes.
+Each function in a fresh interpreter that sees what Lambda's python3.12 runtime sees (no site-packages; the
+function's code, the domain layer as its Makefile builds it, with bytecode, and the runtime's SDK): its init
+(importing the handler) against the floor (a fresh interpreter, `import boto3`, one DynamoDB client:
+{coldstart_result["floor_ms"]} ms here, {coldstart_result["floor_cpu_ms"]} ms of CPU), the floor measured beside
+each sample and the ratio taken on CPU time; the same init on the layer without its bytecode (as it shipped
+before 2026-11-30); then its own sample event from `events/` twice against the sandbox: what the first
+invocation costs over a warm one is what the handler builds lazily. Medians of {coldstart_result["runs"]}
+processes.
 
 {coldstart.table(coldstart_result)}
 

@@ -15,11 +15,13 @@ from pathlib import Path
 LAYER_SOURCE = Path(__file__).resolve().parents[1] / "layers" / "domain"
 
 
-def build(artifacts: Path) -> Path:
-    """Run the layer's build target into ``artifacts``; returns the directory Lambda mounts as /opt/python."""
+def build(artifacts: Path, platform: str | None = None) -> Path:
+    """Run the layer's build target into ``artifacts``; returns the directory Lambda mounts as /opt/python.
+    ``platform``: the Makefile's ``PLATFORM`` (pip's platform options; "" builds for this machine)."""
     env = {**os.environ, "ARTIFACTS_DIR": str(artifacts), "PYTHON": sys.executable}
     subprocess.run(
-        ["make", "--no-print-directory", "-C", str(LAYER_SOURCE), "build-DomainLayer"],
+        ["make", "--no-print-directory", "-C", str(LAYER_SOURCE), "build-DomainLayer"]
+        + ([] if platform is None else [f"PLATFORM={platform}"]),
         check=True,
         env=env,
         capture_output=True,

@@ -87,7 +87,23 @@ def test_the_layer_holds_the_domain_package_and_arm64_binaries(layer: Path) -> N
     assert binaries, "lxml and pydantic-core ship compiled modules"
     assert not [so.name for so in binaries if "x86_64" in so.name], "the functions run on arm64"
     assert any("aarch64" in so.name for so in binaries), binaries
-    assert not list(layer.rglob("__pycache__"))
+
+
+def test_the_layer_ships_bytecode_for_the_runtime(layer: Path) -> None:
+    """Every module has its CPython 3.12 bytecode beside it, hash-based and unchecked (PEP 552): Lambda mounts
+    the layer read-only, so a module without it is compiled from source at every cold start."""
+    missing, checked = [], []
+    for source in layer.rglob("*.py"):
+        compiled = source.parent / "__pycache__" / f"{source.stem}.cpython-312.pyc"
+        if not compiled.is_file():
+            missing.append(str(source.relative_to(layer)))
+            continue
+        flags = int.from_bytes(compiled.read_bytes()[4:8], "little")
+        if flags != 0b01:  # bit 0: hash-based; bit 1: check the source (off)
+            checked.append(str(source.relative_to(layer)))
+    assert not missing, missing[:10]
+    assert not checked, checked[:10]
+    assert (layer / "illbridge" / "workflow" / "__pycache__" / "engine.cpython-312.pyc").is_file()
 
 
 def test_the_tested_sdk_is_a_consistent_pair() -> None:
