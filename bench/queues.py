@@ -11,7 +11,7 @@ takes t1 (the function's invocation with a batch of that one record, warm); at t
 most cap / t1 records a second. The measured rate is the records over the time from the first poll to the last
 record done (so it includes the mapping's polls and its batching window). What must hold: the rate is at least
 0.8 of cap / t1. The same is measured with the records of a batch one
-after another (Powertools' plain ``BatchProcessor``, as before) for comparison. Ratios within one run only.
+after another (``illbridge.intake.queue.WORKERS`` = 1, as before) for comparison. Ratios within one run only.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ SERIAL_RECORDS = 20  # one after another, for comparison
 
 
 def measure(records: int = RECORDS, serial_records: int = SERIAL_RECORDS) -> dict[str, Any]:
-    from aws_lambda_powertools.utilities.batch import BatchProcessor
 
     from bench.chaos import Chaos
     from sandbox.runtime import Sandbox
@@ -99,12 +98,11 @@ def measure(records: int = RECORDS, serial_records: int = SERIAL_RECORDS) -> dic
         run(pairs[1:2])
         one = min(handler_seconds[-2:])  # one record's invocation, warm: what one record takes at WMS
         concurrent = run(pairs[2 : 2 + records - 1])
-        real_process = step_queue.ConcurrentBatchProcessor.process
-        step_queue.ConcurrentBatchProcessor.process = BatchProcessor.process  # type: ignore[method-assign]
+        workers, step_queue.WORKERS = step_queue.WORKERS, 1  # a batch's records one after another
         try:
             serial = run(pairs[1 + records : 1 + records + serial_records])
         finally:
-            step_queue.ConcurrentBatchProcessor.process = real_process  # type: ignore[method-assign]
+            step_queue.WORKERS = workers
         checked = world.count()
         source = poller.source
         cap = source.batch_size * source.max_concurrency

@@ -5,8 +5,8 @@ Environment merged over ``Globals``, ReservedConcurrentExecutions, Events). Hand
 ``app.py``, so each is imported from its file under a module name of its own.
 
 Execution environments, as Lambda runs them: an invocation runs in an environment nobody else is using at the
-time, with its own instance of the handler module (so its own module-level globals: a Powertools
-``BatchProcessor``, an ``APIGatewayRestResolver`` and its ``current_event``). A free environment is reused (a
+time, with its own instance of the handler module (so its own module-level globals: a step's
+handler, an ``APIGatewayRestResolver`` and its ``current_event``). A free environment is reused (a
 warm start); when every environment of a function is busy a new one is made (a cold start: the handler module
 is executed again), up to ``ReservedConcurrentExecutions`` (further invocations wait, where Lambda throttles).
 The layer's packages (``illbridge``, Powertools, boto3) are imported once per process and shared by every

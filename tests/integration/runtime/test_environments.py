@@ -49,7 +49,7 @@ def failures(answer: Any) -> list[str]:
 def test_two_overlapping_batches_of_one_function_keep_their_own_failures(
     sb: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given the real LendShipped handler (Powertools BatchProcessor), where a record that parses succeeds
+    # Given the real LendShipped handler (its batch of records, intake.batch), where a record that parses succeeds
     # (the step itself is replaced: only the batch bookkeeping is under test), one that does not fails, and
     # one record of batch A stays in the middle of being processed until batch B has been processed
     a_is_processing, b_is_done = threading.Event(), threading.Event()

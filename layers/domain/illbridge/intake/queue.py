@@ -10,7 +10,7 @@ whose alarm tells staff. Everything else is settled by the step itself (done, sk
 Powertools idempotency drops duplicate deliveries of the same event cheaply; the step's
 claim in DynamoDB is what makes the effect happen exactly once.
 
-The records of a batch run side by side (``ConcurrentBatchProcessor``, one thread per record): a step spends
+The records of a batch run side by side (``intake.batch.process_batch``, one thread per record): a step spends
 its time waiting on WMS and ReShare, so a batch of five takes about as long as its slowest record rather than
 the sum. Each record still takes its own claim and is reported on its own (partial batch failures). The
 template's ``BatchSize`` (5) times the mapping's ``MaximumConcurrency`` (``StepConcurrency``) is how many
@@ -19,17 +19,13 @@ records of one step are at WMS and ReShare at once (docs/performance.md).
 
 from __future__ import annotations
 
-import contextvars
 import json
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
 import boto3
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
     IdempotencyConfig,
@@ -39,6 +35,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ValidationError
 
 from illbridge.errors import BadInput, BridgeError, StepDeferred
+from illbridge.intake.batch import QueuedRecord, process_batch
 from illbridge.models import ReShareRequestChanged, WmsItemCheckedIn
 from illbridge.observability import OUTAGE_METRIC, logger, metrics
 from illbridge.wiring import current_ports, idempotency_layer
@@ -70,6 +67,7 @@ def idempotency_config() -> tuple[DynamoDBPersistenceLayer, IdempotencyConfig]:
     )
 
 
+WORKERS = 10  # records of one batch run side by side (the template's BatchSize is 5)
 WAITS = "bridge-waits"
 WAITING_SINCE = "bridge-waiting-since"
 
@@ -85,7 +83,7 @@ def _queue_url(queue_arn: str) -> str:
     return str(_sqs().get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"])
 
 
-def send_again(record: SQSRecord, delay: int, attributes: dict[str, Any]) -> None:
+def send_again(record: QueuedRecord, delay: int, attributes: dict[str, Any]) -> None:
     """The record's message, back on its own queue after ``delay`` seconds (at most SQS's 900)."""
     _sqs().send_message(
         QueueUrl=_queue_url(record.event_source_arn),
@@ -95,7 +93,7 @@ def send_again(record: SQSRecord, delay: int, attributes: dict[str, Any]) -> Non
     )
 
 
-def _waiting(record: SQSRecord) -> tuple[int, datetime | None]:
+def _waiting(record: QueuedRecord) -> tuple[int, datetime | None]:
     """How often a record outside any step was put off already, and since when (its copies carry both)."""
     attributes = record.message_attributes
     waits = attributes.get(WAITS)
@@ -110,7 +108,7 @@ def _waiting(record: SQSRecord) -> tuple[int, datetime | None]:
     return count, began
 
 
-def _deadline_hours(record: SQSRecord) -> float | None:
+def _deadline_hours(record: QueuedRecord) -> float | None:
     """The library's outage deadline for this record's event; None when the event names no known library."""
     try:
         _, event = read_event(record.body)
@@ -119,35 +117,8 @@ def _deadline_hours(record: SQSRecord) -> float | None:
         return None
 
 
-class ConcurrentBatchProcessor(BatchProcessor):
-    """Powertools' ``BatchProcessor`` with the records of a batch processed side by side, one thread each (up to
-    ``workers``); results in the records' order, each record's success or failure kept as Powertools keeps
-    it (its lists only grow by ``append``, which is atomic). Each thread runs in a copy of the invoking
-    thread's context (context variables: the logger's and tracer's per-invocation state)."""
-
-    def __init__(self, event_type: EventType, workers: int = 10) -> None:
-        super().__init__(event_type=event_type)
-        self.workers = max(1, workers)
-
-    def process(self) -> list[tuple]:
-        records = list(self.records)
-        if self.workers == 1 or len(records) <= 1:
-            return super().process()
-        contexts = [contextvars.copy_context() for _ in records]
-        with ThreadPoolExecutor(
-            max_workers=min(self.workers, len(records)), thread_name_prefix="record"
-        ) as pool:
-            return list(
-                pool.map(
-                    lambda pair: pair[0].run(self._process_record, pair[1]),
-                    zip(contexts, records, strict=True),
-                )
-            )
-
-
 def step_handler(routes: dict[str, Route]) -> Callable[[dict, LambdaContext], dict]:
     """A Lambda handler for a queue-triggered step: ``routes`` maps a bus detail-type to the step function."""
-    processor = ConcurrentBatchProcessor(event_type=EventType.SQS)
 
     def handle_event(detail_type: str, detail: dict[str, Any]) -> dict[str, Any]:
         event = EVENT_MODELS[detail_type].model_validate(detail)
@@ -155,7 +126,7 @@ def step_handler(routes: dict[str, Route]) -> Callable[[dict, LambdaContext], di
         result = route(current_ports(), event)
         return {"status": result.status.value, **{k: str(v) for k, v in result.detail.items()}}
 
-    def record_handler(record: SQSRecord) -> dict[str, Any]:
+    def record_handler(record: QueuedRecord) -> dict[str, Any]:
         try:
             return run_record(record)
         except StepDeferred as deferred:  # the step keeps its own waiting time (engine.run_step)
@@ -171,7 +142,7 @@ def step_handler(routes: dict[str, Route]) -> Callable[[dict, LambdaContext], di
             metrics.add_metric(name=OUTAGE_METRIC, unit="Count", value=1)
             return defer(record, retry_delay(waits + 1), str(exc), waits=waits + 1, since=since or now)
 
-    def run_record(record: SQSRecord) -> dict[str, Any]:
+    def run_record(record: QueuedRecord) -> dict[str, Any]:
         detail_type, event = read_event(record.body)
         if detail_type not in routes:
             raise BadInput(f"this step does not handle {detail_type}")
@@ -190,7 +161,7 @@ def step_handler(routes: dict[str, Route]) -> Callable[[dict, LambdaContext], di
         return result
 
     def defer(
-        record: SQSRecord, delay: int, why: str, *, waits: int | None = None, since: datetime | None = None
+        record: QueuedRecord, delay: int, why: str, *, waits: int | None = None, since: datetime | None = None
     ) -> dict[str, Any]:
         attributes = {}
         if waits is not None and since is not None:
@@ -207,10 +178,6 @@ def step_handler(routes: dict[str, Route]) -> Callable[[dict, LambdaContext], di
         _, config = idempotency_config()
         config.register_lambda_context(context)
         current_ports()  # built once, before the records' threads share it
-        return dict(
-            process_partial_response(
-                event=event, record_handler=record_handler, processor=processor, context=context
-            )
-        )
+        return process_batch(event, record_handler, workers=WORKERS)
 
     return handler
