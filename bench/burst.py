@@ -64,16 +64,14 @@ def run_burst(
     def poll() -> None:  # the lending side of west, as the scheduled poller polls it
         report = poll_side(services.ports, west, Side.LENDING)
         assert report.error is None, report.error
-        # and what the next scheduled run delivers first (poll_all): an entry still in the outbox. On a busy
-        # machine moto can answer a TransactWriteItems after botocore's read timeout; botocore's retry (same
-        # ClientRequestToken, which real DynamoDB answers as done and moto does not) then finds the
-        # transition recorded, so its event waits in the outbox for this drain instead of the poll's flush
+        # and what the next scheduled run delivers first (poll_all): the outbox, which ReShare transitions no
+        # longer use (they are put on the bus before they are recorded), so it stays empty here
         deliver_pending(services, west.reshare.tenant)
 
     emitted: list[Any] = []
     real_send = services.bus.send
 
-    def recording_send(items: Any) -> Any:  # the outbox's way onto the bus: count what the bus took
+    def recording_send(items: Any) -> Any:  # the way onto the bus: count what the bus took
         put, not_put, reason = real_send(items)
         taken = [detail for key, _, detail in items if key in put]
         emitted.extend(ReShareRequestChanged.model_validate_json(detail) for detail in taken)

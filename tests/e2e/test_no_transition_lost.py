@@ -1,17 +1,18 @@
-"""No recorded transition can be lost (issue 12, deliverable 1).
+"""No transition can be lost (issue 12, deliverable 1; issue 17: put on the bus first, then recorded as seen).
 
 A lender ships; the bridge notices (by the poller, or by a signed ReShare webhook through the real function
 handler) and must get ``ReShareRequestChanged RES_ITEM_SHIPPED`` onto the bus so ``lend_shipped`` checks the
-item out in WMS. At every point between "seen" and "on the bus" a fault is injected, with the exception types
-botocore really raises (``ClientError``, ``EndpointConnectionError``, ``ReadTimeoutError``, a partial
-``FailedEntryCount``) or the process dying (``Killed``: a BaseException, so no ``except Exception`` in the
-bridge, Powertools or the sandbox catches it, and nothing after it runs, as when Lambda's runtime is killed).
-Then the fault is gone, the next poll runs (and a webhook sender retries, as Standard Webhooks senders do),
-and the steps run:
+item out in WMS. The bridge puts the event on the bus first and records the state as seen after (ReShare is
+the durable record: a transition not recorded is listed again by the next poll, the cursor held at it). At
+every point between "on the bus" and "recorded" a fault is injected, with the exception types botocore really
+raises (``ClientError``, ``EndpointConnectionError``, ``ReadTimeoutError``, a partial ``FailedEntryCount``) or
+the process dying (``Killed``: a BaseException, so no ``except Exception`` in the bridge, Powertools or the
+sandbox catches it, and nothing after it runs, as when Lambda's runtime is killed). Then the fault is gone, the
+next poll runs (and a webhook sender retries, as Standard Webhooks senders do), and the steps run:
 
 - the transition reached the LendShipped queue exactly once, or, where the bus may already have had it when
-  the fault struck (a read timeout after PutEvents was applied, a death after PutEvents), twice with the same
-  ``detail`` byte for byte, which the step's idempotency absorbs;
+  the fault struck (a read timeout after PutEvents was applied, a death or a failed record after PutEvents),
+  twice with the same ``detail`` byte for byte, which the step's claim absorbs;
 - WMS has exactly one loan of the item, the step succeeded at its first attempt, the outbox is empty and
   nothing is left on a queue or in a dead-letter queue.
 """
@@ -27,6 +28,7 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
 from illbridge.models import StepName, StepStatus
+from illbridge.store import keys
 from illbridge.wiring import Services, current_services
 from sandbox import events
 from sandbox.demo import WEBHOOK_SECRETS
@@ -58,24 +60,27 @@ def client_error(operation: str, code: str, status: int) -> ClientError:
 Install = Callable[[Services, pytest.MonkeyPatch, str], None]
 
 
-def transact_fails(services: Services, mp: pytest.MonkeyPatch, endpoint: str) -> None:
-    error = client_error("TransactWriteItems", "ThrottlingException", 400)
-    mp.setattr(services.store._client, "transact_write_items", _raise(error))
+def _seen_update_fails(error: BaseException) -> Callable[[Services, pytest.MonkeyPatch, str], None]:
+    """Recording the state as seen (the UpdateItem of its SEEN item, after the put) raises ``error``."""
 
+    def install(services: Services, mp: pytest.MonkeyPatch, endpoint: str) -> None:
+        table = services.store._table
+        real = table.update_item
 
-def transact_unreachable(services: Services, mp: pytest.MonkeyPatch, endpoint: str) -> None:
-    mp.setattr(
-        services.store._client,
-        "transact_write_items",
-        _raise(EndpointConnectionError(endpoint_url=endpoint)),
-    )
+        def update_item(**kw: Any) -> Any:
+            if kw["Key"]["sk"] == keys.SEEN_SK:
+                raise error
+            return real(**kw)
+
+        mp.setattr(table, "update_item", update_item)
+
+    return install
 
 
 def killed_after_recording(services: Services, mp: pytest.MonkeyPatch, endpoint: str) -> None:
     # the poller moves its cursor next, the webhook takes its webhook-id next: die instead
     mp.setattr(services.store, "advance_cursor", _raise(Killed()))
     mp.setattr(services.store, "claim_webhook", _raise(Killed()))
-    mp.setattr(services.bus, "send", _raise(Killed()))
 
 
 def put_events_client_error(services: Services, mp: pytest.MonkeyPatch, endpoint: str) -> None:
@@ -118,10 +123,23 @@ def killed_after_put_events(services: Services, mp: pytest.MonkeyPatch, endpoint
     mp.setattr(services.bus, "send", send_then_die)
 
 
-def outbox_delete_fails(services: Services, mp: pytest.MonkeyPatch, endpoint: str) -> None:
-    mp.setattr(
-        services.store._table, "delete_item", _raise(client_error("DeleteItem", "InternalServerError", 500))
-    )
+def put_events_refuses_the_entry_once(services: Services, mp: pytest.MonkeyPatch, endpoint: str) -> None:
+    mp.setattr(services.bus, "backoff_seconds", 0)
+    real = services.bus.client.put_events
+    refused: list[int] = []
+
+    def refuse_first(**kw: Any) -> dict[str, Any]:
+        if refused:
+            return dict(real(**kw))
+        refused.append(len(kw["Entries"]))
+        return {
+            "FailedEntryCount": len(kw["Entries"]),
+            "Entries": [
+                {"ErrorCode": "ThrottlingException", "ErrorMessage": "injected"} for _ in kw["Entries"]
+            ],
+        }
+
+    mp.setattr(services.bus.client, "put_events", refuse_first)
 
 
 def _raise(error: BaseException) -> Callable[..., Any]:
@@ -132,16 +150,28 @@ def _raise(error: BaseException) -> Callable[..., Any]:
 
 
 FAULTS: dict[str, tuple[Install, bool]] = {
-    "recording: TransactWriteItems ClientError": (transact_fails, False),
-    "recording: TransactWriteItems EndpointConnectionError": (transact_unreachable, False),
-    "killed after recording, before anything else": (killed_after_recording, False),
     "PutEvents: ClientError": (put_events_client_error, False),
     "PutEvents: EndpointConnectionError": (put_events_unreachable, False),
     "PutEvents: FailedEntryCount on every try": (put_events_refuses_every_entry, False),
+    "PutEvents: FailedEntryCount, then taken on the retry": (put_events_refuses_the_entry_once, False),
     "PutEvents: applied, then ReadTimeoutError": (put_events_applied_then_read_timeout, True),
-    "killed after PutEvents, before the outbox entry is removed": (killed_after_put_events, True),
-    "outbox entry removal: DeleteItem ClientError": (outbox_delete_fails, True),
+    "killed after PutEvents, before the state is recorded": (killed_after_put_events, True),
+    "recording after PutEvents: UpdateItem ClientError": (
+        _seen_update_fails(client_error("UpdateItem", "ThrottlingException", 400)),
+        True,
+    ),
+    "recording after PutEvents: UpdateItem EndpointConnectionError": (
+        _seen_update_fails(EndpointConnectionError(endpoint_url="http://dynamodb.invalid")),
+        True,
+    ),
+    "killed after recording, before the cursor moves or the webhook-id is taken": (
+        killed_after_recording,
+        False,
+    ),
 }
+
+# the faults after which the webhook's delivery is taken (202) at once; after the others it answers 503
+WEBHOOK_TAKEN = {"PutEvents: FailedEntryCount, then taken on the retry"}
 
 
 # --- helpers
@@ -248,8 +278,10 @@ def test_a_fault_between_seen_and_on_the_bus_loses_nothing(
                 poll(sb)
             else:
                 answer = sb.invoke("WebhookFunction", delivery)
-                # the sender is told to retry, or that the bridge has the transition (then it is in the outbox)
-                assert answer["statusCode"] in (202, 503), answer
+                # the sender is told to retry (nothing recorded: 503), or that the bridge has the transition (on
+                # the bus and recorded: 202); never 202 for a transition the bridge has not recorded
+                taken = fault in WEBHOOK_TAKEN
+                assert answer["statusCode"] == (202 if taken else 503), answer
                 assert "Error" not in answer["body"] and "injected" not in answer["body"], answer
         except (HandlerError, Killed):
             pass  # the run failed (Lambda retries it, the next poll comes anyway) or the process died
@@ -264,7 +296,7 @@ def test_a_fault_between_seen_and_on_the_bus_loses_nothing(
     assert details, "the transition never reached the bus"
     assert {(d["request_id"], d["state"]) for d in details} == {(lender, "RES_ITEM_SHIPPED")}
     if may_repeat:
-        # at most the same event again, identical, which the step's idempotency absorbs
+        # at most the same event again, identical, which the step's claim absorbs
         assert len(details) <= 2 and all(d == details[0] for d in details), details
     else:
         assert len(details) == 1, details

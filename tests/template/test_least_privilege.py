@@ -53,17 +53,17 @@ def step(queue: str) -> set[tuple[str, str]]:
 
 
 CALLS: dict[str, set[tuple[str, str]]] = {
-    # seen_state/get_cursor, record_state_change (TransactWriteItems: Update SEEN + Put outbox entry),
-    # advance_cursor, pending_events (Query of the outbox partition), forget_event (Delete)
-    "ReSharePollerFunction": table("GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query") | BUS | CONFIG,
+    # seen_state/get_cursor, record_state_change (UpdateItem of SEEN, after PutEvents: no outbox entry),
+    # advance_cursor, pending_events (Query of the outbox partition: check-in notices), forget_event (Delete)
+    "ReSharePollerFunction": table("GetItem", "UpdateItem", "DeleteItem", "Query") | BUS | CONFIG,
     # due_for_reconciliation (index), save_mapping (Put mapping, Delete item rows), add_history, attention
     "WmsReconcilerFunction": table("GetItem", "PutItem", "DeleteItem")
     | table("Query", resource="BridgeTable/index/reconciliation")
     | BUS
     | NOTICES
     | CONFIG,
-    # webhook_seen/claim_webhook (Put, with its outbox entry in one transaction), the poller's last-seen write
-    # with its outbox entry (Transitions), forget_event (Delete), find_by_item (index)
+    # webhook_seen/claim_webhook (Put, for a check-in with its outbox entry in one transaction), the poller's
+    # last-seen write after PutEvents (Transitions: UpdateItem), forget_event (Delete), find_by_item (index)
     # the public webhook reads only each library's webhook secret (never the WSKey): LIBRARY_SECRETS=webhook
     "WebhookFunction": table("GetItem", "PutItem", "UpdateItem", "DeleteItem")
     | table("Query", resource=ITEM_INDEX)

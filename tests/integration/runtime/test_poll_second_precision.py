@@ -15,9 +15,8 @@ import pytest
 
 from bench.burst import START, run_burst
 
-# 300 transitions, each recorded with its outbox entry in one TransactWriteItems: moto copies the whole table
-# to roll a transaction back (moto/dynamodb/models/__init__.py transact_write_items), so on a busy machine
-# this takes minutes in the sandbox (real DynamoDB does not copy anything)
+# 300 transitions, each put on the bus and then recorded by one conditional UpdateItem, plus 300 pairs set up:
+# on a busy machine this takes minutes in the sandbox
 pytestmark = pytest.mark.timeout(600)
 
 

@@ -562,77 +562,59 @@ def change_event(
     )
 
 
-def test_a_transition_and_its_event_are_recorded_together_or_not_at_all(
+def test_recording_a_transition_is_one_update_and_writes_no_outbox_entry(store: BridgeStore) -> None:
+    t0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
+    client = store._client
+    # When a transition is recorded (its event is already on the bus: ReShare is the durable record)
+    with (
+        mock.patch.object(client, "transact_write_items", side_effect=AssertionError("no transaction")),
+        mock.patch.object(store._table, "put_item", side_effect=AssertionError("no outbox entry")),
+    ):
+        first = store.record_state_change(TENANT, "req-1", "REQ_SHIPPED", t0)
+    # Then it is the transition, and nothing waits in the outbox
+    assert first == StateChange(True, None)
+    assert store.pending_events(TENANT) == []
+    assert store.last_seen(TENANT, "req-1") == ("REQ_SHIPPED", t0)
+
+
+def test_the_outbox_keeps_entries_oldest_first_per_tenant_until_forgotten(
     store: BridgeStore, clock: Any
 ) -> None:
     t0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
-    # Given a transition recorded with its event
-    first = store.record_state_change(
-        TENANT, "req-1", "REQ_SHIPPED", t0, event=change_event("req-1", "REQ_SHIPPED", t0)
-    )
-    assert first.changed and first.pending is not None
-    # Then the event waits in the tenant's outbox exactly as it will be put on the bus
-    [pending] = store.pending_events(TENANT)
-    assert pending == first.pending
-    assert json.loads(pending.detail)["state"] == "REQ_SHIPPED"
-    assert pending.detail_type == "ReShareRequestChanged"
-    # When the same state is observed again (by this poller, another, or the webhook), Then no second entry
-    again = store.record_state_change(
-        TENANT,
-        "req-1",
-        "REQ_SHIPPED",
-        t0 + timedelta(seconds=5),
-        event=change_event("req-1", "REQ_SHIPPED", t0),
-    )
-    assert again == StateChange(False, "REQ_SHIPPED")
-    assert store.pending_events(TENANT) == [pending]
-    # When the next transition is recorded later, Then both wait, oldest first, each in its own tenant's outbox
+    # Given two deliveries taken with their events (the outbox's users: WMS check-in notices)
+    first = store.claim_webhook("wms", "lib-a", "msg_1", event=change_event("req-1", "A", t0), tenant=TENANT)
     clock.advance(seconds=1)
-    t1 = t0 + timedelta(minutes=1)
-    later = store.record_state_change(
-        TENANT,
-        "req-1",
-        "REQ_CHECKED_IN",
-        t1,
-        event=change_event("req-1", "REQ_CHECKED_IN", t1, "REQ_SHIPPED"),
-        previous_state="REQ_SHIPPED",
-    )
-    assert later.changed and later.previous_state == "REQ_SHIPPED"
-    assert [json.loads(p.detail)["state"] for p in store.pending_events(TENANT)] == [
-        "REQ_SHIPPED",
-        "REQ_CHECKED_IN",
-    ]
+    second = store.claim_webhook("wms", "lib-a", "msg_2", event=change_event("req-1", "B", t0), tenant=TENANT)
+    assert first.pending is not None and second.pending is not None
+    # Then both wait, oldest first, exactly as they will be put on the bus, each in its own tenant's outbox
+    assert store.pending_events(TENANT) == [first.pending, second.pending]
+    assert json.loads(first.pending.detail)["state"] == "A"
+    assert first.pending.detail_type == "ReShareRequestChanged"
     assert store.pending_events("other") == []
     # When the bus has the first, Then forgetting it leaves the second (and forgetting twice is harmless)
-    store.forget_event(TENANT, pending.sk)
-    store.forget_event(TENANT, pending.sk)
-    assert [json.loads(p.detail)["state"] for p in store.pending_events(TENANT)] == ["REQ_CHECKED_IN"]
+    store.forget_event(TENANT, first.pending.sk)
+    store.forget_event(TENANT, first.pending.sk)
+    assert store.pending_events(TENANT) == [second.pending]
 
 
-def test_a_failed_transaction_records_neither_the_state_nor_the_event(store: BridgeStore) -> None:
+def test_a_failed_write_records_no_state(store: BridgeStore) -> None:
     t0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
-    client = store._client
     refused = ClientError(
         {
             "Error": {"Code": "InternalServerError", "Message": "boom"},
             "ResponseMetadata": {"HTTPStatusCode": 500},
         },
-        "TransactWriteItems",
+        "UpdateItem",
     )
-    # When DynamoDB fails the transaction, Then a transient typed error, and nothing is recorded
+    # When DynamoDB fails the write, Then a transient typed error, and nothing is recorded
     with (
-        mock.patch.object(client, "transact_write_items", side_effect=refused),
+        mock.patch.object(store._table, "update_item", side_effect=refused),
         pytest.raises(StoreUnavailable),
     ):
-        store.record_state_change(
-            TENANT, "req-1", "REQ_SHIPPED", t0, event=change_event("req-1", "REQ_SHIPPED", t0)
-        )
+        store.record_state_change(TENANT, "req-1", "REQ_SHIPPED", t0)
     assert store.last_seen(TENANT, "req-1") is None
-    assert store.pending_events(TENANT) == []
     # and the next observation is the transition
-    assert store.record_state_change(
-        TENANT, "req-1", "REQ_SHIPPED", t0, event=change_event("req-1", "REQ_SHIPPED", t0)
-    ).changed
+    assert store.record_state_change(TENANT, "req-1", "REQ_SHIPPED", t0).changed
 
 
 # --- cursors ---------------------------------------------------------------------------------------------
@@ -923,14 +905,11 @@ def test_of_ten_parallel_copies_of_a_delivery_exactly_one_takes_its_webhook_id(
     assert sorted(getattr(r, "taken", r) for r in results) == [False] * 9 + [True], results
 
 
-def test_of_concurrent_observers_of_one_transition_exactly_one_records_it_with_its_event(
+def test_of_concurrent_observers_of_one_transition_exactly_one_records_it(
     concurrent_stores: Callable[[int], list[BridgeStore]],
 ) -> None:
     stores = concurrent_stores(6)
     t0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
-    event = change_event("req-x", "REQ_CHECKED_IN", t0)
-    results = race(
-        [partial(s.record_state_change, TENANT, "req-x", "REQ_CHECKED_IN", t0, event=event) for s in stores]
-    )
+    results = race([partial(s.record_state_change, TENANT, "req-x", "REQ_CHECKED_IN", t0) for s in stores])
     assert [getattr(r, "changed", r) for r in results].count(True) == 1, results
-    assert len(stores[0].pending_events(TENANT)) == 1
+    assert stores[0].pending_events(TENANT) == []

@@ -1,17 +1,19 @@
 """Delivering the outbox: bus events recorded together with the change they announce, until the bus has them.
 
-A ReShare transition is recorded as seen in the same DynamoDB transaction that adds its
-``ReShareRequestChanged`` to the tenant's outbox (``BridgeStore.record_state_change(event=...)``); a WMS
-check-in notice enters the outbox in the same transaction that takes its ``webhook-id``
-(``BridgeStore.claim_webhook(event=...)``). Whoever recorded it tries to put it on the bus at once, and every
-poll run puts whatever is still pending (``deliver_pending``). An entry leaves the outbox only after
-PutEvents said it has it, so whatever fails in between (a ClientError, a connection error or read timeout, a
-partial ``FailedEntryCount``, the process dying) leaves it there for the next poll.
+The outbox is for what the bridge cannot read again from its source: a WMS check-in notice enters the outbox
+in the same transaction that takes its ``webhook-id`` (``BridgeStore.claim_webhook(event=...)``), since once
+the delivery is answered nothing else will tell the bridge about it. (ReShare transitions need no outbox:
+ReShare is their durable record, so they are put on the bus first and recorded as seen after,
+``illbridge.intake.seen``; a transition not recorded is listed again by the next poll.) Whoever recorded an
+entry tries to put it on the bus at once, and every poll run puts whatever is still pending
+(``deliver_pending``). An entry leaves the outbox only after PutEvents said it has it, so whatever fails in
+between (a ClientError, a connection error or read timeout, a partial ``FailedEntryCount``, the process dying)
+leaves it there for the next poll.
 
 The price is at-least-once: a process that dies after PutEvents and before the entry is removed, or a read
-timeout on a PutEvents that did arrive, puts the same event again. It is the same ``detail`` byte for byte
-(the outbox stores the JSON), so the step's Powertools idempotency (keyed on the whole detail) drops it, and
-the step's own claim (``SUCCEEDED`` is final) would refuse it anyway.
+timeout on a PutEvents that did arrive, puts the same event again (the same ``detail`` byte for byte: the
+outbox stores the JSON). The step's own claim drops the second copy (``SUCCEEDED`` is final; a check-in
+notice's step asks WMS before acting): nothing here relies on any other idempotency record.
 """
 
 from __future__ import annotations

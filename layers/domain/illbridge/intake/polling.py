@@ -1,14 +1,18 @@
 """The ReShare poller: ReShare has no webhooks (docs/reshare.md#events), so the bridge asks for changes.
 
 Per library and side: list requests with ``lastUpdated >= cursor - overlap`` in ``lastUpdated`` order (ISO-8601
-UTC, to the second, as mod-rs takes and renders dates), keep only
-real transitions (a conditional "did the state change" write on the stored last-seen state: exactly one of two
-overlapping pollers wins, and notes or messages, which move ``lastUpdated`` but not the state, are ignored).
-That same write (one DynamoDB transaction) adds the transition's ``ReShareRequestChanged`` to the tenant's
-outbox, so a transition is never recorded as seen without its event; the cursor then moves. The events are
-put on the bus 10 per call as the listing goes (so memory does not grow with the changes), and every run
-first delivers whatever is still pending in the outbox (``illbridge.intake.outbox``): whatever fails between
-"seen" and "on the bus", the next poll delivers it.
+UTC, to the second, as mod-rs takes and renders dates) and keep only real transitions against the stored
+last-seen state (notes or messages, which move ``lastUpdated`` but not the state, are none). Each transition's
+``ReShareRequestChanged`` is put on the bus first, 10 per call as the listing goes (so memory does not grow
+with the changes), and only the transitions the bus took are then recorded as seen (one conditional write
+each: of two overlapping pollers exactly one records it, ``illbridge.intake.seen``).
+
+ReShare is the durable record, so there is no outbox for these: the cursor never moves past a transition that
+is not recorded. It stays at the earliest unrecorded transition's ``lastUpdated`` (and at an unsure second of
+the listing), so the next poll lists it again and puts it again; the run fails visibly
+(``EventsNotDelivered``, transient). Whatever fails between the put and the record costs at most a second copy
+of the event, which the step's claim drops. Every run also first drains the outbox that other ways in still
+use (WMS check-in notices, ``illbridge.intake.outbox``).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from illbridge.config import LibraryConfig
-from illbridge.errors import BridgeError, EventsNotDelivered, ReShareError, WmsError
+from illbridge.errors import BridgeError, ReShareError, WmsError
 from illbridge.intake.checks import require_manual_integration
 from illbridge.intake.outbox import deliver_pending
 from illbridge.intake.ports import PollerPorts
@@ -44,10 +48,12 @@ class PollReport:
 
 
 def poll_side(ports: PollerPorts, config: LibraryConfig, side: Side) -> PollReport:
-    """Record one side's transitions (and their events, in the outbox); then put them on the bus.
+    """Put one side's transitions on the bus and record them as seen; then move the cursor, never past a
+    transition that is not recorded.
 
-    The cursor moves once the transitions are recorded: their events are safe in the outbox even if the bus
-    refuses them now (then ``EventsNotDelivered`` fails the run, and the next poll delivers them).
+    The first batch the bus (or the store) does not fully take stops the listing: what follows would be
+    listed again anyway, as the cursor stays at the earliest unrecorded transition. The run then fails with
+    that error (``EventsNotDelivered``: the next poll puts those transitions again).
     """
     store = ports.store
     tenant = config.reshare.tenant
@@ -55,39 +61,62 @@ def poll_side(ports: PollerPorts, config: LibraryConfig, side: Side) -> PollRepo
     cursor = store.get_cursor(tenant, side.value)
     since = cursor - OVERLAP if cursor else ports.clock() - FIRST_LOOKBACK
     highest = cursor
-    recorded = Transitions()
+    transitions = Transitions()
     reshare = ports.reshare(config)
     listing = Listing()
-    undelivered: EventsNotDelivered | None = None
+    failure: BridgeError | None = None
     for request in reshare.changed_since(is_requester=side == Side.BORROWING, since=since, listing=listing):
         report.seen += 1
         if request.last_updated is None:
             continue
-        if recorded.observe(ports, config, request, source="poller"):
-            report.transitions += 1
-            if len(recorded.pending) >= BATCH:  # on the bus as it goes: memory stays flat however many
-                try:
-                    recorded.flush(ports)
-                except EventsNotDelivered as exc:  # they wait in the outbox; the run fails at its end
-                    undelivered = undelivered or exc
         if highest is None or request.last_updated > highest:
             highest = request.last_updated
-    if highest is not None and listing.unsure_from is not None and listing.unsure_from < highest:
-        # more changes in one second than fit a page, read in no stable order: read that second again
-        logger.warning(
-            "ReShare listing paged through one second by offset: keeping the cursor there",
-            extra={"library_id": config.library_id, "side": side.value, "second": listing.unsure_from},
-        )
-        highest = listing.unsure_from
+        if transitions.observe(ports, config, request, source="poller"):
+            report.transitions += 1
+            if len(transitions.pending) >= BATCH:  # on the bus as it goes: memory stays flat however many
+                try:
+                    transitions.flush(ports)
+                except BridgeError as exc:
+                    failure = exc
+                    break
+    if failure is None:
+        try:
+            transitions.flush(ports)
+        except BridgeError as exc:
+            failure = exc
+    highest = _held(config, side, highest, listing, transitions)
     if highest is not None and (cursor is None or highest > cursor):
         # a quiet run (only the overlap re-read) makes no write: the cursor moves only forward
         store.advance_cursor(tenant, side.value, highest)
     report.cursor = highest
     metrics.add_metric(name="TransitionsSeen", unit="Count", value=report.transitions)
-    recorded.flush(ports)
-    if undelivered is not None:
-        raise undelivered
+    if failure is not None:
+        raise failure
     return report
+
+
+def _held(
+    config: LibraryConfig, side: Side, highest: datetime | None, listing: Listing, transitions: Transitions
+) -> datetime | None:
+    """Where the cursor may go: the highest ``lastUpdated`` read, held at an unsure second of the listing and
+    at the earliest transition not recorded as seen (both are read again by the next poll, which lists
+    ``lastUpdated >= cursor - overlap``: the whole second, as mod-rs renders it to the second)."""
+    extra = {"library_id": config.library_id, "side": side.value}
+    if highest is not None and listing.unsure_from is not None and listing.unsure_from < highest:
+        # more changes in one second than fit a page, read in no stable order: read that second again
+        logger.warning(
+            "ReShare listing paged through one second by offset: keeping the cursor there",
+            extra={**extra, "second": listing.unsure_from},
+        )
+        highest = listing.unsure_from
+    unrecorded = transitions.earliest_unrecorded()
+    if highest is not None and unrecorded is not None and unrecorded < highest:
+        logger.warning(
+            "transitions not recorded as seen: keeping the cursor at the earliest",
+            extra={**extra, "unrecorded": len(transitions.unrecorded), "second": unrecorded},
+        )
+        highest = unrecorded
+    return highest
 
 
 def poll_all(ports: PollerPorts) -> list[PollReport]:

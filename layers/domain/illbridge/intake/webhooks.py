@@ -7,12 +7,15 @@ signature and timestamp (401; any configured library's secrets, several per libr
 tolerance both ways) -> body UTF-8 (400) -> JSON, not empty, not nested deeper than 32 levels (400) -> shape,
 unknown fields refused (400) -> replay of a ``webhook-id`` this endpoint already took from this library (200,
 no effect). Every answer is JSON and says nothing of the bridge's insides.
-A ReShare event is never trusted: the bridge re-reads the request from ReShare and records the same
-``ReShareRequestChanged`` the poller would (the same "did the state change" write dedupes the two).
+A ReShare event is never trusted: the bridge re-reads the request from ReShare and, if its state is a
+transition, puts the same ``ReShareRequestChanged`` the poller would on the bus and then records the state as
+seen (``illbridge.intake.seen``). A delivery is answered 202 only once both are done; if the bus refuses the
+event, nothing is recorded and the delivery is answered 503 (``EventsNotDelivered``, transient): the sender
+resends it, and the poller, which lists the request again as it is not recorded, puts it too.
 A WMS check-in notice is not trusted either: it becomes a ``WmsItemCheckedIn`` event (``source="webhook"``)
-whose step asks WMS through the check-in probe before acting on it (``illbridge.workflow.notices``).
-What a delivery announces enters the outbox in the same write that records it (``illbridge.intake.outbox``),
-so once it is answered 202 it reaches the bus even if the bus is down right now.
+whose step asks WMS through the check-in probe before acting on it (``illbridge.workflow.notices``). Nothing
+but the notice itself can tell the bridge about it, so it enters the outbox in the same write that takes its
+``webhook-id`` (``illbridge.intake.outbox``): once answered 202 it reaches the bus even if the bus is down now.
 Replay protection is one conditional write per endpoint and library (``BridgeStore.claim_webhook``): of ten
 parallel copies of one delivery exactly one is answered 202, the others 200 ``duplicate``.
 """
@@ -219,17 +222,6 @@ def parse(model: type[BaseModel], body: str) -> Any:
         raise BadInput(f"body does not match the {model.__name__} shape: {problems}") from exc
 
 
-def _try_delivering(ports: WebhookPorts, transitions: Transitions) -> bool:
-    """Put what this delivery recorded on the bus now; if the bus will not take it, it stays in the outbox
-    and the next poll delivers it (the sender need not retry). Whether it went out."""
-    try:
-        transitions.flush(ports)
-    except EventsNotDelivered as exc:
-        logger.warning("webhook: event left in the outbox for the next poll", extra={"error": exc.message})
-        return False
-    return True
-
-
 def handle_reshare_event(ports: WebhookPorts, headers: dict[str, str], body: bytes | str) -> WebhookAnswer:
     delivery = authenticate(ports, headers, body)
     config, webhook_id = delivery.config, delivery.webhook_id
@@ -248,22 +240,19 @@ def handle_reshare_event(ports: WebhookPorts, headers: dict[str, str], body: byt
         raise BadInput(f"ReShare tenant {event.tenant!r} has no request {request_id!r}") from exc
     assert request.last_updated is not None
     transitions = Transitions()
-    # the transition and its event are recorded in one write; a copy of this delivery (or the poller) that
-    # gets here too finds the state already seen, so at most one of them records it
+    # a transition's event goes on the bus first, then the state is recorded as seen; if the bus refuses it,
+    # EventsNotDelivered answers 503 and nothing is recorded or taken: the sender's retry (or the next poll)
+    # puts it. A copy of this delivery (or the poller) that observes it too may put it again: the step's
+    # claim drops the second copy, and exactly one of them records it
     changed = transitions.observe(ports, config, request, source="webhook")
-    delivered = _try_delivering(ports, transitions) if changed else False
+    if changed:
+        transitions.flush(ports)
     if not ports.store.claim_webhook(RESHARE_ENDPOINT, config.library_id, webhook_id).taken:
         return _duplicate(webhook_id)
     logger.info("ReShare webhook", extra={"hrid": request.hrid, "state": request.state.code, "new": changed})
-    body_out: dict[str, Any] = {
-        "status": "accepted",
-        "hrid": request.hrid,
-        "state": request.state.code,
-        "transition": changed,
-    }
-    if changed and not delivered:
-        body_out["delivery"] = "pending"
-    return WebhookAnswer(body_out)
+    return WebhookAnswer(
+        {"status": "accepted", "hrid": request.hrid, "state": request.state.code, "transition": changed}
+    )
 
 
 def handle_wms_check_in(ports: WebhookPorts, headers: dict[str, str], body: bytes | str) -> WebhookAnswer:

@@ -1,16 +1,17 @@
 """What the bridge has seen of ReShare: the last-seen state of each request (``SEEN``, the one conditional
-write that decides a transition) and the poll cursors."""
+write that decides a transition) and the poll cursors.
+
+A ReShare transition's event is put on the bus BEFORE its state is recorded here (``illbridge.intake.seen``):
+ReShare itself is the durable record of a request's state, so a transition that is not recorded is listed
+again by the next poll, and no outbox entry is needed. Recording is one conditional ``UpdateItem``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 
-from pydantic import BaseModel
-
 from illbridge.store import keys
-from illbridge.store.dynamo import _Cancelled, _ConditionFailed, _Expression, _name
-from illbridge.store.outbox import OutboxRecords, PendingEvent
+from illbridge.store.dynamo import DynamoTable, _ConditionFailed, _Expression, _name
 from illbridge.timeutil import epoch_ms, to_utc
 
 
@@ -20,7 +21,6 @@ class StateChange:
 
     changed: bool
     previous_state: str | None
-    pending: PendingEvent | None = None  # the outbox entry written with the transition (``event=``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +43,7 @@ class SeenState:
 # --- encoding ------------------------------------------------------------------------------------------
 
 
-class SeenRecords(OutboxRecords):
+class SeenRecords(DynamoTable):
     # -- last seen ReShare state
 
     def record_state_change(
@@ -53,8 +53,6 @@ class SeenRecords(OutboxRecords):
         state: str,
         last_updated: datetime,
         *,
-        event: BaseModel | None = None,
-        previous_state: str | None = None,
         stored: SeenState | None = None,
     ) -> StateChange:
         """Remember ``state`` as seen at ``last_updated``; ``changed`` only for a real, new transition.
@@ -66,10 +64,9 @@ class SeenRecords(OutboxRecords):
         state seen at its ``last_updated``, so that neither is lost and a stale read of the first never counts
         again. (A request that leaves a state and comes back to it inside one second shows nothing new.)
 
-        ``event``: the transition's bus event, written to the tenant's outbox in the SAME transaction as the
-        new state (TransactWriteItems), so a transition is never recorded as seen without its pending
-        event, whatever fails afterwards (``pending_events``/``forget_event`` deliver it). Then
-        ``previous_state`` (what the caller read before) is what the answer reports as the previous state.
+        The caller (``illbridge.intake.seen.Transitions``) has already put the transition's event on the bus:
+        a transition is recorded only once the bus has it, so whatever fails before this write, the next poll
+        lists the request again and puts it again. One ``UpdateItem`` (1 write unit), no outbox entry.
 
         ``stored``: the last-seen state the caller read just before (``seen_state``), if it did. The three
         conditional writes below are then tried in the order that read makes likely, so the happy path makes
@@ -90,7 +87,7 @@ class SeenRecords(OutboxRecords):
             condition = f"attribute_not_exists(pk) OR ({newer})"
             expr.set("kind", "seen").set("state", state).set("last_updated", observed)
             expr.set("last_updated_ms", millis).set("changed_at", now).set("states_at", {state})
-            return self._transition(tenant, key, expr, condition, event, previous_state)
+            return self._transition(key, expr, condition)
 
         def same_second() -> StateChange:
             # 2. in the same second as what is stored, a state not yet seen in it: a transition too
@@ -104,7 +101,7 @@ class SeenRecords(OutboxRecords):
             expr.set_raw(
                 f"{states_n} = list_append(if_not_exists({states_n}, {expr.v([])}), {expr.v([state])})"
             )
-            return self._transition(tenant, key, expr, condition, event, previous_state)
+            return self._transition(key, expr, condition)
 
         def watermark() -> StateChange:
             # 3. not a transition: if it is the same state seen later, move the watermark silently
@@ -129,35 +126,10 @@ class SeenRecords(OutboxRecords):
         stored_state = failed.item.get("state") if failed is not None and failed.item else None
         return StateChange(False, str(stored_state) if stored_state is not None else None)
 
-    def _transition(
-        self,
-        tenant: str,
-        key: dict[str, str],
-        expr: _Expression,
-        condition: str,
-        event: BaseModel | None,
-        previous_state: str | None,
-    ) -> StateChange:
-        """Write a transition of the SEEN item if ``condition`` holds (else ``_ConditionFailed``); with
-        ``event``, in one transaction with its outbox entry."""
-        if event is None:
-            previous = self._update_if(key, expr, condition, ReturnValues="UPDATED_OLD").get("state")
-            return StateChange(True, str(previous) if previous is not None else None)
-        update = {
-            "TableName": self.table_name,
-            "Key": key,
-            "UpdateExpression": expr.update(),
-            "ConditionExpression": condition,
-            **expr.params(),
-        }
-        put, pending = self._outbox_put(tenant, event)
-        try:
-            self._transact("record_state_change", [{"Update": update}, put])
-        except _Cancelled as cancelled:
-            if cancelled.condition_failed_first:
-                raise _ConditionFailed(None) from cancelled
-            raise cancelled.as_error() from cancelled
-        return StateChange(True, previous_state, pending)
+    def _transition(self, key: dict[str, str], expr: _Expression, condition: str) -> StateChange:
+        """Write a transition of the SEEN item if ``condition`` holds (else ``_ConditionFailed``)."""
+        previous = self._update_if(key, expr, condition, ReturnValues="UPDATED_OLD").get("state")
+        return StateChange(True, str(previous) if previous is not None else None)
 
     def seen_state(self, tenant: str, request_id: str) -> SeenState | None:
         """The stored last-seen state, with every state seen at its ``lastUpdated``."""
