@@ -4,9 +4,10 @@ behaviour).
 moto 5 backs up each table a transaction names with ``copy.deepcopy(table)`` before applying it, so it can put
 the table back if the transaction is cancelled (moto/dynamodb/models/__init__.py, ``transact_write_items``).
 That copies every item of the table on every transaction: the cost grows with the table, and the bridge
-records each transition, step claim and outbox entry in one transaction. Measured in the sandbox: 300
-recordings took 34.7 s against 4.2 s of plain writes, and a chaos run of 300 request pairs slowed down as its
-table filled.
+writes a mapping with its item rows, and a check-in notice's webhook-id with its outbox entry, in one
+transaction (and, before issue 17, every ReShare transition with its outbox entry). Measured in the sandbox:
+300 recordings took 34.7 s against 4.2 s of plain writes, and a chaos run of 300 request pairs slowed down as
+its table filled.
 
 Only the items a transaction names can change, so the backup made here is the table object with its item
 index copied one level (the item objects shared) and only the named items deep-copied. moto's own code then

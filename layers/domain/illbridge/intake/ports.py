@@ -21,7 +21,8 @@ if TYPE_CHECKING:  # the poller and the webhook never speak NCIP: no lxml for th
 
 
 class Outbox(Protocol):
-    """Delivering the outbox (``intake.outbox``): the store that keeps it and the bus."""
+    """The store and the bus: delivering the outbox (``intake.outbox``), and putting a ReShare transition on the
+    bus then recording it as seen (``intake.seen``)."""
 
     @property
     def store(self) -> BridgeStore: ...

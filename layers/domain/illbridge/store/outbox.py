@@ -1,5 +1,6 @@
 """The tenant's outbox (``OUTBOX#<tenant>``): bus events recorded in the same transaction as the change they
-announce, until PutEvents has them."""
+announce, until PutEvents has them (WMS check-in notices: ``claim_webhook(event=...)``; ReShare transitions need
+none, ``illbridge.intake.seen``)."""
 
 from __future__ import annotations
 
