@@ -9,12 +9,16 @@ import os
 import platform
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 from bench import burst, calls, chaos, coldstart, environments, layer, poller, queues, reconcile, transactions
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
+T = TypeVar("T")
 RECONCILE_INTRO = """N request pairs west lends to east: west's bridge watches N items on loan to one partner account
 (ILL-EAST), east's N temp items held for one patron (EAST-P-0001). One reconciliation run per library with every
 check due, per check-in probe (the WMS simulator with `lookup_item=supported` so both can run). LookupUser, the
@@ -22,31 +26,50 @@ default, costs one call per patron or partner account whatever N; LookupItem one
 the token cached from the steps before is reused (0 new ones)."""
 
 
+def in_process(module: str) -> Any:
+    """``python -m <module>``'s last line of output, as JSON."""
+    out = subprocess.run([sys.executable, "-m", module], check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def main() -> int:
     if sys.argv[1:2] == ["chaos"]:
         return chaos.main(sys.argv[2:], results=RESULTS)
     load_before = os.getloadavg()[0]
-    layer_result = layer.run()
-    coldstart_result = coldstart.run()
-    calls_result = calls.run()
-    queues_result = queues.run()
-    results = poller.run()
-    transaction_results = transactions.run()
-    reconcile_results = reconcile.run()
-    burst_out = subprocess.run(
-        [sys.executable, "-m", "bench.burst"], check=True, capture_output=True, text=True
-    ).stdout
-    burst_result = json.loads(burst_out.strip().splitlines()[-1])
-    environments_out = subprocess.run(
-        [sys.executable, "-m", "bench.environments"], check=True, capture_output=True, text=True
-    ).stdout
-    environments_result = json.loads(environments_out.strip().splitlines()[-1])
+    took: dict[str, float] = {}  # seconds each benchmark took, in the order run
+    loads = [load_before]
+
+    def timed(name: str, run: Callable[[], T]) -> T:
+        began = time.perf_counter()
+        result = run()
+        took[name] = time.perf_counter() - began
+        loads.append(os.getloadavg()[0])
+        print(f"{name}: {took[name]:.1f} s (load {loads[-1]:.1f})", file=sys.stderr, flush=True)
+        return result
+
+    began = time.perf_counter()
+    layer_result = timed("layer", layer.run)
+    coldstart_result = timed("coldstart", coldstart.run)
+    calls_result = timed("calls", calls.run)
+    queues_result = timed("queues", queues.run)
+    results = timed("poller", poller.run)
+    transaction_results = timed("transactions", transactions.run)
+    reconcile_results = timed("reconcile", reconcile.run)
+    burst_result = timed("burst", lambda: in_process("bench.burst"))
+    environments_result = timed("environments", lambda: in_process("bench.environments"))
+    total = time.perf_counter() - began
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
-    load = f"load average {load_before:.1f} when it began, {os.getloadavg()[0]:.1f} when it ended"
+    load = (
+        f"load average {load_before:.1f} when it began, {os.getloadavg()[0]:.1f} when it ended, "
+        f"{max(loads):.1f} at its highest between benchmarks"
+    )
+    times = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in took.items())
     text = f"""# Benchmark results
 
 Written by `make bench` (`python -m bench`) on {datetime.now(UTC):%Y-%m-%d} ({machine}; {load}). Compare the
 ratios within one run: these machines are shared and absolute times move from run to run.
+
+The run took {total / 60:.0f} min {total % 60:.0f} s (the target: under 15 minutes): {times}.
 
 ## The ReShare poller (`bench/poller.py`)
 
@@ -115,9 +138,9 @@ source mapping runs as Lambda runs it: `MaximumConcurrency` pollers, each invoki
 to `BatchSize` records. The cap is `BatchSize` x `MaximumConcurrency` records at WMS at once; one record alone
 takes t1 (a warm invocation with a batch of that one record), so at the cap the step finishes at most cap / t1
 records a second. What must hold: the rate measured from the first poll to the last record done is at least 0.8
-of that. Before (records of a batch one after another) for comparison, in the same run. The sandbox runs
-every function, moto and both simulators in one Python process: {queues_result["cpu_per_record_s"]} s of its CPU
-per record, the process busy {queues_result["cpu_busy"]} of one core while the records ran side by side.
+of that. Before (records of a batch one after another) for comparison, in the same run. moto and both
+simulators run in processes of their own (`Sandbox(apart=True)`), the functions in the bench's.
+{queues.cpu_note(queues_result)}.
 
 {queues.table(queues_result)}
 

@@ -3,18 +3,24 @@
 For each size N, in a fresh process: create N request pairs whose lender has shipped (so each pair is two
 changed requests, one of them a transition that some step reacts to; 5,000 pairs are 10,000 changes), then time
 one poll of every library and side (above ``FIRST_POLL_UP_TO`` pairs, what it would leave behind is written
-directly: ``seen_already``), counting the PutEvents calls it made, then a repeat poll and the peak Python
-memory a third one allocated (tracemalloc). What must hold: the cost per changed request stays flat as N
-grows (the poller pages and flushes as it goes), PutEvents carries 10 entries per call, and memory does not
-grow with N. Ratios are compared within one run, never
-against fixed times (shared machines are noisy).
+directly: ``seen_already``), counting the PutEvents calls it made, then a repeat poll (timed, and the
+process's resident memory sampled every 5 ms while it runs) and a third one under tracemalloc (its peak: the
+Python memory the poll held at once). moto and the ReShare simulator run in processes of their own
+(``Sandbox(apart=True)``), so both memory figures are the bridge's process alone, as a Lambda function
+instance holds it. What must hold: the cost per changed request stays flat as N grows (the poller pages and
+flushes as it goes), PutEvents carries 10 entries per call, and the poll's memory does not grow with N (one
+page of 100 requests, the requests of the current second, at most 10 events). Ratios are compared within one
+run, never against fixed times (shared machines are noisy).
 """
 
 from __future__ import annotations
 
+import gc
 import json
+import os
 import subprocess
 import sys
+import threading
 import time
 import tracemalloc
 from typing import Any
@@ -69,10 +75,37 @@ def seen_already(ports: Any) -> None:
                 store.advance_cursor(tenant, side.value, highest)
 
 
+def resident_kib() -> int:
+    """This process's resident set now (Linux ``/proc/self/statm``)."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+class ResidentPeak:
+    """The highest resident set of this process while the block runs, sampled every 5 ms."""
+
+    def __enter__(self) -> ResidentPeak:
+        gc.collect()
+        self.before = self.peak = resident_kib()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, resident_kib())
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, resident_kib())
+
+
 def measure(size: int) -> dict[str, Any]:
     from sandbox.runtime import Sandbox
 
-    sb = Sandbox(background=False, visibility=1).start()
+    sb = Sandbox(background=False, visibility=1, apart=True).start()
     try:
         with requests.Session() as http:
             create_shipped_pairs(http, sb.urls["reshare"], size, "WEST-BENCH")
@@ -95,11 +128,13 @@ def measure(size: int) -> dict[str, Any]:
         else:
             seen_already(services.ports)
         first = time.perf_counter() - began
-        began = time.perf_counter()
-        reports = poll_all(
-            services.ports
-        )  # nothing new: the cost of reading N changes and finding no transition
-        idle = time.perf_counter() - began
+        gc.collect()
+        with ResidentPeak() as resident:
+            began = time.perf_counter()
+            reports = poll_all(
+                services.ports
+            )  # nothing new: the cost of reading N changes and finding no transition
+            idle = time.perf_counter() - began
         tracemalloc.start()  # memory in a third poll of its own: tracemalloc slows what it traces
         poll_all(services.ports)
         _, idle_peak = tracemalloc.get_traced_memory()
@@ -114,6 +149,8 @@ def measure(size: int) -> dict[str, Any]:
             "repeat_poll_s": round(idle, 3),
             "repeat_poll_ms_per_request": round(1000 * idle / max(1, sum(r.seen for r in reports)), 3),
             "repeat_poll_peak_kib": round(idle_peak / 1024, 1),
+            "resident_before_kib": resident.before,
+            "resident_growth_kib": resident.peak - resident.before,
         }
     finally:
         sb.stop()
@@ -131,10 +168,12 @@ def run() -> list[dict[str, Any]]:
 
 def table(results: list[dict[str, Any]]) -> str:
     base = results[0]["repeat_poll_ms_per_request"] or 1
+    base_peak = results[0]["repeat_poll_peak_kib"] or 1
     lines = [
         "| pairs | changed requests seen | first poll | PutEvents calls | entries per call (max) "
-        "| repeat poll | per request | vs smallest | peak memory |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| repeat poll | per request | vs smallest | the poll's Python memory (peak) | vs smallest "
+        "| resident set before, growth during the poll |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         if r["size"] > FIRST_POLL_UP_TO:
@@ -147,7 +186,8 @@ def table(results: list[dict[str, Any]]) -> str:
         lines.append(
             f"| {r['size']} | {r['changed_requests']} | {first}| {r['repeat_poll_s']} s | "
             f"{r['repeat_poll_ms_per_request']} ms | {r['repeat_poll_ms_per_request'] / base:.2f}x | "
-            f"{r['repeat_poll_peak_kib']} KiB |"
+            f"{r['repeat_poll_peak_kib']} KiB | {r['repeat_poll_peak_kib'] / base_peak:.2f}x "
+            f"| {r['resident_before_kib'] / 1024:.1f} MiB, +{r['resident_growth_kib']} KiB |"
         )
     return "\n".join(lines)
 

@@ -12,6 +12,10 @@ most cap / t1 records a second. The measured rate is the records over the time f
 record done (so it includes the mapping's polls and its batching window). What must hold: the rate is at least
 0.8 of cap / t1. The same is measured with the records of a batch one
 after another (``illbridge.intake.queue.WORKERS`` = 1, as before) for comparison. Ratios within one run only.
+
+moto and both simulators run in processes of their own (``Sandbox(apart=True)``), so the bench's process holds
+what a function instance holds and the rate is the queue's, not bounded by one process running everything;
+the CPU each process used while the records ran side by side is measured (``/proc/<pid>/stat``).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import contextlib
 import io
 import json
 import logging
+import os
 import sys
 import threading
 import time
@@ -27,8 +32,15 @@ from typing import Any
 
 LATENCY_MS = 200
 FUNCTION = "LendShippedFunction"
-RECORDS = 40  # side by side
+RECORDS = 41  # side by side: 40 records, whole rounds of the cap (10)
 SERIAL_RECORDS = 20  # one after another, for comparison
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """User + system CPU a process has used (Linux ``/proc/<pid>/stat``; this process without a pid)."""
+    with open(f"/proc/{pid or 'self'}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def measure(records: int = RECORDS, serial_records: int = SERIAL_RECORDS) -> dict[str, Any]:
@@ -36,7 +48,7 @@ def measure(records: int = RECORDS, serial_records: int = SERIAL_RECORDS) -> dic
     from bench.chaos import Chaos
     from sandbox.runtime import Sandbox
 
-    sb = Sandbox(background=False, visibility=None).start()
+    sb = Sandbox(background=False, visibility=None, apart=True).start()
     try:
         from illbridge.intake import queue as step_queue
 
@@ -46,7 +58,12 @@ def measure(records: int = RECORDS, serial_records: int = SERIAL_RECORDS) -> dic
         real_invoke = sb.functions.invoke
 
         handler_seconds: list[float] = []
-        cpu: list[float] = []  # CPU seconds of this process (functions, moto, simulators) per run
+        batches: list[tuple[int, float]] = []  # (records, seconds) of each invocation
+        servers = {"moto": sb._moto.pid, "ReShare simulator": sb.reshare.pid, "WMS simulator": sb.wms.pid}
+        cpu: list[dict[str, float]] = []  # CPU seconds per process (the functions' and each server's) per run
+
+        def cpu_now() -> dict[str, float]:
+            return {"functions": cpu_seconds(), **{name: cpu_seconds(pid) for name, pid in servers.items()}}
 
         def invoke(logical_id: str, event: Any) -> Any:
             began = time.perf_counter()
@@ -55,6 +72,7 @@ def measure(records: int = RECORDS, serial_records: int = SERIAL_RECORDS) -> dic
             finally:
                 if logical_id == FUNCTION:
                     handler_seconds.append(time.perf_counter() - began)
+                    batches.append((len(event.get("Records", [])), handler_seconds[-1]))
                     with changed:
                         done[0] += len(event.get("Records", []))
                         changed.notify_all()
@@ -79,7 +97,7 @@ def measure(records: int = RECORDS, serial_records: int = SERIAL_RECORDS) -> dic
             """Ship ``some`` (their records wait on the queue), then let the mapping's pollers work them off."""
             ship(some)
             target = done[0] + len(some)
-            cpu_began = time.process_time()
+            cpu_began = cpu_now()
             began = time.perf_counter()
             poller._stop = threading.Event()  # a stopped poller starts again
             poller.start()
@@ -88,7 +106,7 @@ def measure(records: int = RECORDS, serial_records: int = SERIAL_RECORDS) -> dic
                     if not changed.wait_for(lambda: done[0] >= target, timeout=600):
                         raise RuntimeError(f"{FUNCTION}: {target - done[0]} records not processed")
                 elapsed = time.perf_counter() - began
-                cpu.append(time.process_time() - cpu_began)
+                cpu.append({name: spent - cpu_began[name] for name, spent in cpu_now().items()})
                 return elapsed
             finally:
                 poller.stop()
@@ -97,7 +115,9 @@ def measure(records: int = RECORDS, serial_records: int = SERIAL_RECORDS) -> dic
         run(pairs[:1])  # alone (and the token fetched: later records reuse it, as a warm instance does)
         run(pairs[1:2])
         one = min(handler_seconds[-2:])  # one record's invocation, warm: what one record takes at WMS
+        before = len(batches)
         concurrent = run(pairs[2 : 2 + records - 1])
+        side_by_side = batches[before:]
         workers, step_queue.WORKERS = step_queue.WORKERS, 1  # a batch's records one after another
         try:
             serial = run(pairs[1 + records : 1 + records + serial_records])
@@ -126,8 +146,13 @@ def measure(records: int = RECORDS, serial_records: int = SERIAL_RECORDS) -> dic
             "serial_per_second": round(serial_rate, 2),
             "serial_of_cap": round(serial_rate / ideal, 2),
             "serial_of_n_per_latency": round(serial_rate / (source.max_concurrency / (LATENCY_MS / 1000)), 2),
-            "cpu_per_record_s": round(cpu[2] / (records - 1), 3),
-            "cpu_busy": round(cpu[2] / concurrent, 2),
+            "cpu_per_record_s": {name: round(spent / (records - 1), 3) for name, spent in cpu[2].items()},
+            "cpu_busy": {name: round(spent / concurrent, 2) for name, spent in cpu[2].items()},
+            "cpus": os.cpu_count(),
+            "invocations": len(side_by_side),
+            "records_per_invocation": round(sum(n for n, _ in side_by_side) / len(side_by_side), 2),
+            "invocation_s": round(sum(t for _, t in side_by_side) / len(side_by_side), 3),
+            "invocation_s_max": round(max(t for _, t in side_by_side), 3),
             "duplicates": len(checked["duplicates"]),
             "refused": len(world.refused),
         }
@@ -157,6 +182,18 @@ def table(r: dict[str, Any]) -> str:
             f"| {r['serial_seconds']} s | {r['serial_per_second']} | {r['serial_of_cap']} "
             f"| {r['serial_of_n_per_latency']} |",
         ]
+    )
+
+
+def cpu_note(r: dict[str, Any]) -> str:
+    """Where the CPU went while the records ran side by side, per process."""
+    per = r["cpu_per_record_s"]
+    busy = r["cpu_busy"]
+    parts = ", ".join(f"{name} {per[name]} s ({busy[name]} of a core)" for name in per)
+    total_busy = round(sum(busy.values()), 2)
+    return (
+        f"CPU per record, by process (and how busy each was): {parts}; together {total_busy} of the "
+        f"machine's {r['cpus']} cores"
     )
 
 

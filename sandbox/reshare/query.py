@@ -29,9 +29,9 @@ import functools
 import math
 import random
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from .timefmt import UnparseableDate, grails_date_ms, ms_from_text
 
@@ -121,16 +121,21 @@ def compile_filters(filters: Iterable[str], fields: Mapping[str, Field]) -> Pred
     """All filters ANDed, each parsed by web-toolkit's grammar (`SimpleLookupWtk.g4`, `filter_expr`):
     `!` binds tightest, then `&&`, then `||`; parentheses group; a condition is `<field><op><value>` or
     `<field> isNull|isNotNull|isEmpty|isNotEmpty|isSet|isNotSet`; `\\x` escapes a character of a value."""
-    predicates: list[Predicate] = []
-    for text in filters:
-        if not text.strip():
-            raise QueryError("empty filter")
-        predicates.append(_FilterParser(text, fields).parse())
+    predicates = _compile_each(filters, fields)
 
     def matches(record: Mapping[str, Any]) -> bool:
         return all(predicate(record) for predicate in predicates)
 
     return matches
+
+
+def _compile_each(filters: Iterable[str], fields: Mapping[str, Field]) -> list[Predicate]:
+    predicates: list[Predicate] = []
+    for text in filters:
+        if not text.strip():
+            raise QueryError("empty filter")
+        predicates.append(_FilterParser(text, fields).parse())
+    return predicates
 
 
 class _FilterParser:
@@ -240,12 +245,20 @@ def _compile_condition(text: str, fields: Mapping[str, Field]) -> Predicate:
         )
     field = _field(match["path"], fields)
     op = {"=": "==", "<>": "!="}.get(match["op"], match["op"])
-    wanted = _typed_value(field, op, _ESCAPE.sub(r"\1", match["value"].strip()))
+    return _Condition(field, op, _typed_value(field, op, _ESCAPE.sub(r"\1", match["value"].strip())))
 
-    def test(value: Any) -> bool:
-        return _compare(value, op, wanted)
 
-    return lambda record: any(test(value) for value in field.values(record))
+@dataclass(frozen=True)
+class _Condition:
+    """One `<field><op><value>` condition: a predicate that also tells what it asks (an ordered source uses a
+    whole filter that is one such condition to narrow the rows it reads; the condition is still applied)."""
+
+    field: Field
+    op: str
+    wanted: Any
+
+    def __call__(self, record: Mapping[str, Any]) -> bool:
+        return any(_compare(value, self.op, self.wanted) for value in self.field.values(record))
 
 
 def _typed_value(field: Field, op: str, raw: str) -> Any:
@@ -304,6 +317,16 @@ def sort_records(
     records: list[dict[str, Any]], sorts: Sequence[str], fields: Mapping[str, Field]
 ) -> list[dict[str, Any]]:
     """Multi-key sort with no tie-break (ties shuffled, as a database may return them). Missing values first."""
+    keys = parse_sorts(sorts, fields)
+    ordered = list(records)
+    _TIES.shuffle(ordered)
+    for field, descending in reversed(keys):
+        ordered.sort(key=functools.partial(_sort_key, field), reverse=descending)
+    return ordered
+
+
+def parse_sorts(sorts: Sequence[str], fields: Mapping[str, Field]) -> list[tuple[Field, bool]]:
+    """The sort keys, `(field, descending)`, most significant first."""
     keys: list[tuple[Field, bool]] = []
     for chunk in sorts:
         for text in chunk.split(","):
@@ -320,11 +343,7 @@ def sort_records(
             if direction not in ("asc", "desc"):
                 raise QueryError(f"bad sort direction '{match['dir']}': use asc or desc")
             keys.append((field, direction == "desc"))
-    ordered = list(records)
-    _TIES.shuffle(ordered)
-    for field, descending in reversed(keys):
-        ordered.sort(key=functools.partial(_sort_key, field), reverse=descending)
-    return ordered
+    return keys
 
 
 def _sort_key(field: Field, record: Mapping[str, Any]) -> tuple[int, Any]:
@@ -388,33 +407,106 @@ def single(params: Mapping[str, list[str]], name: str) -> str | None:
     return values[0]
 
 
+class OrderedSource(Protocol):
+    """Rows kept as a database keeps an indexed table: ids by insertion, and (ms, id) keys sorted on one
+    date field (``key_field``), partitioned by one boolean field (``partition_field``)."""
+
+    key_field: str
+    partition_field: str
+
+    def __iter__(self) -> Iterator[str]: ...
+
+    def listed(self, row_id: str) -> dict[str, Any]: ...
+
+    def key_range(
+        self, partition: bool | None, low: int | None, high: int | None, descending: bool
+    ) -> Iterator[tuple[int, str]]: ...
+
+
 def run_list_query(
-    records: list[dict[str, Any]],
+    records: list[dict[str, Any]] | OrderedSource,
     params: Mapping[str, list[str]],
     fields: Mapping[str, Field],
     *,
     default_per_page: int = DEFAULT_PER_PAGE,
     term_fields: Sequence[str] = (),
-) -> tuple[list[dict[str, Any]], int, Page]:
-    """Filter, sort and page records. Returns (page of records, total matching, page)."""
-    predicate = compile_filters(params.get("filters", []), fields)
+    need_total: bool = True,
+) -> tuple[list[dict[str, Any]], int | None, Page]:
+    """Filter, sort and page records. Returns (page of records, total matching, page).
+
+    From an ``OrderedSource`` sorted on its key field alone, the rows are read in the index's order, only
+    within the bounds the filters put on the key and partition fields, and only as far as the page needs
+    (every row when ``need_total``; else the total is None): each run of rows equal on the key is filtered
+    and shuffled as a whole, so the page, its order (ties in a fresh order on every call) and every refusal
+    are exactly those of filtering, shuffling and sorting every row, which is what happens otherwise."""
+    predicates = _compile_each(params.get("filters", []), fields)
     term = single(params, "term")
     page = parse_page(params, default_per_page)
-    matched = [record for record in records if predicate(record)]
     match_fields = [_field(path, fields) for path in params.get("match", [])]
-    if term and match_fields:  # web-toolkit getTextMatches: a term is looked for only in the `match` fields
-        needle = term.lower()
-        matched = [
-            record
-            for record in matched
-            if any(
-                value is not None and needle in str(value).lower()
-                for field in match_fields
-                for value in field.values(record)
-            )
-        ]
-    ordered = sort_records(matched, params.get("sort", []), fields)
-    return ordered[page.offset : page.offset + page.per_page], len(ordered), page
+    sorts = params.get("sort", [])
+    sort_keys = parse_sorts(sorts, fields)
+    needle = term.lower() if term and match_fields else None
+
+    def keep(record: Mapping[str, Any]) -> bool:
+        if not all(predicate(record) for predicate in predicates):
+            return False
+        # web-toolkit getTextMatches: a term is looked for only in the `match` fields
+        return needle is None or any(
+            value is not None and needle in str(value).lower()
+            for field in match_fields
+            for value in field.values(record)
+        )
+
+    if isinstance(records, list) or [key.path for key, _ in sort_keys] != [records.key_field]:
+        rows = records if isinstance(records, list) else [records.listed(row_id) for row_id in records]
+        ordered = sort_records([record for record in rows if keep(record)], sorts, fields)
+        return ordered[page.offset : page.offset + page.per_page], len(ordered), page
+    descending = sort_keys[0][1]
+    partition, low, high = _bounds(predicates, records.key_field, records.partition_field)
+    wanted = page.offset + page.per_page
+    taken: list[dict[str, Any]] = []
+    total = 0
+    run: list[dict[str, Any]] = []
+    run_key: int | None = None
+    for key, row_id in records.key_range(partition, low, high, descending):
+        if key != run_key:
+            if not need_total and len(taken) + len(run) >= wanted:
+                break
+            _TIES.shuffle(run)
+            total += len(run)
+            taken.extend(run[: max(0, wanted - len(taken))])
+            run, run_key = [], key
+        record = records.listed(row_id)
+        if keep(record):
+            run.append(record)
+    _TIES.shuffle(run)
+    total += len(run)
+    taken.extend(run[: max(0, wanted - len(taken))])
+    return taken[page.offset : wanted], total if need_total else None, page
+
+
+def _bounds(
+    predicates: Sequence[Predicate], key_field: str, partition_field: str
+) -> tuple[bool | None, int | None, int | None]:
+    """What whole filters that are one condition each say of the key (an inclusive ms range) and the
+    partition: every row outside is refused by that filter, so the range holds every row that can match."""
+    partition: bool | None = None
+    low: int | None = None
+    high: int | None = None
+    for predicate in predicates:
+        if not isinstance(predicate, _Condition) or not isinstance(predicate.wanted, int):
+            continue
+        path, op, wanted = predicate.field.path, predicate.op, predicate.wanted
+        if path == partition_field and op == "==" and isinstance(wanted, bool):
+            partition = wanted if partition is None else partition
+        elif path == key_field and not isinstance(wanted, bool):
+            if op in (">=", ">", "=="):
+                bound = wanted + 1 if op == ">" else wanted
+                low = bound if low is None else max(low, bound)
+            if op in ("<=", "<", "=="):
+                bound = wanted - 1 if op == "<" else wanted
+                high = bound if high is None else min(high, bound)
+    return partition, low, high
 
 
 def stats_wrapper(results: list[dict[str, Any]], total: int, page: Page) -> dict[str, Any]:

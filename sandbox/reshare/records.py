@@ -19,8 +19,10 @@ Record shapes (what `GET /rs/patronrequests` answers):
 
 from __future__ import annotations
 
+import bisect
+import heapq
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -144,6 +146,78 @@ class PickupLocation:
         }
 
 
+class RequestTable(dict[str, "PatronRequest"]):
+    """A tenant's patron requests by id, with what a database gives a listing: an index kept sorted on
+    ``lastUpdated`` (the millisecond held), one per ``isRequester``, so that ``GET /rs/patronrequests`` filtered
+    on ``isRequester`` and a ``lastUpdated`` range and sorted on ``lastUpdated`` reads O(log N + page) rows
+    instead of rendering, filtering and sorting every request of the tenant for every page (``query.py``,
+    ``OrderedSource``). It changes nothing a client can see: the rows, their order (ties still shuffled on every
+    call) and every refusal are those of the full scan. mod-rs itself declares no index on ``pr_last_updated``
+    (its indexes, ``service/grails-app/migrations/update-mod-rs-2-17.groovy``: state and type, dateCreated
+    descending, hrid); PostgreSQL then sorts the matching rows, which a client cannot tell apart from this.
+
+    Kept current by ``PatronRequest.__setattr__``: every change of ``last_updated_ms`` moves its key."""
+
+    key_field = "lastUpdated"
+    partition_field = "isRequester"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ordered: dict[bool, list[tuple[int, str]]] = {True: [], False: []}  # (ms, id), ascending
+
+    def __setitem__(self, request_id: str, req: PatronRequest) -> None:
+        old = self.get(request_id)
+        if old is not None:
+            self._drop(old.is_requester, old.last_updated_ms, request_id)
+            object.__setattr__(old, "table_", None)
+        super().__setitem__(request_id, req)
+        bisect.insort(self.ordered[req.is_requester], (req.last_updated_ms, request_id))
+        object.__setattr__(req, "table_", self)
+
+    def __delitem__(self, request_id: str) -> None:
+        req = self[request_id]
+        self._drop(req.is_requester, req.last_updated_ms, request_id)
+        object.__setattr__(req, "table_", None)
+        super().__delitem__(request_id)
+
+    def moved(self, req: PatronRequest, old_ms: int, new_ms: int) -> None:
+        if old_ms == new_ms:
+            return
+        self._drop(req.is_requester, old_ms, req.id)
+        bisect.insort(self.ordered[req.is_requester], (new_ms, req.id))
+
+    def _drop(self, is_requester: bool, ms: int, request_id: str) -> None:
+        keys = self.ordered[is_requester]
+        at = bisect.bisect_left(keys, (ms, request_id))
+        if at == len(keys) or keys[at] != (ms, request_id):  # pragma: no cover - the index is kept whole
+            raise RuntimeError(f"request {request_id} missing from the lastUpdated index")
+        del keys[at]
+
+    def listed(self, request_id: str) -> dict[str, Any]:
+        """One request as a listing holds it: the full record plus the ``_ms`` map filters and sorts use."""
+        req = self[request_id]
+        return {**req.full(), "_ms": exact_times(req)}
+
+    def key_range(
+        self, partition: bool | None, low: int | None, high: int | None, descending: bool
+    ) -> Iterator[tuple[int, str]]:
+        """(ms, id) of the requests with ``low <= lastUpdated ms <= high`` (None: unbounded), of one
+        ``isRequester`` partition or both, ascending or descending by ms."""
+        parts = (
+            [self.ordered[partition]] if partition is not None else [self.ordered[True], self.ordered[False]]
+        )
+        slices = []
+        for keys in parts:
+            start = bisect.bisect_left(keys, (low,)) if low is not None else 0
+            end = bisect.bisect_left(keys, (high + 1,)) if high is not None else len(keys)
+            slices.append(range(end - 1, start - 1, -1) if descending else range(start, end))
+        streams = [map(keys.__getitem__, span) for keys, span in zip(parts, slices, strict=True)]
+        if len(streams) == 1:
+            yield from streams[0]
+        else:
+            yield from heapq.merge(*streams, key=lambda key: key[0], reverse=descending)
+
+
 @dataclass
 class Tenant:
     name: str
@@ -151,7 +225,7 @@ class Tenant:
     users: dict[str, str]
     settings: dict[str, dict[str, Any]]
     pickup_locations: dict[str, PickupLocation]
-    requests: dict[str, PatronRequest] = field(default_factory=dict)
+    requests: RequestTable = field(default_factory=RequestTable)
     hrid_counter: int = 0
     last_tick: int = 0
     clock: Callable[[], int] = now_ms
@@ -264,6 +338,13 @@ class PatronRequest:
     # mod-rs PatronRequest.requestToContinue (default true): set false by requesterCancel, true by
     # requesterRejectConditions (ActionPatronRequestCancelService); read when the lender's yes arrives
     request_to_continue: bool = True
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "last_updated_ms":
+            table = self.__dict__.get("table_")
+            if table is not None:
+                table.moved(self, self.__dict__["last_updated_ms"], value)
+        object.__setattr__(self, name, value)
 
     @property
     def network_status(self) -> str:

@@ -217,17 +217,19 @@ def login_legacy(sim: ReShareSimulator, call: Call) -> Response:
 def list_requests(sim: ReShareSimulator, call: Call) -> Response:
     full = parse_flag(call.query, "fullRecord")
     stats = parse_flag(call.query, "stats")
-    page_records, total, page = run_list_query(
-        sim.store.full_records(call.tenant or ""),
-        call.query,
-        r.REQUEST_FIELDS,
-        term_fields=r.REQUEST_TERM_FIELDS,
-    )
+    with sim.store.lock:  # one consistent read, as one SELECT
+        page_records, total, page = run_list_query(
+            sim.store.tenant(call.tenant or "").requests,
+            call.query,
+            r.REQUEST_FIELDS,
+            term_fields=r.REQUEST_TERM_FIELDS,
+            need_total=stats,
+        )
     results = [
         {key: value for key, value in record.items() if key != "_ms"} if full else r.brief_of(record)
         for record in page_records
     ]
-    return Response(200, stats_wrapper(results, total, page) if stats else results)
+    return Response(200, stats_wrapper(results, total or 0, page) if stats else results)
 
 
 @_route("POST", r"/rs/patronrequests", auth=True)
@@ -290,7 +292,9 @@ def app_settings(sim: ReShareSimulator, call: Call) -> Response:
     records, total, page = run_list_query(
         sim.store.settings(call.tenant or ""), call.query, r.SETTING_FIELDS, default_per_page=100
     )
-    return Response(200, stats_wrapper(records, total, page) if parse_flag(call.query, "stats") else records)
+    return Response(
+        200, stats_wrapper(records, total or 0, page) if parse_flag(call.query, "stats") else records
+    )
 
 
 # ================================================================ /_sim/ control

@@ -32,6 +32,7 @@ from typing import Any
 from sandbox.template import load_template
 
 from . import aws
+from .apart import ServerProcess
 from .cfn import Stack
 from .functions import (
     Functions,
@@ -76,6 +77,7 @@ class Sandbox:
         stack_name: str = STACK_NAME,
         region: str = REGION,
         host: str = "127.0.0.1",
+        apart: bool = False,
     ) -> None:
         self.ports = {"gateway": gateway_port, "reshare": reshare_port, "wms": wms_port, "moto": moto_port}
         self.tick = tick
@@ -90,6 +92,9 @@ class Sandbox:
         self.stack_name = stack_name
         self.region = region
         self.host = host
+        self.apart = apart  # moto and both simulators in processes of their own (sandbox/runtime/apart.py)
+        if apart and relay:
+            raise ValueError("the webhook relay needs the ReShare simulator in this process (apart=False)")
         self.urls: dict[str, str] = {}
         self.env: dict[str, str] = {}
         self.stack: Stack | None = None
@@ -102,7 +107,7 @@ class Sandbox:
         self.timings: dict[str, float] = {}
         self.reshare: Any = None
         self.wms: Any = None
-        self._moto: aws.MotoServer | None = None
+        self._moto: aws.MotoServer | ServerProcess | None = None
         self._clients: dict[str, Any] = {}
         self._saved_env: dict[str, str | None] = {}
         self._saved_path: list[str] | None = None
@@ -147,10 +152,14 @@ class Sandbox:
             from sandbox.timescale import scale_timings
 
             template = scale_timings(template, self.time_scale)
-        self._moto = aws.MotoServer(self.ports["moto"], self.host)
+        if self.apart:
+            self._moto = ServerProcess("moto", self.host, self.ports["moto"])
+        else:
+            self._moto = aws.MotoServer(self.ports["moto"], self.host)
         self.urls["moto"] = self._moto.start()
         self._moto.reset()  # moto's backends are process-wide: start from nothing
-        self._simulate_sqs_time()
+        if not self.apart:
+            self._simulate_sqs_time()
         lap("moto")
 
         self.stack = Stack(
@@ -166,9 +175,13 @@ class Sandbox:
         from sandbox.reshare import ReShareSimulator
         from sandbox.wms import WmsSimulator
 
-        self.reshare = ReShareSimulator(host=self.host, port=self.ports["reshare"])
+        if self.apart:
+            self.reshare = ServerProcess("reshare", self.host, self.ports["reshare"])
+            self.wms = ServerProcess("wms", self.host, self.ports["wms"], self.wms_options)
+        else:
+            self.reshare = ReShareSimulator(host=self.host, port=self.ports["reshare"])
+            self.wms = WmsSimulator(host=self.host, port=self.ports["wms"], options=self.wms_options)
         self.urls["reshare"] = self.reshare.start()
-        self.wms = WmsSimulator(host=self.host, port=self.ports["wms"], options=self.wms_options)
         self.urls["wms"] = self.wms.start()
         if self.demo:
             self.reshare.seed_demo()
@@ -430,6 +443,8 @@ class Sandbox:
         """Move the simulated clock ahead (SQS delays and visibility, the bridge's clock; see the module)."""
         if seconds < 0:
             raise ValueError("time only moves forward")
+        if self.apart:
+            raise RuntimeError("simulated time needs moto in the sandbox's process (apart=False)")
         self.offset += seconds
 
     def _simulate_sqs_time(self) -> None:

@@ -9,6 +9,7 @@ import threading
 import time
 
 import pytest
+import requests
 
 from sandbox.runtime import Sandbox
 
@@ -58,3 +59,38 @@ def test_a_background_sandbox_stops_without_leaving_threads_ports_or_environment
         assert sorted(tables) == sorted(again.physical_name(t) for t in ("BridgeTable", "IdempotencyTable"))
     finally:
         again.stop()
+
+
+def test_apart_the_servers_run_in_processes_of_their_own_and_stop_with_the_sandbox() -> None:
+    # Given a sandbox with moto and both simulators apart (what the benchmarks measure the bridge with)
+    sb = Sandbox(apart=True, visibility=1)
+    sb.start()
+    try:
+        children = {"moto": sb._moto, "reshare": sb.reshare, "wms": sb.wms}
+        pids = {name: child.pid for name, child in children.items()}  # type: ignore[union-attr]
+        assert os.getpid() not in pids.values() and len(set(pids.values())) == 3
+        # Then the bridge works against them as in one process: the demo libraries are there, a poll runs
+        tenants = requests.get(f"{sb.urls['reshare']}/_sim/tenants", timeout=10)
+        assert tenants.ok and {t["tenant"] for t in tenants.json()} >= {"east", "west"}
+        assert sb.run_schedule("ReSharePollerFunction").ok
+        # and what needs the servers in this process is refused
+        with pytest.raises(RuntimeError, match="simulated time"):
+            sb.advance(1)
+    finally:
+        sb.stop()
+    # And stopping ends the three processes
+    for pid in pids.values():
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.05)
+        assert not _alive(pid)
+    with pytest.raises(ValueError, match="relay"):
+        Sandbox(apart=True, relay=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
