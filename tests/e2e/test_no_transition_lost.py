@@ -306,3 +306,49 @@ def test_a_fault_between_seen_and_on_the_bus_loses_nothing(
     step = services.store.get_step("west", lender, StepName.LEND_SHIPPED)
     assert step is not None and (step.status, step.attempt) == (StepStatus.SUCCEEDED, 1), step
     assert queued_anywhere(sb) == {}
+
+
+def test_a_poll_and_a_webhook_that_both_put_a_transition_make_one_loan(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # (two polls never overlap: the poller's reserved concurrency is 1, and the sandbox makes a second
+    # invocation wait as Lambda throttles it; tests/unit/intake/test_put_then_record.py races two observers)
+    sb = sandbox
+    services = current_services()
+    pair, barcode = a_shipment(sb)
+    lender = pair["lender"]["id"]
+    # Given the lender ships, and the ReShare webhook has put the transition on the bus; just before it records
+    # the state as seen, a poll runs (the sandbox runs functions with their own environment variables one at a
+    # time, so the interleaving is staged: the poll runs inside the webhook's recording)
+    Library(sb, "west").act(lender, "supplierMarkShipped")
+    real = services.store.record_state_change
+    polls: list[dict[str, Any]] = []
+    staged: list[str] = []
+
+    def poll_first(tenant: str, request_id: str, *args: Any, **kwargs: Any) -> Any:
+        if request_id == lender and not staged:
+            staged.append(request_id)  # once: the poll's own recording goes straight through
+            polls.append(poll(sb))  # the poll reads the state as not yet seen, puts it and records it
+        return real(tenant, request_id, *args, **kwargs)
+
+    with monkeypatch.context() as mp:
+        mp.setattr(services.store, "record_state_change", poll_first)
+        answer = sb.invoke("WebhookFunction", webhook_delivery(lender))
+    # Then both put it: the transition is on the bus twice, once from each, and neither failed
+    assert answer["statusCode"] == 202, answer
+    assert polls and polls[0]["failed"] == 0, polls
+    details = lend_shipped_messages(sb)
+    assert {(d["request_id"], d["state"]) for d in details} == {(lender, "RES_ITEM_SHIPPED")}
+    assert sorted(d["source"] for d in details) == ["poller", "webhook"], details
+    # and when the steps run, the item is checked out exactly once, at the step's first attempt: one step
+    # effect, from the step's claim alone (the two details differ in ``source``, so nothing keyed on the
+    # detail, such as an idempotency record, could have dropped the copy)
+    assert details[0] != details[1]
+    settle(sb)
+    assert [loan["patron_barcode"] for loan in loans(sb, barcode)] == ["ILL-EAST"]
+    step = services.store.get_step("west", lender, StepName.LEND_SHIPPED)
+    assert step is not None and (step.status, step.attempt) == (StepStatus.SUCCEEDED, 1), step
+    assert queued_anywhere(sb) == {}
+    # and the next poll puts nothing more
+    assert poll(sb)["failed"] == 0
+    assert lend_shipped_messages(sb) == []
