@@ -75,10 +75,8 @@ def dynamo_items(operation: str, params: dict[str, Any]) -> int:
 
 
 def item_kind(table: str, key: dict[str, Any]) -> str:
-    """What a written item is: the idempotency table's record, or the bridge table's kind of row (its sort key
-    up to the first ``#``: STEP, LOG (a history line), MAPPING, ITEM, SEEN, EVENT (outbox), ATTN, CURSOR)."""
-    if "dempotency" in table:
-        return "idempotency record"
+    """What a written item is: the bridge table's kind of row (its sort key up to the first ``#``: STEP, LOG (a
+    history line), MAPPING, ITEM, SEEN, EVENT (outbox), ATTN, CURSOR)."""
     sk = key.get("sk", {})
     value = sk.get("S", "") if isinstance(sk, dict) else str(sk)
     return value.split("#", 1)[0] or "?"

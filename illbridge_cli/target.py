@@ -85,7 +85,6 @@ def use_sandbox(path: Path | None = None) -> Target:
 # the stack's outputs (template.yaml Outputs) -> the functions' environment
 STACK_OUTPUTS = {
     "BridgeTableName": "TABLE_NAME",
-    "IdempotencyTableName": "IDEMPOTENCY_TABLE_NAME",
     "EventBusName": "EVENT_BUS_NAME",
     "AttentionTopicArn": "ATTENTION_TOPIC_ARN",
 }
@@ -127,7 +126,7 @@ def use_stack(name: str, region: str | None = None, cloudformation: Any = None) 
 
 
 def use_environment() -> Target:
-    missing = [v for v in ("TABLE_NAME", "IDEMPOTENCY_TABLE_NAME", "EVENT_BUS_NAME") if not os.environ.get(v)]
+    missing = [v for v in ("TABLE_NAME", "EVENT_BUS_NAME") if not os.environ.get(v)]
     if missing:
         raise TargetError(f"--env: {', '.join(missing)} not set")
     return Target(kind="environment", description="the environment's TABLE_NAME, EVENT_BUS_NAME, ...")

@@ -4,10 +4,10 @@ queues and topic only on behalf of the bridge's own rules and alarms.
 ``CALLS`` is the declared table: per function, the AWS actions its code path makes, on which resource. It
 follows the code: ``BridgeStore`` methods each function reaches (``GetItem`` for reads, ``PutItem`` for
 history, attention, webhook ids and mapping rows, ``UpdateItem`` for claims, last-seen and cursors,
-``DeleteItem`` for item rows and reverted last-seen, ``Query`` on the index it looks things up by), Powertools
-idempotency (steps only), ``EventBus.put`` (``PutEvents``), the configuration loader (``ssm:GetParameter``
-and ``secretsmanager:GetSecretValue`` under the configuration's name) and a waiting step's send back to its
-own queue (``intake/queue.py``). A function whose policy grants more (or less) than its row fails here;
+``DeleteItem`` for item rows and reverted last-seen, ``Query`` on the index it looks things up by),
+``EventBus.put`` (``PutEvents``), the configuration loader (``ssm:GetParameter`` and
+``secretsmanager:GetSecretValue`` under the configuration's name) and a waiting step's send back to its own
+queue (``intake/queue.py``). A function whose policy grants more (or less) than its row fails here;
 so does a policy written with a SAM policy template (it cannot be checked action by action) or a wildcard.
 """
 
@@ -44,7 +44,6 @@ def step(queue: str) -> set[tuple[str, str]]:
     return (
         table("GetItem", "PutItem", "UpdateItem", "DeleteItem")
         | table("Query", resource=ITEM_INDEX)  # find_by_item: a WMS check-in's mapping
-        | table("GetItem", "PutItem", "UpdateItem", "DeleteItem", resource="IdempotencyTable")
         | BUS
         | NOTICES
         | CONFIG

@@ -56,13 +56,12 @@ def test_every_function_has_the_environment_it_validates(name: str) -> None:
     assert "POWERTOOLS_SERVICE_NAME" in env
 
 
-def test_tables_have_their_ttl_and_the_idempotency_table_its_key() -> None:
+def test_the_bridge_table_is_the_only_table_and_has_its_ttl() -> None:
+    # one table: a duplicate delivery is stopped by the step's claim, there is no idempotency table
+    assert set(of_type("AWS::DynamoDB::Table")) == {"BridgeTable"}
     bridge = RESOURCES["BridgeTable"]["Properties"]
     assert bridge["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
     assert bridge["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
-    idempotency = RESOURCES["IdempotencyTable"]["Properties"]
-    assert idempotency["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
-    assert idempotency["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
 
 
 def test_every_queue_is_a_dlq_or_has_one() -> None:

@@ -95,7 +95,7 @@ def test_the_real_template_parses() -> None:
     # Given template.yaml; Then its short tags are long forms
     env = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
     assert env["TABLE_NAME"] == {"Ref": "BridgeTable"}
-    assert env["IDEMPOTENCY_TABLE_NAME"] == {"Ref": "IdempotencyTable"}
+    assert "IDEMPOTENCY_TABLE_NAME" not in env  # one table: the step claim stops a duplicate
 
 
 def _keys(schema: list[dict[str, str]]) -> list[tuple[str, str]]:
@@ -110,7 +110,7 @@ def test_bridge_table_is_derived_as_declared() -> None:
     spec = tables["BridgeTable"]
     kwargs = spec["create_table"]
     # Then they carry the declared keys, attributes, billing and indexes
-    assert set(tables) == {"BridgeTable", "IdempotencyTable"}
+    assert set(tables) == {"BridgeTable"}
     assert _keys(kwargs["KeySchema"]) == [("pk", "HASH"), ("sk", "RANGE")]
     assert kwargs["AttributeDefinitions"] == declared["AttributeDefinitions"]
     assert kwargs["BillingMode"] == "PAY_PER_REQUEST"
@@ -131,11 +131,24 @@ def test_bridge_table_is_derived_as_declared() -> None:
     assert spec["ttl_attribute"] == keys.TTL_ATTRIBUTE == "expires_at"
 
 
-def test_idempotency_table_is_derived_as_declared() -> None:
-    # Given the template's tables; When the idempotency table is derived
-    spec = dynamodb_tables(TEMPLATE)["IdempotencyTable"]
-    # Then its key is Powertools' "id" and its TTL "expiration"
+SMALL_TABLE = {
+    "Type": "AWS::DynamoDB::Table",
+    "Properties": {
+        "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
+        "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+        "TimeToLiveSpecification": {"AttributeName": "expiration", "Enabled": True},
+    },
+}
+WITH_SMALL_TABLE = {**TEMPLATE, "Resources": {**RESOURCES, "SmallTable": SMALL_TABLE}}
+
+
+def test_a_table_with_a_hash_key_only_is_derived_as_declared() -> None:
+    # Given a template with a second table, a hash key only and no index; When it is derived
+    spec = dynamodb_tables(WITH_SMALL_TABLE)["SmallTable"]
+    # Then its key, attributes and TTL are the declared ones, and it has no index
     assert _keys(spec["create_table"]["KeySchema"]) == [("id", "HASH")]
+    assert spec["ttl_attribute"] == "expiration"
     assert spec["create_table"]["AttributeDefinitions"] == [{"AttributeName": "id", "AttributeType": "S"}]
     assert "GlobalSecondaryIndexes" not in spec["create_table"]
     assert spec["ttl_attribute"] == "expiration"
@@ -186,7 +199,7 @@ def dynamodb_client(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 def test_created_tables_match_the_template_with_ttl(dynamodb_client: Any) -> None:
     # Given moto; When the template's tables are created under test names
-    create_dynamodb_tables(dynamodb_client, TEMPLATE, {"BridgeTable": "b", "IdempotencyTable": "i"})
+    create_dynamodb_tables(dynamodb_client, WITH_SMALL_TABLE, {"BridgeTable": "b", "SmallTable": "i"})
     # Then DynamoDB describes the declared keys and indexes
     bridge = dynamodb_client.describe_table(TableName="b")["Table"]
     assert _keys(bridge["KeySchema"]) == [("pk", "HASH"), ("sk", "RANGE")]
@@ -195,8 +208,8 @@ def test_created_tables_match_the_template_with_ttl(dynamodb_client: Any) -> Non
         for i in RESOURCES["BridgeTable"]["Properties"]["GlobalSecondaryIndexes"]
     }
     assert bridge["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
-    idempotency = dynamodb_client.describe_table(TableName="i")["Table"]
-    assert _keys(idempotency["KeySchema"]) == [("id", "HASH")]
+    small = dynamodb_client.describe_table(TableName="i")["Table"]
+    assert _keys(small["KeySchema"]) == [("id", "HASH")]
     # And TTL is on, on both tables, with the declared attributes
     for name, attribute in [("b", "expires_at"), ("i", "expiration")]:
         ttl = dynamodb_client.describe_time_to_live(TableName=name)["TimeToLiveDescription"]

@@ -18,7 +18,6 @@ class BridgeSettings(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     table_name: str = Field(alias="TABLE_NAME", min_length=1)
-    idempotency_table_name: str = Field(alias="IDEMPOTENCY_TABLE_NAME", min_length=1)
     event_bus_name: str = Field(alias="EVENT_BUS_NAME", min_length=1)
     attention_topic_arn: str = Field(default="", alias="ATTENTION_TOPIC_ARN")
     config_prefix: str = Field(default="/reshare-wms-bridge", alias="CONFIG_PREFIX", pattern=r"^/[\w./-]*$")

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from illbridge import timings
 from illbridge.announce import AttentionTopic
@@ -192,20 +192,6 @@ def wms_client(settings: BridgeSettings | None, config: LibraryConfig) -> WmsCli
 def current_services() -> Services:
     """The services of this function instance, built at the first handler call."""
     return Services.from_settings(current_settings())
-
-
-@lru_cache(maxsize=1)
-def idempotency_layer() -> Any:
-    """Powertools' idempotency persistence of a step function, built at its first record, over the store's own
-    DynamoDB client (``BridgeStore.typed_client``: the function's timeouts and tries, one client for the process;
-    left alone, Powertools would start a boto3 session of its own and load DynamoDB's model a second time)."""
-    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
-
-    services = current_services()
-    return DynamoDBPersistenceLayer(
-        table_name=services.settings.idempotency_table_name,
-        boto3_client=cast(Any, services.store.typed_client()),  # a plain client's calls (TypedCalls)
-    )
 
 
 def current_ports() -> Ports:

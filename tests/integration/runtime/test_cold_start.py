@@ -5,8 +5,7 @@ the layer on its path and its own environment from the template, counting the bo
 - importing a handler creates no client (everything is built at the first call) and loads lxml only where
   NCIP is spoken (not in the ReShare poller nor the webhook);
 - two invocations build each client once, all from the one boto3 session (so each service's model is loaded
-  once): the second creates none; the store and Powertools' idempotency layer share one DynamoDB client
-  (``wiring.idempotency_layer``).
+  once): the second creates none; one DynamoDB client, the store's.
 """
 
 from __future__ import annotations
@@ -125,6 +124,6 @@ def test_two_invocations_build_each_client_once(sb: Sandbox, logical_id: str, tm
     assert len({session for _, session in first}) == 1, first  # one boto3 session: models loaded once
     built = Counter(service for service, _ in first)
     assert built["ssm"] <= 1 and built["secretsmanager"] <= 1
-    # one DynamoDB client, the store's, in a step function Powertools' idempotency layer's as well
+    # one DynamoDB client, the store's
     assert built["dynamodb"] == 1, first
     assert all(count == 1 for count in built.values()), first

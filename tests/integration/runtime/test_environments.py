@@ -13,6 +13,8 @@ import pytest
 
 import illbridge.intake.queue as step_queue
 from illbridge.errors import BadInput
+from illbridge.models import StepStatus
+from illbridge.workflow.engine import StepResult
 from sandbox.runtime import HandlerError, Sandbox
 
 BLOCKING = "block until the other batch is done"
@@ -54,10 +56,10 @@ def test_two_overlapping_batches_of_one_function_keep_their_own_failures(
     # one record of batch A stays in the middle of being processed until batch B has been processed
     a_is_processing, b_is_done = threading.Event(), threading.Event()
 
-    def step_succeeds(**_: Any) -> Any:
-        return lambda step: lambda **kw: {"status": "succeeded"}
+    def step_succeeds(route: Any, event: Any) -> StepResult:
+        return StepResult(StepStatus.SUCCEEDED)
 
-    monkeypatch.setattr(step_queue, "idempotent_function", step_succeeds)
+    monkeypatch.setattr(step_queue, "run_route", step_succeeds)
     read_event = step_queue.read_event
 
     def slow_read_event(body: str) -> Any:
@@ -150,10 +152,10 @@ def test_the_records_of_one_batch_overlap_and_a_failed_one_is_still_reported(
     lock = threading.Lock()
     now = [0]
 
-    def step_succeeds(**_: Any) -> Any:
-        return lambda step: lambda **kw: {"status": "succeeded"}
+    def step_succeeds(route: Any, event: Any) -> StepResult:
+        return StepResult(StepStatus.SUCCEEDED)
 
-    monkeypatch.setattr(step_queue, "idempotent_function", step_succeeds)
+    monkeypatch.setattr(step_queue, "run_route", step_succeeds)
     read_event = step_queue.read_event
 
     def meeting_read_event(body: str) -> Any:

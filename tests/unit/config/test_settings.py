@@ -5,7 +5,7 @@ import pytest
 from illbridge.errors import InvalidSettings
 from illbridge.settings import BridgeSettings
 
-GOOD = {"TABLE_NAME": "bridge", "IDEMPOTENCY_TABLE_NAME": "idem", "EVENT_BUS_NAME": "bus"}
+GOOD = {"TABLE_NAME": "bridge", "EVENT_BUS_NAME": "bus"}
 
 
 def test_a_complete_environment_is_read_with_defaults() -> None:
@@ -17,7 +17,7 @@ def test_a_complete_environment_is_read_with_defaults() -> None:
 
 def test_a_missing_variable_is_named() -> None:
     with pytest.raises(InvalidSettings, match="EVENT_BUS_NAME"):
-        BridgeSettings.from_environ({"TABLE_NAME": "bridge", "IDEMPOTENCY_TABLE_NAME": "idem"})
+        BridgeSettings.from_environ({"TABLE_NAME": "bridge"})
 
 
 def test_a_bad_value_is_named() -> None:

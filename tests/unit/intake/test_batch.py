@@ -102,3 +102,34 @@ def test_one_worker_runs_the_records_one_after_another_in_order() -> None:
     order: list[str] = []
     process_batch(sqs_event("a", "b", "c"), lambda record: order.append(record.body), workers=1)
     assert order == ["a", "b", "c"]
+
+
+def test_copies_in_a_batch_run_one_after_the_other_and_other_records_alongside() -> None:
+    # Given a batch: a message, another one, and a copy of the first (SQS or the bus delivered it twice)
+    order: list[str] = []
+    lock = threading.Lock()
+    alongside = threading.Barrier(2)  # the first message and the other one must be in flight together
+    copy_started = threading.Event()
+
+    def handle(record: QueuedRecord) -> str:
+        with lock:
+            order.append(f"start {record.message_id}")
+        if record.message_id == "m-2":
+            copy_started.set()
+        if record.message_id in ("m-0", "m-1"):
+            alongside.wait(30)  # a safety net only: the other record is what releases it
+        if record.message_id == "m-0":
+            copy_started.wait(1)  # a copy run alongside would start meanwhile; one run after cannot
+        with lock:
+            order.append(f"end {record.message_id}")
+        if record.message_id == "m-2":
+            raise RuntimeError("the copy fails on its own")
+        return record.body
+
+    # When it is processed
+    answer = process_batch(sqs_event('{"n": 1}', '{"n": 2}', '{"n": 1}'), handle, workers=10)
+    # Then the two messages overlapped (the barrier held), the copy began only after the first copy ended,
+    # and the copy's failure is its own
+    assert not alongside.broken
+    assert order.index("start m-2") > order.index("end m-0")
+    assert answer == {"batchItemFailures": [{"itemIdentifier": "m-2"}]}

@@ -31,7 +31,7 @@ from sandbox.template import create_dynamodb_tables, load_template
 
 REGION = "eu-west-1"
 BRIDGE_TABLE = "bridge-test"
-TABLE_NAMES = {"BridgeTable": BRIDGE_TABLE, "IdempotencyTable": "idempotency-test"}
+TABLE_NAMES = {"BridgeTable": BRIDGE_TABLE}
 START = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 
 
@@ -125,7 +125,7 @@ def concurrent_stores(
     """``make(n)``: n stores on fresh template tables of the serial server, each with its own boto3
     session and resource (boto3 resources are not shared between threads)."""
     suffix = uuid4().hex[:10]
-    names = {"BridgeTable": f"bridge-{suffix}", "IdempotencyTable": f"idempotency-{suffix}"}
+    names = {"BridgeTable": f"bridge-{suffix}"}
 
     def resource() -> object:
         return boto3.session.Session().resource(

@@ -340,9 +340,7 @@ class FakeConfigs:
         return sorted(self.configs)
 
 
-SETTINGS = BridgeSettings.model_validate(
-    {"TABLE_NAME": "bridge", "IDEMPOTENCY_TABLE_NAME": "idempotency", "EVENT_BUS_NAME": "bridge-bus"}
-)
+SETTINGS = BridgeSettings.model_validate({"TABLE_NAME": "bridge", "EVENT_BUS_NAME": "bridge-bus"})
 
 
 @dataclass

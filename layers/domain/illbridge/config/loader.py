@@ -74,9 +74,9 @@ class ConfigStore:
         # answer with the very same cached values (for max_age, or until their cache is cleared)
         self._validated: dict[str, tuple[object, object, LibraryConfig]] = {}
 
-    # The providers get their clients from the process's one boto3 session (the one the store, the bus and
-    # the idempotency layer use): left alone, each would start a session of its own and load its botocore data
-    # again, a good part of a cold start's first call (docs/performance.md#cold-start).
+    # The providers get their clients from the process's one boto3 session (the one the store and the bus
+    # use): left alone, each would start a session of its own and load its botocore data again, a good
+    # part of a cold start's first call (docs/performance.md#cold-start).
 
     @property
     def ssm(self) -> SSMProvider:

@@ -8,7 +8,10 @@ metrics and the whole batch comes back, as Powertools' ``BatchProcessor`` does b
 
 The records run side by side, one thread each (up to ``workers``), each in a copy of the invoking thread's
 context (the logger's per-invocation keys live in context variables): a step spends its time waiting on WMS and
-ReShare, so a batch takes about as long as its slowest record rather than the sum.
+ReShare, so a batch takes about as long as its slowest record rather than the sum. Copies of one message in a
+batch (the same body: SQS or the bus delivered an event twice) run one after the other in one thread, so the
+second finds what the first did (its step done, its item marked checked in) and stops at the step's record
+rather than racing the first to its claim and to WMS.
 
 Written here rather than taken from Powertools' batch utility, which did the same: importing that utility builds
 the pydantic models of every event source it knows (its parser models) and imports every event data class and
@@ -91,11 +94,19 @@ def process_batch(
     if workers <= 1 or len(records) <= 1:
         outcomes = [run(record) for record in records]
     else:
-        contexts = [contextvars.copy_context() for _ in records]
-        with ThreadPoolExecutor(max_workers=min(workers, len(records)), thread_name_prefix="record") as pool:
-            outcomes = list(
-                pool.map(lambda pair: pair[0].run(run, pair[1]), zip(contexts, records, strict=True))
-            )
+        copies: dict[str, list[int]] = {}  # body -> the records carrying it, in the batch's order
+        for index, record in enumerate(records):
+            copies.setdefault(record.body, []).append(index)
+        groups = list(copies.values())
+        outcomes = [None] * len(records)
+
+        def run_copies(group: list[int]) -> None:
+            for index in group:
+                outcomes[index] = run(records[index])
+
+        contexts = [contextvars.copy_context() for _ in groups]
+        with ThreadPoolExecutor(max_workers=min(workers, len(groups)), thread_name_prefix="record") as pool:
+            list(pool.map(lambda pair: pair[0].run(run_copies, pair[1]), zip(contexts, groups, strict=True)))
     failures = {
         record.message_id: outcome
         for record, outcome in zip(records, outcomes, strict=True)

@@ -12,8 +12,10 @@ leaves it there for the next poll.
 
 The price is at-least-once: a process that dies after PutEvents and before the entry is removed, or a read
 timeout on a PutEvents that did arrive, puts the same event again (the same ``detail`` byte for byte: the
-outbox stores the JSON). The step's own claim drops the second copy (``SUCCEEDED`` is final; a check-in
-notice's step asks WMS before acting): nothing here relies on any other idempotency record.
+outbox stores the JSON). The step's own claim stops the second copy: it finds the step done, failed or claimed
+(``SUCCEEDED`` is final), for one refused conditional write and no call to WMS or ReShare (a check-in notice's
+step reads its record before asking WMS, ``workflow.notices``): nothing here relies on any other idempotency
+record.
 """
 
 from __future__ import annotations

@@ -7,12 +7,19 @@ dead-letter queue. A transient fault outside a step is waited out the same way, 
 ``outage_deadline_hours`` (the copies carry when the waiting began); after that, and for a record that cannot
 be read at all or a crash, the record fails, so after the queue's receives it lands in the dead-letter queue,
 whose alarm tells staff. Everything else is settled by the step itself (done, skipped, or an attention item).
-Powertools idempotency drops duplicate deliveries of the same event cheaply; the step's
-claim in DynamoDB is what makes the effect happen exactly once.
+A duplicate delivery of an event (SQS delivers at least once; the poller may put the same event again) is
+stopped by the step itself: it reads or claims its ``STEP#`` record before any WMS or ReShare call, and a step
+already ``SUCCEEDED``, ``SKIPPED`` or ``FAILED`` stops there, a step claimed by another attempt whose lease is
+not over is put off (``StepDeferred``), for at most one refused conditional write and no other
+(docs/architecture.md#exactly-once-against-systems-that-are-not-idempotent). There is no separate
+idempotency record (it cost two writes on every record to do what the claim does), and so a staff retry
+(``source == "ops"``) needs no special case either: ``staff.retry`` releases the failed step before it sends the
+event, so the claim lets it run; the step's record, not the event, says whether something is left to do.
 
 The records of a batch run side by side (``intake.batch.process_batch``, one thread per record): a step spends
 its time waiting on WMS and ReShare, so a batch of five takes about as long as its slowest record rather than
-the sum. Each record still takes its own claim and is reported on its own (partial batch failures). The
+the sum. Each record still takes its own claim and is reported on its own (partial batch failures); copies
+of one message in a batch run one after the other, so the second finds what the first did. The
 template's ``BatchSize`` (5) times the mapping's ``MaximumConcurrency`` (``StepConcurrency``) is how many
 records of one step are at WMS and ReShare at once (docs/performance.md).
 """
@@ -26,11 +33,6 @@ from functools import lru_cache
 from typing import Any
 
 import boto3
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ValidationError
 
@@ -38,7 +40,7 @@ from illbridge.errors import BadInput, BridgeError, StepDeferred
 from illbridge.intake.batch import QueuedRecord, process_batch
 from illbridge.models import ReShareRequestChanged, WmsItemCheckedIn
 from illbridge.observability import OUTAGE_METRIC, logger, metrics
-from illbridge.wiring import current_ports, idempotency_layer
+from illbridge.wiring import current_ports
 from illbridge.workflow.engine import MAX_DELAY_SECONDS, StepResult, retry_delay
 from illbridge.workflow.ports import StepPorts
 
@@ -57,14 +59,6 @@ def read_event(body: str) -> tuple[str, BaseModel]:
         return detail_type, EVENT_MODELS[detail_type].model_validate(envelope["detail"])
     except (json.JSONDecodeError, KeyError, TypeError, ValidationError) as exc:
         raise BadInput(f"not a bridge event: {exc}") from exc
-
-
-@lru_cache(maxsize=1)
-def idempotency_config() -> tuple[DynamoDBPersistenceLayer, IdempotencyConfig]:
-    return (
-        idempotency_layer(),
-        IdempotencyConfig(expires_after_seconds=3600, raise_on_no_idempotency_key=True),
-    )
 
 
 WORKERS = 10  # records of one batch run side by side (the template's BatchSize is 5)
@@ -117,13 +111,17 @@ def _deadline_hours(record: QueuedRecord) -> float | None:
         return None
 
 
+def run_route(route: Route, event: BaseModel) -> StepResult:
+    """One record's step, with this function instance's ports. A duplicate and a staff retry (``source`` "ops")
+    go the same way: the step's own record decides what is left to do (the module's docstring)."""
+    return route(current_ports(), event)
+
+
 def step_handler(routes: dict[str, Route]) -> Callable[[dict, LambdaContext], dict]:
     """A Lambda handler for a queue-triggered step: ``routes`` maps a bus detail-type to the step function."""
 
-    def handle_event(detail_type: str, detail: dict[str, Any]) -> dict[str, Any]:
-        event = EVENT_MODELS[detail_type].model_validate(detail)
-        route = routes[detail_type]
-        result = route(current_ports(), event)
+    def handle_event(detail_type: str, event: BaseModel) -> dict[str, Any]:
+        result = run_route(routes[detail_type], event)
         return {"status": result.status.value, **{k: str(v) for k, v in result.detail.items()}}
 
     def record_handler(record: QueuedRecord) -> dict[str, Any]:
@@ -146,17 +144,7 @@ def step_handler(routes: dict[str, Route]) -> Callable[[dict, LambdaContext], di
         detail_type, event = read_event(record.body)
         if detail_type not in routes:
             raise BadInput(f"this step does not handle {detail_type}")
-        detail = event.model_dump(mode="json")
-        if detail.get("source") == "ops":
-            # a staff retry: the same event may be sent again within the hour on purpose, so it must not be
-            # dropped as a duplicate here; the step's claim still makes its effect happen once
-            result = handle_event(detail_type=detail_type, detail=detail)
-        else:
-            persistence, config = idempotency_config()
-            once = idempotent_function(
-                data_keyword_argument="detail", persistence_store=persistence, config=config
-            )(handle_event)
-            result = once(detail_type=detail_type, detail=detail)
+        result = handle_event(detail_type, event)
         logger.info("record processed", extra={"detail_type": detail_type, "result": result})
         return result
 
@@ -175,8 +163,6 @@ def step_handler(routes: dict[str, Route]) -> Callable[[dict, LambdaContext], di
         return {"status": "deferred", "retry_in_seconds": str(delay)}
 
     def handler(event: dict, context: LambdaContext) -> dict:
-        _, config = idempotency_config()
-        config.register_lambda_context(context)
         current_ports()  # built once, before the records' threads share it
         return process_batch(event, record_handler, workers=WORKERS)
 

@@ -21,7 +21,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, cast
 
 import boto3
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
@@ -98,40 +98,6 @@ def _name(value: str | Enum) -> str:
 
 
 _deserializer = TypeDeserializer()
-_serializer = TypeSerializer()
-
-
-class TypedCalls:
-    """The store's DynamoDB client as a plain one, taking and giving DynamoDB's typed values (``{"S": ...}``),
-    for Powertools' idempotency layer: so a step function has one DynamoDB client, not two.
-
-    The store's client is its resource's, on which boto3's high-level interface turns Python values into typed
-    ones on every call (and typed answers back into Python). Powertools sends typed values, as to a plain client:
-    this view turns them into Python values for that client, and its answers back into typed ones. Only what
-    Powertools calls is needed (GetItem, PutItem, UpdateItem, DeleteItem); a refused condition's ``Item`` is
-    typed already (boto3 leaves error answers alone)."""
-
-    _TYPED_IN = ("Key", "Item", "ExpressionAttributeValues")
-    _TYPED_OUT = ("Item", "Attributes")
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-        self.meta = client.meta  # Powertools registers its user-agent feature on the client's events
-
-    def __getattr__(self, operation: str) -> Callable[..., dict[str, Any]]:
-        call = getattr(self._client, operation)
-
-        def typed(**params: Any) -> dict[str, Any]:
-            for name in self._TYPED_IN:
-                if name in params:
-                    params[name] = {k: _deserializer.deserialize(v) for k, v in params[name].items()}
-            answer = dict(call(**params))
-            for name in self._TYPED_OUT:
-                if name in answer:
-                    answer[name] = {k: _serializer.serialize(v) for k, v in answer[name].items()}
-            return answer
-
-        return typed
 
 
 # --- expressions and errors ----------------------------------------------------------------------------
@@ -259,7 +225,6 @@ class DynamoTable:
         self._history_ttl = timedelta(days=history_ttl_days)
         self._clock = clock
         self._seq = itertools.count()
-        self._typed: TypedCalls | None = None
         self._botocore_config = (
             botocore_config  # timeouts and tries of the DynamoDB client (illbridge.timings)
         )
@@ -278,12 +243,6 @@ class DynamoTable:
     def _client(self) -> DynamoDBClient:
         # the resource's client: it (de)serializes Python values like the Table does
         return self._table.meta.client
-
-    def typed_client(self) -> TypedCalls:
-        """The store's one DynamoDB client, taking typed values (``TypedCalls``): for Powertools."""
-        if self._typed is None:
-            self._typed = TypedCalls(self._client)
-        return self._typed
 
     def _now(self) -> datetime:
         now = self._clock()

@@ -14,18 +14,31 @@ and ``ops`` events are staff's word (``illbridge retry``), so both are acted on 
   cannot be confirmed: recorded in the history, and the request goes on the attention list (the step is failed
   with "confirm in WMS, then retry"): a person looks in WMS and runs ``illbridge retry``, whose event is trusted;
 - WMS cannot be reached -> a transient fault: the record comes back through the queue and asks again.
+
+Before asking WMS, the step's record is read (``settled_step``, one read): a step already done, or failed since
+the check-in (an earlier copy of the same notice, shown to staff), leaves nothing to ask; a step claimed by
+another attempt puts the notice off. So a repeated copy of a notice makes no WMS call and no write.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
-from illbridge.errors import NeedsStaff
+from illbridge.errors import NeedsStaff, StepDeferred
 from illbridge.models import HistoryEntry, Mapping, Outcome, Side, StepName, StepStatus, WmsItemCheckedIn
 from illbridge.observability import logger, mask, metrics
 from illbridge.workflow.common import mark_checked_in
 from illbridge.workflow.declaration import StepDeclaration
-from illbridge.workflow.engine import StepContext, StepResult, retry_command, run_declared, run_step
+from illbridge.workflow.engine import (
+    MAX_DELAY_SECONDS,
+    StepContext,
+    StepResult,
+    retry_command,
+    run_declared,
+    run_step,
+)
 from illbridge.workflow.ports import StepPorts
 from illbridge.workflow.probing import probe_item
 
@@ -46,6 +59,9 @@ def confirm_notice(ports: StepPorts, event: WmsItemCheckedIn, step: StepName) ->
         return Confirmation(True)  # nothing to act on: the step skips it as it always did
     if item.checked_in:
         return Confirmation(True)  # already confirmed (a duplicate notice): nothing new happens
+    settled = settled_step(ports, mapping, event, step)
+    if settled is not None:
+        return Confirmation(False, settled)
     config = ports.configs.get(mapping.library_id)
     result = probe_item(ports, config, mapping, item)
     ports.store.save_mapping(mapping)  # what WMS said (wms_status, seen_on_loan), as reconciliation keeps it
@@ -89,6 +105,37 @@ def confirm_notice(ports: StepPorts, event: WmsItemCheckedIn, step: StepName) ->
         force=True,  # every unconfirmable notice is shown to staff, even after one was set aside
     )
     return Confirmation(False, outcome)
+
+
+def settled_step(
+    ports: StepPorts, mapping: Mapping, event: WmsItemCheckedIn, step: StepName
+) -> StepResult | None:
+    """Before WMS is asked to confirm a notice, the step's record (one read): a step already done, or failed
+    since the check-in the notice reports (an earlier copy of this notice, found unconfirmable and shown to
+    staff), leaves nothing for this notice to do: no probe, no write. A step claimed by another attempt is put
+    off until its lease could be over. None: ask WMS. (Staff's retry, ``source="ops"``, is never asked.)"""
+    record = ports.store.get_step(mapping.tenant, mapping.request_id, step)
+    if record is None or record.status == StepStatus.RETRYABLE:
+        return None
+    if record.status == StepStatus.IN_PROGRESS:
+        now = ports.clock()
+        if record.lease_until is None or record.lease_until < now:
+            return None  # its lease ran out: the claim takes it over
+        raise StepDeferred(
+            f"{step.value} of {mapping.hrid} is in progress",
+            min(MAX_DELAY_SECONDS, max(1, math.ceil((record.lease_until - now).total_seconds()))),
+        )
+    if record.status == StepStatus.FAILED and aware(record.updated_at) < aware(event.checked_in_at):
+        return None  # a check-in since the failure: a new notice (shown to staff again if unconfirmable)
+    logger.info("check-in notice for a settled step", extra={"step": step.value, "hrid": mapping.hrid})
+    metrics.add_metric(name="DuplicateDeliveries", unit="Count", value=1)
+    return StepResult(
+        StepStatus.SKIPPED, {"reason": f"{step.value} is {record.status.value}", "duplicate": True}
+    )
+
+
+def aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _note(
