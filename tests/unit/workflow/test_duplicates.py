@@ -328,6 +328,34 @@ def test_a_copy_of_an_unconfirmable_webhook_notice_asks_wms_once_and_tells_staff
     assert world.store.open_attention() == attention
 
 
+def test_a_copy_of_a_webhook_notice_wms_refuted_does_not_ask_wms_again(world: World) -> None:
+    # Given a webhook notice WMS refuted (the temp item is still held for the patron): no step record
+    received(world)()
+    deliver_it = notice(world, Side.BORROWING, "EAST-1", "b-1", "webhook")
+    first = deliver_it()
+    assert first.status == StepStatus.SKIPPED and "ignored" in first.detail["reason"]
+    assert world.store.get_step("east", "b-1", StepName.BORROW_WMS_RETURNED) is None
+    # When a copy of it arrives; Then WMS is not asked again and nothing is written
+    outside = Outside(world)
+    copy = deliver_it()
+    assert copy.status == StepStatus.SKIPPED and copy.detail["duplicate"] is True
+    assert outside.since_reset() == {**NOTHING, "refused": []}
+    # But a notice of a later check-in is asked about
+    world.clock.advance(hours=1)
+    later = WmsItemCheckedIn(
+        library_id="east",
+        registry_id="128807",
+        item_barcode="EAST-1",
+        checked_in_at=world.clock(),
+        side="borrowing",
+        tenant="east",
+        request_id="b-1",
+        source="webhook",
+    )
+    assert "ignored" in deliver(world, "borrow_returned", later).detail["reason"]
+    assert outside.since_reset()["wms"] != []
+
+
 def test_a_later_unconfirmable_notice_is_shown_to_staff_again(world: World) -> None:
     # Given an unconfirmable notice failed the step
     deliver_it = wms_first(world, Side.BORROWING, "webhook")

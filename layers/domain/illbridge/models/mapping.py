@@ -62,6 +62,8 @@ class MappedItem(BaseModel):
     wms_status: str | None = None  # last circulation status reconciliation saw
     seen_on_loan: bool = False  # reconciliation saw it on loan (borrowing: to the patron)
     wms_due_date: datetime | None = None
+    # the latest WMS check-in notice WMS refuted (its checked_in_at): a copy of it is not asked about again
+    refuted_notice_at: datetime | None = None
 
 
 class Mapping(BaseModel):

@@ -17,7 +17,9 @@ and ``ops`` events are staff's word (``illbridge retry``), so both are acted on 
 
 Before asking WMS, the step's record is read (``settled_step``, one read): a step already done, or failed since
 the check-in (an earlier copy of the same notice, shown to staff), leaves nothing to ask; a step claimed by
-another attempt puts the notice off. So a repeated copy of a notice makes no WMS call and no write.
+another attempt puts the notice off. A notice WMS refuted is kept on the mapping's item (``refuted_notice_at``,
+in the save that keeps what WMS said), so a copy of it is not asked about again. So a repeated copy of a notice
+makes no WMS call and no write.
 """
 
 from __future__ import annotations
@@ -59,11 +61,19 @@ def confirm_notice(ports: StepPorts, event: WmsItemCheckedIn, step: StepName) ->
         return Confirmation(True)  # nothing to act on: the step skips it as it always did
     if item.checked_in:
         return Confirmation(True)  # already confirmed (a duplicate notice): nothing new happens
+    if item.refuted_notice_at is not None and aware(event.checked_in_at) <= aware(item.refuted_notice_at):
+        metrics.add_metric(name="DuplicateDeliveries", unit="Count", value=1)
+        summary = f"check-in notice for {mask(event.item_barcode)} already refuted by WMS"
+        return Confirmation(False, StepResult(StepStatus.SKIPPED, {"reason": summary, "duplicate": True}))
     settled = settled_step(ports, mapping, event, step)
     if settled is not None:
         return Confirmation(False, settled)
     config = ports.configs.get(mapping.library_id)
     result = probe_item(ports, config, mapping, item)
+    if result.supported and result.checked_in is False:  # refuted: a copy of this notice is not asked again
+        item.refuted_notice_at = max(
+            event.checked_in_at, item.refuted_notice_at or event.checked_in_at, key=aware
+        )
     ports.store.save_mapping(mapping)  # what WMS said (wms_status, seen_on_loan), as reconciliation keeps it
     barcode = mask(event.item_barcode)
     if result.checked_in:
