@@ -29,7 +29,7 @@ import requests
 
 from bench.pairs import create_shipped_pairs
 
-SIZES = (50, 5000)  # 5,000 pairs: 10,000 changed requests
+SIZES = (50, 500, 5000)  # 100, 1,000 and 10,000 changed requests (50 pairs: half a page per listing)
 FIRST_POLL_UP_TO = 1000  # pairs; above, the poller's state is written as a first poll would leave it (below)
 
 
@@ -168,14 +168,19 @@ def run() -> list[dict[str, Any]]:
 
 def table(results: list[dict[str, Any]]) -> str:
     base = results[0]["repeat_poll_ms_per_request"] or 1
-    base_peak = results[0]["repeat_poll_peak_kib"] or 1
     lines = [
         "| pairs | changed requests seen | first poll | PutEvents calls | entries per call (max) "
-        "| repeat poll | per request | vs smallest | the poll's Python memory (peak) | vs smallest "
+        "| repeat poll | per request | vs smallest | the poll's Python memory (peak) | vs smallest, vs the row above "
         "| resident set before, growth during the poll |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    smallest = results[0]["repeat_poll_peak_kib"] or 1
+    above = None
     for r in results:
+        peak_ratio = f"{r['repeat_poll_peak_kib'] / smallest:.2f}x, " + (
+            f"{r['repeat_poll_peak_kib'] / above:.2f}x" if above else "-"
+        )
+        above = r["repeat_poll_peak_kib"] or 1
         if r["size"] > FIRST_POLL_UP_TO:
             first = f"(written directly: {r['first_poll_s']} s) | - | - "
         else:
@@ -186,7 +191,7 @@ def table(results: list[dict[str, Any]]) -> str:
         lines.append(
             f"| {r['size']} | {r['changed_requests']} | {first}| {r['repeat_poll_s']} s | "
             f"{r['repeat_poll_ms_per_request']} ms | {r['repeat_poll_ms_per_request'] / base:.2f}x | "
-            f"{r['repeat_poll_peak_kib']} KiB | {r['repeat_poll_peak_kib'] / base_peak:.2f}x "
+            f"{r['repeat_poll_peak_kib']} KiB | {peak_ratio} "
             f"| {r['resident_before_kib'] / 1024:.1f} MiB, +{r['resident_growth_kib']} KiB |"
         )
     return "\n".join(lines)

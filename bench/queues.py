@@ -43,6 +43,48 @@ def cpu_seconds(pid: int | None = None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+class Waits:
+    """Seconds this process's threads spent waiting on each system's calls (DynamoDB, EventBridge, SQS through
+    botocore; WMS and ReShare through requests), summed over the calls (they overlap when records do)."""
+
+    def __init__(self, hosts: dict[str, str]) -> None:
+        import botocore.client
+        import requests
+
+        self.hosts = hosts  # "host:port" -> system
+        self.lock = threading.Lock()
+        self.seconds: dict[str, float] = {}
+        waits = self
+        real_call = botocore.client.BaseClient._make_api_call
+        real_send = requests.Session.send
+
+        def make_api_call(client: Any, operation: str, params: Any) -> Any:
+            began = time.perf_counter()
+            try:
+                return real_call(client, operation, params)
+            finally:
+                waits.add(client.meta.service_model.service_name, time.perf_counter() - began)
+
+        def send(session: Any, request: Any, **kwargs: Any) -> Any:
+            began = time.perf_counter()
+            try:
+                return real_send(session, request, **kwargs)
+            finally:
+                netloc = request.url.split("/")[2]
+                waits.add(waits.hosts.get(netloc, netloc), time.perf_counter() - began)
+
+        botocore.client.BaseClient._make_api_call = make_api_call  # type: ignore[method-assign]
+        requests.Session.send = send  # type: ignore[method-assign]
+
+    def add(self, system: str, seconds: float) -> None:
+        with self.lock:
+            self.seconds[system] = self.seconds.get(system, 0.0) + seconds
+
+    def now(self) -> dict[str, float]:
+        with self.lock:
+            return dict(self.seconds)
+
+
 def measure(records: int = RECORDS, serial_records: int = SERIAL_RECORDS) -> dict[str, Any]:
 
     from bench.chaos import Chaos
@@ -61,6 +103,9 @@ def measure(records: int = RECORDS, serial_records: int = SERIAL_RECORDS) -> dic
         batches: list[tuple[int, float]] = []  # (records, seconds) of each invocation
         servers = {"moto": sb._moto.pid, "ReShare simulator": sb.reshare.pid, "WMS simulator": sb.wms.pid}
         cpu: list[dict[str, float]] = []  # CPU seconds per process (the functions' and each server's) per run
+
+        waits = Waits({sb.urls[name].split("/")[2]: name for name in ("wms", "reshare")})
+        waited: list[dict[str, float]] = []  # seconds waited per system, per run
 
         def cpu_now() -> dict[str, float]:
             return {"functions": cpu_seconds(), **{name: cpu_seconds(pid) for name, pid in servers.items()}}
@@ -98,6 +143,7 @@ def measure(records: int = RECORDS, serial_records: int = SERIAL_RECORDS) -> dic
             ship(some)
             target = done[0] + len(some)
             cpu_began = cpu_now()
+            waits_began = waits.now()
             began = time.perf_counter()
             poller._stop = threading.Event()  # a stopped poller starts again
             poller.start()
@@ -107,6 +153,9 @@ def measure(records: int = RECORDS, serial_records: int = SERIAL_RECORDS) -> dic
                         raise RuntimeError(f"{FUNCTION}: {target - done[0]} records not processed")
                 elapsed = time.perf_counter() - began
                 cpu.append({name: spent - cpu_began[name] for name, spent in cpu_now().items()})
+                waited.append(
+                    {name: spent - waits_began.get(name, 0.0) for name, spent in waits.now().items()}
+                )
                 return elapsed
             finally:
                 poller.stop()
@@ -149,6 +198,11 @@ def measure(records: int = RECORDS, serial_records: int = SERIAL_RECORDS) -> dic
             "cpu_per_record_s": {name: round(spent / (records - 1), 3) for name, spent in cpu[2].items()},
             "cpu_busy": {name: round(spent / concurrent, 2) for name, spent in cpu[2].items()},
             "cpus": os.cpu_count(),
+            # seconds a record waited on each system: alone (the second single run, warm) and side by side
+            "waits_alone": {name: round(spent, 3) for name, spent in sorted(waited[1].items())},
+            "waits_side_by_side": {
+                name: round(spent / (records - 1), 3) for name, spent in sorted(waited[2].items())
+            },
             "invocations": len(side_by_side),
             "records_per_invocation": round(sum(n for n, _ in side_by_side) / len(side_by_side), 2),
             "invocation_s": round(sum(t for _, t in side_by_side) / len(side_by_side), 3),
@@ -191,9 +245,17 @@ def cpu_note(r: dict[str, Any]) -> str:
     busy = r["cpu_busy"]
     parts = ", ".join(f"{name} {per[name]} s ({busy[name]} of a core)" for name in per)
     total_busy = round(sum(busy.values()), 2)
+    alone, side = r["waits_alone"], r["waits_side_by_side"]
+    waits = ", ".join(
+        f"{name} {alone.get(name, 0.0)} s alone, {side[name]} s side by side"
+        for name in ("dynamodb", "wms", "reshare")
+        if name in side
+    )
     return (
         f"CPU per record, by process (and how busy each was): {parts}; together {total_busy} of the "
-        f"machine's {r['cpus']} cores"
+        f"machine's {r['cpus']} cores. A full batch's invocation took {r['invocation_s']} s on average "
+        f"({r['records_per_invocation']} records; one record alone {r['one_record_s']} s). Seconds a record "
+        f"waited on each system's calls: {waits}"
     )
 
 

@@ -248,6 +248,7 @@ class ReShareClient:
                 seen_at_anchor |= {request.id for at, request in page if at == anchor}
                 if listing is not None and anchor is not None:
                     listing.unsure_from = min(anchor, listing.unsure_from or anchor)
+            del page  # one page held at a time: not this one while the next is read and parsed
 
     def _list_page(
         self, is_requester: bool, anchor: datetime | None, offset: int, per_page: int
