@@ -3,6 +3,7 @@ hand-written sections that follow them (``python -m bench`` and ``python -m benc
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from bench import chaos
@@ -44,7 +45,11 @@ def test_the_chaos_command_keeps_the_sections_before_and_after_its_own(tmp_path:
         "losses": [], "attention": [], "refused": [], "late": [], "dead_letters": {}, "outbox": 0, "seconds": 1.0,
     }  # fmt: skip
     monkeypatch.setattr(chaos, "run", lambda pairs, seed: fake)
-    assert chaos.main(["--pairs", "6", "--seed", "3"], results=results) == 0
+    disabled = logging.root.manager.disable
+    try:
+        assert chaos.main(["--pairs", "6", "--seed", "3"], results=results) == 0
+    finally:  # the command turns logging off for its process: give this one its logging back
+        logging.disable(disabled)
     text = results.read_text()
     assert text.startswith("# Benchmark results\n\n## Something else\n\nfigures\n")
     assert "| 3 | 6 (2 multi-volume, 2 returned in WMS first)" in text
