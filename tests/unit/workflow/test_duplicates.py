@@ -328,6 +328,20 @@ def test_a_copy_of_an_unconfirmable_webhook_notice_asks_wms_once_and_tells_staff
     assert world.store.open_attention() == attention
 
 
+def later_notice(world: World) -> WmsItemCheckedIn:
+    """A webhook notice of EAST-1's check-in (request b-1) at the world's clock: later than the one before."""
+    return WmsItemCheckedIn(
+        library_id="east",
+        registry_id="128807",
+        item_barcode="EAST-1",
+        checked_in_at=world.clock(),
+        side="borrowing",
+        tenant="east",
+        request_id="b-1",
+        source="webhook",
+    )
+
+
 def test_a_copy_of_a_webhook_notice_wms_refuted_does_not_ask_wms_again(world: World) -> None:
     # Given a webhook notice WMS refuted (the temp item is still held for the patron): no step record
     received(world)()
@@ -342,16 +356,7 @@ def test_a_copy_of_a_webhook_notice_wms_refuted_does_not_ask_wms_again(world: Wo
     assert outside.since_reset() == {**NOTHING, "refused": []}
     # But a notice of a later check-in is asked about
     world.clock.advance(hours=1)
-    later = WmsItemCheckedIn(
-        library_id="east",
-        registry_id="128807",
-        item_barcode="EAST-1",
-        checked_in_at=world.clock(),
-        side="borrowing",
-        tenant="east",
-        request_id="b-1",
-        source="webhook",
-    )
+    later = later_notice(world)
     assert "ignored" in deliver(world, "borrow_returned", later).detail["reason"]
     assert outside.since_reset()["wms"] != []
 
@@ -363,16 +368,7 @@ def test_a_later_unconfirmable_notice_is_shown_to_staff_again(world: World) -> N
     assert deliver_it().status == StepStatus.FAILED
     # When a new notice arrives, of a check-in after that failure; Then staff are told again (a new attempt)
     world.clock.advance(hours=1)
-    later = WmsItemCheckedIn(
-        library_id="east",
-        registry_id="128807",
-        item_barcode="EAST-1",
-        checked_in_at=world.clock(),
-        side="borrowing",
-        tenant="east",
-        request_id="b-1",
-        source="webhook",
-    )
+    later = later_notice(world)
     assert deliver(world, "borrow_returned", later).status == StepStatus.FAILED
     record = world.store.get_step("east", "b-1", StepName.BORROW_WMS_RETURNED)
     assert record is not None and record.attempt == 2
