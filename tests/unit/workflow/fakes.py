@@ -25,6 +25,7 @@ from illbridge.models import (
     StepName,
     StepRecord,
     StepStatus,
+    WmsItemCheckedIn,
 )
 from illbridge.settings import BridgeSettings
 from illbridge.store.steps import is_reclaim
@@ -41,6 +42,22 @@ from illbridge.wms.ncip import (
 from illbridge.wms.scim import Patron
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+
+
+def check_in_notice(
+    side: str, barcode: str, request_id: str, source: str, at: datetime = NOW
+) -> WmsItemCheckedIn:
+    """WMS checked ``barcode`` in at ``at``: the event east's reconciler or WMS webhook puts on the bus."""
+    return WmsItemCheckedIn(
+        library_id="east",
+        registry_id="128807",
+        item_barcode=barcode,
+        checked_in_at=at,
+        side=side,
+        tenant="east",
+        request_id=request_id,
+        source=source,
+    )
 
 
 class Faults:

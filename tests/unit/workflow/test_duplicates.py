@@ -17,7 +17,7 @@ import illbridge.intake.queue as step_queue
 from illbridge.errors import StepAlreadyClaimed, StepAlreadyDone, StepDeferred, WmsProblem
 from illbridge.models import ReShareRequestChanged, Side, StepName, StepStatus, WmsItemCheckedIn
 from illbridge.workflow.steps import routes
-from tests.unit.workflow.fakes import NOW, World
+from tests.unit.workflow.fakes import World, check_in_notice
 from tests.unit.workflow.test_step_rules import (
     ACCOUNT,
     PATRON,
@@ -110,16 +110,7 @@ def reshare_change(world: World, function: str, request: Any) -> Callable[[], An
 
 
 def notice(world: World, side: Side, barcode: str, request_id: str, source: str) -> Callable[[], Any]:
-    event = WmsItemCheckedIn(
-        library_id="east",
-        registry_id="128807",
-        item_barcode=barcode,
-        checked_in_at=NOW,
-        side=side.value,
-        tenant="east",
-        request_id=request_id,
-        source=source,
-    )
+    event = check_in_notice(side.value, barcode, request_id, source)
     function = "borrow_returned" if side == Side.BORROWING else "lend_returned"
     return lambda: deliver(world, function, event.model_copy())
 
@@ -330,16 +321,7 @@ def test_a_copy_of_an_unconfirmable_webhook_notice_asks_wms_once_and_tells_staff
 
 def later_notice(world: World) -> WmsItemCheckedIn:
     """A webhook notice of EAST-1's check-in (request b-1) at the world's clock: later than the one before."""
-    return WmsItemCheckedIn(
-        library_id="east",
-        registry_id="128807",
-        item_barcode="EAST-1",
-        checked_in_at=world.clock(),
-        side="borrowing",
-        tenant="east",
-        request_id="b-1",
-        source="webhook",
-    )
+    return check_in_notice("borrowing", "EAST-1", "b-1", "webhook", at=world.clock())
 
 
 def test_a_copy_of_a_webhook_notice_wms_refuted_does_not_ask_wms_again(world: World) -> None:

@@ -27,11 +27,10 @@ from illbridge.models import (
     Side,
     StepName,
     StepStatus,
-    WmsItemCheckedIn,
 )
 from illbridge.wms.ncip import CheckInResult
 from illbridge.workflow.steps import declaration, routes
-from tests.unit.workflow.fakes import NOW, World
+from tests.unit.workflow.fakes import NOW, World, check_in_notice
 
 PATRON = "EAST-P-0001"
 ACCOUNT = "ILL-WEST"
@@ -372,16 +371,7 @@ def test_any_other_check_in_refusal_goes_to_staff(world: World) -> None:
 
 
 def wms_check_in(world: World, side: Side, barcode: str, request_id: str, source: str = "reconciler") -> Any:
-    event = WmsItemCheckedIn(
-        library_id="east",
-        registry_id="128807",
-        item_barcode=barcode,
-        checked_in_at=NOW,
-        side=side.value,
-        tenant="east",
-        request_id=request_id,
-        source=source,
-    )
+    event = check_in_notice(side.value, barcode, request_id, source)
     return run(world, "borrow_returned" if side == Side.BORROWING else "lend_returned", event)
 
 
