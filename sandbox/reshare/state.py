@@ -649,13 +649,6 @@ class Store:
                 raise SimError(404, f"no patron request {request_id} in tenant {tenant_name}")
             return req
 
-    def full_records(self, tenant_name: str) -> list[dict[str, Any]]:
-        with self.lock:
-            return [
-                {**req.full(), "_ms": r.exact_times(req)}
-                for req in self.tenant(tenant_name).requests.values()
-            ]
-
     def all_full_records(self) -> list[dict[str, Any]]:
         with self.lock:
             return [
