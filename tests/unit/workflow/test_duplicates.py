@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -109,10 +110,25 @@ def reshare_change(world: World, function: str, request: Any) -> Callable[[], An
     return lambda: deliver(world, function, event.model_copy())
 
 
+@dataclass(frozen=True)
+class CheckedIn:
+    """What a WMS check-in of one side's item names: its request, barcode, step and step function."""
+
+    request_id: str
+    barcode: str
+    step: StepName
+    function: str
+
+
+CHECKED_IN = {
+    Side.BORROWING: CheckedIn("b-1", "EAST-1", StepName.BORROW_WMS_RETURNED, "borrow_returned"),
+    Side.LENDING: CheckedIn("l-1", "EAST-ITEM-0001", StepName.LEND_WMS_RETURNED, "lend_returned"),
+}
+
+
 def notice(world: World, side: Side, barcode: str, request_id: str, source: str) -> Callable[[], Any]:
     event = check_in_notice(side.value, barcode, request_id, source)
-    function = "borrow_returned" if side == Side.BORROWING else "lend_returned"
-    return lambda: deliver(world, function, event.model_copy())
+    return lambda: deliver(world, CHECKED_IN[side].function, event.model_copy())
 
 
 def received(world: World) -> Callable[[], Any]:
@@ -268,8 +284,7 @@ def test_a_copy_of_a_check_in_after_the_step_skipped_changes_nothing(
     # Given the first copy ran (ReShare already past the return: nothing to update) and the step's record
     # says SKIPPED (however it got there)
     deliver_it = wms_first(world, side, source)
-    request_id = "b-1" if side == Side.BORROWING else "l-1"
-    step = StepName.BORROW_WMS_RETURNED if side == Side.BORROWING else StepName.LEND_WMS_RETURNED
+    request_id, step = CHECKED_IN[side].request_id, CHECKED_IN[side].step
     past = (
         borrower_request("REQ_SHIPPED_TO_SUPPLIER")
         if side == Side.BORROWING
@@ -361,8 +376,7 @@ def test_a_later_unconfirmable_notice_is_shown_to_staff_again(world: World) -> N
 def test_a_copy_of_a_check_in_while_the_step_runs_is_put_off(world: World, side: Side, source: str) -> None:
     # Given the first copy marked the item checked in and holds the step (its lease is live)
     deliver_it = wms_first(world, side, source)
-    step = StepName.BORROW_WMS_RETURNED if side == Side.BORROWING else StepName.LEND_WMS_RETURNED
-    request_id = "b-1" if side == Side.BORROWING else "l-1"
+    request_id, step = CHECKED_IN[side].request_id, CHECKED_IN[side].step
     mapping = world.store.get_mapping("east", request_id)
     assert mapping is not None
     mapping.items[0].checked_in = True
@@ -380,8 +394,7 @@ def test_a_webhook_notice_while_the_step_runs_is_put_off_before_wms_is_asked(
 ) -> None:
     # Given another attempt holds the step and the item is not marked yet (a copy racing the first one)
     deliver_it = wms_first(world, side, "webhook")
-    step = StepName.BORROW_WMS_RETURNED if side == Side.BORROWING else StepName.LEND_WMS_RETURNED
-    world.store.set_step("east", "b-1" if side == Side.BORROWING else "l-1", step, StepStatus.IN_PROGRESS)
+    world.store.set_step("east", CHECKED_IN[side].request_id, CHECKED_IN[side].step, StepStatus.IN_PROGRESS)
     outside = Outside(world)
     with pytest.raises(StepDeferred) as deferred:
         deliver_it()
@@ -395,10 +408,8 @@ def test_a_staff_retry_of_a_failed_wms_first_step_runs_it(world: World, side: Si
     deliver_it = wms_first(world, side, "webhook")
     world.with_config(wms=world.config.wms.model_copy(update={"checkin_probe": "none"}))
     assert deliver_it().status == StepStatus.FAILED
-    step = StepName.BORROW_WMS_RETURNED if side == Side.BORROWING else StepName.LEND_WMS_RETURNED
-    request_id = "b-1" if side == Side.BORROWING else "l-1"
-    world.store.set_step("east", request_id, step, StepStatus.RETRYABLE)
-    barcode = "EAST-1" if side == Side.BORROWING else "EAST-ITEM-0001"
+    request_id, barcode = CHECKED_IN[side].request_id, CHECKED_IN[side].barcode
+    world.store.set_step("east", request_id, CHECKED_IN[side].step, StepStatus.RETRYABLE)
     # When staff's event arrives (source "ops", trusted); Then the step runs and updates ReShare
     outside = Outside(world)
     assert notice(world, side, barcode, request_id, "ops")().status == StepStatus.SUCCEEDED
